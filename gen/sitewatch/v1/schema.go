@@ -12,4 +12,3 @@ import _ "embed"
 //
 //go:embed check_result.proto
 var Schema string
-
