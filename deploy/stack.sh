@@ -25,7 +25,7 @@ write_env() {
   cat > .stack/env <<ENV
 export KAFKA_BROKERS=127.0.0.1:9092
 export SCHEMA_REGISTRY_URL=http://127.0.0.1:8081/apis/ccompat/v7
-export DATABASE_URL='postgres://postgres@127.0.0.1:55432/sitewatch?sslmode=disable'
+export DATABASE_URL='postgres://postgres@127.0.0.1:15432/sitewatch?sslmode=disable'
 ENV
   echo "stack environment: $ROOT/.stack/env"
 }

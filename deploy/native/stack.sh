@@ -7,6 +7,7 @@
 #   deploy/native/stack.sh clean    down, then delete data and logs (downloads are kept)
 #   deploy/native/stack.sh status   one line per service
 #   deploy/native/stack.sh verify   re-run the registry's Confluent-API check (also part of `up`)
+#   deploy/native/stack.sh stop|start postgres|kafka|registry   one service, for failure drills
 #
 # The versions below are the ones compose.yaml uses with the apache/kafka, apicurio/apicurio-registry
 # and postgres images: change them together.
@@ -23,8 +24,10 @@ PG_MAJOR=${PG_MAJOR:-15}
 DEPENDENCY_PLUGIN_VERSION=3.8.1  # Maven 3.8 would default to the 2.8 plugin
 
 # Ports can be moved (SITEWATCH_*_PORT) to run a second checkout's stack beside the first;
-# .stack/env follows them.
-PG_PORT=${SITEWATCH_PG_PORT:-55432}
+# .stack/env follows them. Keep them below Linux's ephemeral range (32768-60999): under load
+# (thousands of fresh connections a second) a port there is often held by some client socket,
+# and a restarted server then fails to bind.
+PG_PORT=${SITEWATCH_PG_PORT:-15432}
 KAFKA_PORT=${SITEWATCH_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${SITEWATCH_KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_AUTO_CREATE_TOPICS=true    # Kafka's default, and the apache/kafka image's
@@ -439,8 +442,8 @@ apicurio_up() {
     # No other settings: ccompat DELETE (soft and ?permanent=true) works with the defaults, as in compose.
     (cd "$APICURIO_APP" && start_bg "$RUN/apicurio.pid" "$log" \
       "$APICURIO_JAVA" -Xms128m -Xmx768m -XX:+ExitOnOutOfMemoryError "$MARKER" \
-      -Dquarkus.http.host=$HOST -Dquarkus.http.port=$APICURIO_PORT \
-      -Dquarkus.management.host=$HOST -Dquarkus.management.port=$APICURIO_MGMT_PORT \
+      -Dquarkus.http.host=$HOST -Dquarkus.http.port="$APICURIO_PORT" \
+      -Dquarkus.management.host=$HOST -Dquarkus.management.port="$APICURIO_MGMT_PORT" \
       -Dapicurio.storage.kind=sql -Dapicurio.storage.sql.kind=h2 \
       -jar quarkus-run.jar)
   fi
@@ -540,11 +543,28 @@ cmd_status() {
   fi
 }
 
+# One service at a time, for failure drills: stop kafka, start kafka, ...
+cmd_one() { # cmd_one start|stop postgres|kafka|registry
+  check_prereqs
+  lock
+  layout
+  case $1:${2:-} in
+    start:postgres) pg_up ;;
+    start:kafka) kafka_up ;;
+    start:registry) apicurio_up ;;
+    stop:postgres) pg_down ;;
+    stop:kafka) stop_pid kafka "$RUN/kafka.pid" ;;
+    stop:registry) stop_pid apicurio "$RUN/apicurio.pid" ;;
+    *) echo "usage: $0 $1 postgres|kafka|registry" >&2; exit 2 ;;
+  esac
+}
+
 case ${1:-} in
   up) cmd_up ;;
+  start | stop) cmd_one "$1" "${2:-}" ;;
   down) cmd_down ;;
   clean) cmd_clean ;;
   status) cmd_status ;;
   verify) check_prereqs; registry_verify ;;
-  *) echo "usage: $0 up|down|clean|status|verify" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|clean|status|verify|start SERVICE|stop SERVICE" >&2; exit 2 ;;
 esac
