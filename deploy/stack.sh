@@ -3,7 +3,8 @@
 # with Docker Compose where a Docker engine answers, else natively
 # (deploy/native/stack.sh). Both write .stack/env with the same variables.
 #
-#   deploy/stack.sh up|down|clean|status
+#   deploy/stack.sh up|down|clean|status          Kafka, registry, PostgreSQL
+#   deploy/stack.sh app-up|app-down|app-status    sitewatch's recorder and prober (targets.yaml)
 #
 # SITEWATCH_STACK=native or SITEWATCH_STACK=compose forces one of the two.
 set -euo pipefail
@@ -31,14 +32,24 @@ ENV
 }
 
 case "$mode" in
-  native) exec bash deploy/native/stack.sh "$@" ;;
+  native)
+    case "${1:-}" in
+      app-up) exec bash deploy/native/services.sh up "${2:-}" ;;
+      app-down) exec bash deploy/native/services.sh down ;;
+      app-status) exec bash deploy/native/services.sh status ;;
+      *) exec bash deploy/native/stack.sh "$@" ;;
+    esac
+    ;;
   compose)
     case "${1:-}" in
       up) docker compose up -d --wait && write_env ;;
-      down) docker compose stop ;;
-      clean) docker compose down --volumes && rm -f .stack/env ;;
+      down) docker compose --profile app stop ;;
+      clean) docker compose --profile app down --volumes && rm -f .stack/env ;;
       status) docker compose ps ;;
-      *) echo "usage: deploy/stack.sh up|down|clean|status" >&2; exit 2 ;;
+      app-up) docker compose --profile app up -d --build --wait ;;
+      app-down) docker compose --profile app stop prober recorder ;;
+      app-status) docker compose --profile app ps ;;
+      *) echo "usage: deploy/stack.sh up|down|clean|status|app-up|app-down|app-status" >&2; exit 2 ;;
     esac
     ;;
   *) echo "SITEWATCH_STACK=$mode: want native or compose" >&2; exit 2 ;;

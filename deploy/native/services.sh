@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs sitewatch's own services (recorder, prober) as background processes next to the native
+# stack: binaries in .stack/bin, pid files in .stack/run, logs in .stack/logs.
+#
+#   deploy/native/services.sh up [TARGETS_FILE]   build, start what is not running, wait for /readyz
+#   deploy/native/services.sh down                SIGTERM both, wait for them to flush and exit
+#   deploy/native/services.sh status              pid and endpoints of each
+#
+# Needs the stack's .stack/env (deploy/stack.sh up). Ports: SITEWATCH_PROBER_LISTEN (default
+# 127.0.0.1:9101) and SITEWATCH_RECORDER_LISTEN (127.0.0.1:9102) for /metrics, /healthz, /readyz.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STACK=$ROOT/.stack
+BIN=$STACK/bin
+RUN=$STACK/run
+LOGS=$STACK/logs
+PROBER_LISTEN=${SITEWATCH_PROBER_LISTEN:-127.0.0.1:9101}
+RECORDER_LISTEN=${SITEWATCH_RECORDER_LISTEN:-127.0.0.1:9102}
+READY_TIMEOUT=${READY_TIMEOUT:-120}
+STOP_TIMEOUT=${STOP_TIMEOUT:-60}
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+alive() { local pid; pid=$(cat "$RUN/$1.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
+
+ready() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$1/readyz") == 200 ]]; }
+
+start() { # start NAME LISTEN ARGS...
+  local name=$1 listen=$2; shift 2
+  if alive "$name"; then
+    log "$name already runs (pid $(cat "$RUN/$name.pid"))"
+  else
+    log "starting $name ($*), log $LOGS/$name.log"
+    # setsid: the service outlives this shell and the task that ran it.
+    setsid "$BIN/$name" -listen "$listen" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    echo $! >"$RUN/$name.pid"
+  fi
+  local i
+  for ((i = 0; i < READY_TIMEOUT; i++)); do
+    ready "$listen" && { log "$name ready: http://$listen/metrics"; return 0; }
+    alive "$name" || { tail -n 30 "$LOGS/$name.log" >&2; die "$name exited; see $LOGS/$name.log"; }
+    sleep 1
+  done
+  tail -n 30 "$LOGS/$name.log" >&2
+  die "$name not ready (http://$listen/readyz) after ${READY_TIMEOUT}s"
+}
+
+stop() { # stop NAME
+  local name=$1 pid i
+  alive "$name" || { rm -f "$RUN/$name.pid"; return 0; }
+  pid=$(cat "$RUN/$name.pid")
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid"
+  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$RUN/$name.pid"; return 0; }
+    sleep 0.1
+  done
+  log "$name did not stop within ${STOP_TIMEOUT}s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$RUN/$name.pid"
+}
+
+cmd_up() {
+  local targets=${1:-$ROOT/targets.yaml}
+  [[ -f $STACK/env ]] || die "$STACK/env is missing: start the stack first (go tool task stack:up)"
+  [[ -f $targets ]] || die "targets file $targets not found"
+  mkdir -p "$BIN" "$RUN" "$LOGS"
+  log "building prober and recorder into $BIN"
+  (cd "$ROOT" && go build -o "$BIN/" ./services/prober ./services/recorder)
+  "$BIN/prober" -config "$targets" -validate
+  set -a
+  # shellcheck disable=SC1091
+  . "$STACK/env"
+  set +a
+  # The recorder migrates at start; several recorders may start at once (goose session lock).
+  start recorder "$RECORDER_LISTEN"
+  start prober "$PROBER_LISTEN" -config "$targets"
+}
+
+cmd_down() {
+  # The prober first, so that its last results can still be recorded.
+  stop prober
+  stop recorder
+}
+
+cmd_status() {
+  local name listen
+  for name in prober recorder; do
+    listen=$PROBER_LISTEN
+    [[ $name == recorder ]] && listen=$RECORDER_LISTEN
+    if alive "$name"; then
+      printf '%-9s running      pid %-7s http://%s/metrics  %s\n' "$name" "$(cat "$RUN/$name.pid")" "$listen" \
+        "$(ready "$listen" && echo ready || echo 'NOT ready')"
+    else
+      printf '%-9s not running\n' "$name"
+    fi
+  done
+}
+
+case ${1:-} in
+  up) cmd_up "${2:-}" ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 up [TARGETS_FILE]|down|status" >&2; exit 2 ;;
+esac
