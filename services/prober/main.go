@@ -228,7 +228,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		pubDone <- err
 	}()
 
-	rl := &reloader{path: f.config, last: initial, sched: sched, metrics: m, logger: logger}
+	rl := &reloader{path: f.config, last: initial, sched: sched, metrics: m, worker: w, logger: logger}
+	rl.forget(file.Targets)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -292,10 +293,31 @@ type reloader struct {
 	path    string
 	sched   *schedule.Scheduler
 	metrics *metrics
+	worker  *worker
 	logger  *slog.Logger
 
-	mu   sync.Mutex
-	last []byte
+	mu      sync.Mutex
+	last    []byte
+	current map[string]bool // target IDs
+}
+
+// forget drops the metric series and state of the targets that go away, so
+// that a prober whose targets change over months does not grow.
+func (rl *reloader) forget(next []*config.Target) {
+	keep := make(map[string]bool, len(next))
+	for _, t := range next {
+		keep[t.ID] = true
+	}
+	for id := range rl.current {
+		if !keep[id] {
+			rl.metrics.checks.DeletePartialMatch(prometheus.Labels{"target": id})
+			rl.metrics.skipped.DeletePartialMatch(prometheus.Labels{"target": id})
+			if rl.worker != nil {
+				rl.worker.last.Delete(id)
+			}
+		}
+	}
+	rl.current = keep
 }
 
 func (rl *reloader) reload(why string) {
@@ -317,6 +339,7 @@ func (rl *reloader) reload(why string) {
 		return
 	}
 	rl.last = data
+	rl.forget(file.Targets)
 	rl.sched.Set(file.Targets)
 	rl.metrics.targets.Set(float64(len(file.Targets)))
 	rl.metrics.reloads.WithLabelValues("ok").Inc()
