@@ -235,12 +235,12 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		return nil
 	}
-	p.pump(ctx)
+	p.pump(ctx, false)
 
 	// Drain and flush with a deadline: with Kafka down, shutdown must end.
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.FlushTimeout)
 	defer cancel()
-	p.pump(flushCtx)
+	p.pump(flushCtx, true)
 	if err := p.cl.Flush(flushCtx); err != nil {
 		lost := p.Buffered()
 		p.log.Error("flush at shutdown incomplete: results not sent", "results", lost, "timeout", p.o.FlushTimeout, "err", err)
@@ -250,12 +250,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 	return nil
 }
 
-// pump produces queued results until ctx ends (and, once ctx has ended,
-// until the queue is empty or ctx's deadline passes).
-func (p *Publisher) pump(ctx context.Context) {
+// pump produces queued results until ctx ends or, when draining, until the
+// queue is empty.
+func (p *Publisher) pump(ctx context.Context, draining bool) {
 	batch := make([]check.Result, 256)
 	event := &sitewatchv1.CheckResult{}
-	draining := ctx.Err() != nil
 	for {
 		k := p.take(batch)
 		for i := range k {
