@@ -78,7 +78,9 @@ func New(o Options) *Prober {
 	newTransport := func(skip bool) *http.Transport {
 		dial := o.DialContext
 		if dial == nil {
-			dial = (&net.Dialer{}).DialContext
+			// No TCP keep-alive probes on a connection that lives for one
+			// request: it would only cost setsockopt calls per check.
+			dial = (&net.Dialer{KeepAlive: -1}).DialContext
 		}
 		return &http.Transport{
 			Proxy:       nil, // a monitor measures the site, not a proxy

@@ -235,13 +235,17 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		return nil
 	}
-	p.pump(ctx, false)
+	// Produce with a context that outlives ctx by FlushTimeout: the results
+	// already taken and those still queued at stop are sent, but with
+	// Kafka down, shutdown still ends.
+	produceCtx, cancelProduce := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelProduce()
+	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(p.o.FlushTimeout, cancelProduce) })
+	defer stopTimer()
 
-	// Drain and flush with a deadline: with Kafka down, shutdown must end.
-	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.FlushTimeout)
-	defer cancel()
-	p.pump(flushCtx, true)
-	if err := p.cl.Flush(flushCtx); err != nil {
+	p.pump(ctx, produceCtx, false)
+	p.pump(ctx, produceCtx, true)
+	if err := p.cl.Flush(produceCtx); err != nil {
 		lost := p.Buffered()
 		p.log.Error("flush at shutdown incomplete: results not sent", "results", lost, "timeout", p.o.FlushTimeout, "err", err)
 		return nil
@@ -251,8 +255,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 }
 
 // pump produces queued results until ctx ends or, when draining, until the
-// queue is empty.
-func (p *Publisher) pump(ctx context.Context, draining bool) {
+// queue is empty. Produce uses produceCtx.
+func (p *Publisher) pump(ctx, produceCtx context.Context, draining bool) {
 	batch := make([]check.Result, 256)
 	event := &sitewatchv1.CheckResult{}
 	for {
@@ -266,7 +270,7 @@ func (p *Publisher) pump(ctx context.Context, draining bool) {
 			}
 			// Blocks while the producer buffer is full (Kafka down): the
 			// results then wait in the dropping buffer.
-			p.cl.Produce(ctx, rec, p.promise)
+			p.cl.Produce(produceCtx, rec, p.promise)
 		}
 		if k > 0 {
 			continue

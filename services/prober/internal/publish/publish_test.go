@@ -117,3 +117,58 @@ func TestUnreachableRegistryRetriesUntilStopped(t *testing.T) {
 	}
 	t.Logf("readiness: %v", err)
 }
+
+// TestRunSendsEverythingQueuedAtStop stops the publisher right after a
+// burst: every result queued must reach Kafka, once, keyed by target.
+func TestRunSendsEverythingQueuedAtStop(t *testing.T) {
+	kcfg := stacktest.KafkaConfig(t)
+	stacktest.Registry(t)
+	topic := stacktest.Name("prober_stop")
+	reg := prometheus.NewRegistry()
+	p, err := New(kcfg, Options{Topic: topic, Partitions: 3, ReplicationFactor: -1, Buffer: 5000,
+		Compression: kgo.Lz4Compression(), Linger: 50 * time.Millisecond, FlushTimeout: 20 * time.Second,
+		Prober: &sitewatchv1.Prober{Instance: "t"}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Ready(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready in 30s: %v", p.Ready(context.Background()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	const n = 3000
+	for i := range n {
+		p.Publish(result(fmt.Sprintf("target-%d", i%50)))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(p.produced); got != n {
+		t.Errorf("produced %v, want %d", got, n)
+	}
+	if got := testutil.ToFloat64(p.produceErrors) + testutil.ToFloat64(p.dropped); got != 0 {
+		t.Errorf("%v errors or drops, want 0", got)
+	}
+
+	consumer := stacktest.KafkaClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	perKey := map[string]int{}
+	total := 0
+	pollCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	for total < n && pollCtx.Err() == nil {
+		consumer.PollFetches(pollCtx).EachRecord(func(r *kgo.Record) {
+			perKey[string(r.Key)]++
+			total++
+		})
+	}
+	if total != n || len(perKey) != 50 || perKey["target-0"] != n/50 {
+		t.Errorf("read %d records over %d keys (target-0: %d), want %d over 50 keys, %d each", total, len(perKey), perKey["target-0"], n, n/50)
+	}
+}
