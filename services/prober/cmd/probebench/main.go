@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	linger := fs.Duration("linger", 20*time.Millisecond, "producer linger")
 	noKafka := fs.Bool("no-kafka", false, "check only; do not encode or produce")
 	pattern := fs.String("pattern", "", "RE2 pattern each target looks for")
+	coalesce := fs.Duration("coalesce", 20*time.Millisecond, "scheduler wake-up coalescing (the prober's -coalesce)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the measured time")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -167,6 +168,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	sched := schedule.New(job, schedule.Options{
 		Concurrency: *concurrency,
+		Coalesce:    *coalesce,
 		OnRun: func(_ *config.Target, _ time.Time, lag time.Duration) {
 			if measuring.Load() {
 				lagMu.Lock()

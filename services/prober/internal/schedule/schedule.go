@@ -38,6 +38,11 @@ type Options struct {
 	Clock Clock
 	// Concurrency bounds the jobs running at once; at least 1.
 	Concurrency int
+	// Coalesce is the least time the scheduler sleeps between wake-ups:
+	// runs due meanwhile start together, up to Coalesce late, which saves
+	// a wake-up per run when many targets are due close together. Zero
+	// starts every run on time.
+	Coalesce time.Duration
 	// OnRun, when set, is called as a run starts, with the time it was due
 	// and how late it starts. It runs on the scheduler's goroutine: keep it
 	// short.
@@ -173,7 +178,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		s.mu.Lock()
 		var wait <-chan time.Time
 		if len(s.queue) > 0 {
-			timer.Reset(s.queue[0].next.Sub(s.clock.Now()))
+			timer.Reset(max(s.queue[0].next.Sub(s.clock.Now()), s.opts.Coalesce))
 			wait = timer.C()
 		}
 		s.mu.Unlock()

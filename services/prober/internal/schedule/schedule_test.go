@@ -496,3 +496,33 @@ func TestRealClockRuns(t *testing.T) {
 		t.Errorf("%d runs in 110ms at a 20ms interval", len(seen))
 	}
 }
+
+func TestCoalescedRunsKeepTheirDueTimes(t *testing.T) {
+	h := &harness{clock: newFakeClock(t0), rec: &recorder{t0: t0}}
+	h.s = New(func(context.Context, *config.Target) {}, Options{Clock: h.clock, Concurrency: 10, Coalesce: 25 * time.Millisecond,
+		OnRun: h.rec.onRun, OnSkip: h.rec.onSkip})
+	h.s.Set(targets(40*time.Millisecond, "a", "b", "c", "d")) // due 0, 10, 20, 30ms
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	h.clock.waitArmed(t, 0)
+
+	var got []string
+	for _, off := range []time.Duration{10 * time.Millisecond, 24 * time.Millisecond, 25 * time.Millisecond, 49 * time.Millisecond, 50 * time.Millisecond} {
+		runs, _ := h.at(t, off)
+		got = append(got, fmt.Sprint(off, runs))
+	}
+	// a starts at once; then the scheduler sleeps at least 25ms: b and c
+	// start together at 25ms, d, a and b again at 50ms; each keeps its due
+	// time, and the lag says how late it started.
+	want := []string{"10ms [a@0s]", "24ms []", "25ms [b@10ms c@20ms]", "49ms []", "50ms [d@30ms a@40ms b@50ms]"}
+	if !equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	h.rec.mu.Lock()
+	defer h.rec.mu.Unlock()
+	if want := "[0s 15ms 5ms 20ms 10ms 0s]"; fmt.Sprint(h.rec.lags) != want {
+		t.Errorf("lags %v, want %s", h.rec.lags, want)
+	}
+}
