@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,10 +20,12 @@ import (
 
 // target returns a target with the defaults of the targets file, changed by
 // the options.
-func target(url string, opts ...func(*config.Target)) *config.Target {
+func target(rawURL string, opts ...func(*config.Target)) *config.Target {
+	u, _ := url.Parse(rawURL)
 	t := &config.Target{
 		ID:              "t",
-		URL:             url,
+		URL:             rawURL,
+		PublicURL:       u.Redacted(),
 		Method:          http.MethodGet,
 		Interval:        time.Minute,
 		Timeout:         5 * time.Second,
@@ -330,13 +333,15 @@ func TestCheckUsesAFreshConnectionEachTime(t *testing.T) {
 
 func TestEvent(t *testing.T) {
 	_, secure, prober := newServers(t)
-	tg := target(secure.URL+"/", func(t *config.Target) {
+	// A password in the URL is sent, but not published.
+	withPassword := strings.Replace(secure.URL, "https://", "https://user:secret@", 1) + "/"
+	tg := target(withPassword, func(t *config.Target) {
 		t.ID = "home"
 		t.Pattern = regexp.MustCompile("Welcome")
 	})
 	r := prober.Check(context.Background(), tg)
 	e := r.Event(&sitewatchv1.Prober{Instance: "p1", Region: "eu"})
-	if e.GetEventId() != r.EventID.String() || e.GetTarget().GetId() != "home" || e.GetTarget().GetUrl() != tg.URL ||
+	if e.GetEventId() != r.EventID.String() || e.GetTarget().GetId() != "home" || e.GetTarget().GetUrl() != strings.Replace(withPassword, "secret", "xxxxx", 1) ||
 		e.GetTarget().GetMethod() != "GET" || e.GetProber().GetInstance() != "p1" || e.GetProber().GetRegion() != "eu" ||
 		!e.GetStartedAt().AsTime().Equal(r.StartedAt) || e.GetResponseTime().AsDuration() != r.ResponseTime ||
 		e.GetStatusCode() != 200 || e.GetBytesRead() != r.BytesRead || e.GetOutcome() != sitewatchv1.Outcome_OUTCOME_UP ||

@@ -24,7 +24,7 @@ func (r *Result) FillEvent(e *sitewatchv1.CheckResult, prober *sitewatchv1.Probe
 	if e.Target == nil {
 		e.Target = &sitewatchv1.Target{}
 	}
-	e.Target.Id, e.Target.Url, e.Target.Method = t.ID, t.URL, t.Method
+	e.Target.Id, e.Target.Url, e.Target.Method = t.ID, t.PublicURL, t.Method
 	e.Prober = prober
 	e.StartedAt = timestamp(e.StartedAt, r.StartedAt)
 	e.ResponseTime = duration(e.ResponseTime, r.ResponseTime, true)

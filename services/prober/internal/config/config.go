@@ -42,13 +42,16 @@ var DefaultExpectStatus = []StatusRange{{Min: 200, Max: 399}}
 
 // Target is one website to check, with defaults applied.
 type Target struct {
-	ID       string
-	URL      string
-	Method   string
-	Headers  http.Header // may hold secrets: never log it
-	Body     string      // may hold secrets: never log it
-	Interval time.Duration
-	Timeout  time.Duration
+	ID  string
+	URL string // may hold a password (https://user:pass@host/): never log it
+	// PublicURL is URL with any password replaced by "xxxxx", for events
+	// and logs.
+	PublicURL string
+	Method    string
+	Headers   http.Header // may hold secrets: never log it
+	Body      string      // may hold secrets: never log it
+	Interval  time.Duration
+	Timeout   time.Duration
 	// ExpectStatus lists the status codes that count as up.
 	ExpectStatus    []StatusRange
 	Pattern         *regexp.Regexp // nil when no content check is configured
@@ -289,9 +292,11 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 		case err != nil:
 			p.errorf(r.url, where, "url", "invalid: %v", unwrapURLError(err))
 		case u.Scheme != "http" && u.Scheme != "https":
-			p.errorf(r.url, where, "url", "%q is not an http:// or https:// URL", s)
+			p.errorf(r.url, where, "url", "%q is not an http:// or https:// URL", u.Redacted())
 		case u.Hostname() == "":
-			p.errorf(r.url, where, "url", "%q has no host", s)
+			p.errorf(r.url, where, "url", "%q has no host", u.Redacted())
+		default:
+			t.PublicURL = u.Redacted()
 		}
 		t.URL = s
 	}

@@ -21,7 +21,7 @@ targets:
     url: https://example.com/
     pattern: "Example Domain"
   - id: api
-    url: http://127.0.0.1:8080/health
+    url: http://probe:s3cret@127.0.0.1:8080/health
     method: HEAD
     interval: 1m
     timeout: 2s
@@ -53,6 +53,10 @@ targets:
 		}
 	}
 
+	if api.URL != "http://probe:s3cret@127.0.0.1:8080/health" || api.PublicURL != "http://probe:xxxxx@127.0.0.1:8080/health" ||
+		home.PublicURL != home.URL {
+		t.Errorf("URLs %q %q %q", api.URL, api.PublicURL, home.PublicURL)
+	}
 	if api.Method != "HEAD" || api.Interval != time.Minute || api.Timeout != 2*time.Second ||
 		api.FollowRedirects || !api.TLSSkipVerify || api.MaxBodyBytes != 0 || api.Pattern != nil {
 		t.Errorf("api = %+v", api)
