@@ -58,7 +58,7 @@ func TestWatchSeesTheFileReplaced(t *testing.T) {
 	changed := make(chan struct{}, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := config.Watch(ctx, path, 50*time.Millisecond, func() { changed <- struct{}{} }, func(err error) { t.Error(err) }); err != nil {
+	if err := config.Watch(ctx, path, 300*time.Millisecond, func() { changed <- struct{}{} }, func(err error) { t.Error(err) }); err != nil {
 		t.Fatal(err)
 	}
 	// As editors save: write a new file, rename it over the old one.
@@ -75,7 +75,7 @@ func TestWatchSeesTheFileReplaced(t *testing.T) {
 		t.Fatal("no change seen in 5s")
 	}
 	// Debounced: the create and the rename made one call.
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	if n := len(changed); n != 0 {
 		t.Errorf("%d more calls for one save, want 0", n)
 	}
