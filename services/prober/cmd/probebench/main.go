@@ -37,7 +37,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
@@ -143,6 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		defer pub.Close()
+		defer cleanUp(kcfg, topic, stderr)
 		published = pub.Publish
 		produced = func() float64 { return counter(reg, "sitewatch_prober_results_produced_total") }
 	}
@@ -495,5 +498,32 @@ func getenvWithStack(getenv func(string) string) func(string) string {
 			return v
 		}
 		return env[k]
+	}
+}
+
+// cleanUp deletes the run's topic and subject from the shared stack, so
+// that repeated runs do not fill it.
+func cleanUp(kcfg kafkaenv.Config, topic string, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts, err := kcfg.ClientOpts()
+	if err == nil {
+		var cl *kgo.Client
+		if cl, err = kgo.NewClient(opts...); err == nil {
+			_, err = kadm.NewClient(cl).DeleteTopic(ctx, topic)
+			cl.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "probebench: delete topic %s: %v\n", topic, err)
+	}
+	if registry, err := kcfg.Registry(); err == nil {
+		subject := topic + "-value"
+		if _, err := registry.DeleteSubject(ctx, subject, sr.SoftDelete); err == nil {
+			_, err = registry.DeleteSubject(ctx, subject, sr.HardDelete)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "probebench: delete subject %s: %v\n", subject, err)
+		}
 	}
 }
