@@ -1,16 +1,41 @@
 // Command prober checks the websites of a targets file on a schedule and
 // publishes each result as a CheckResult event to Kafka.
+//
+//	prober -config targets.yaml            run
+//	prober -config targets.yaml -validate  check the file, exit 0 or 1
+//
+// Kafka and the Schema Registry come from the KAFKA_* and SCHEMA_REGISTRY_*
+// environment variables (design.md). SIGHUP, or a change of the file,
+// reloads the targets; SIGINT/SIGTERM stop scheduling, let running checks
+// end, flush and exit 0.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/opshttp"
+	"github.com/sitewatch/sitewatch/services/prober/internal/check"
+	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/prober/internal/publish"
+	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
 
 func main() {
@@ -23,15 +48,305 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// flags are the command line of the prober.
+type flags struct {
+	config       string
+	validate     bool
+	listen       string
+	instance     string
+	region       string
+	topic        string
+	partitions   int
+	replication  int
+	concurrency  int
+	coalesce     time.Duration
+	buffer       int
+	compression  string
+	linger       time.Duration
+	flushTimeout time.Duration
+	logLevel     string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	host, _ := os.Hostname()
+	f := &flags{}
 	fs := flag.NewFlagSet("prober", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "targets.yaml", "targets file")
+	fs.StringVar(&f.config, "config", "targets.yaml", "targets file")
+	fs.BoolVar(&f.validate, "validate", false, "only validate the targets file: exit 0 when valid, 1 with the errors")
+	fs.StringVar(&f.listen, "listen", ":9101", "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&f.instance, "instance", host, "name of this prober in events, unique among probers")
+	fs.StringVar(&f.region, "region", "", "where this prober runs (for example eu-west-1), in events")
+	fs.StringVar(&f.topic, "topic", "check-results", "Kafka topic; the schema subject is TOPIC-value")
+	fs.IntVar(&f.partitions, "partitions", 6, "partitions of the topic when the prober creates it (-1: the broker's default)")
+	fs.IntVar(&f.replication, "replication-factor", -1, "replication factor of the topic when the prober creates it (-1: the broker's default)")
+	fs.IntVar(&f.concurrency, "concurrency", 256, "checks running at once, at most")
+	fs.DurationVar(&f.coalesce, "coalesce", 20*time.Millisecond, "least time between scheduler wake-ups: checks due meanwhile start together, at most this late (saves CPU at high rates; 0: every check on time)")
+	fs.IntVar(&f.buffer, "buffer", 10000, "results waiting for Kafka, at most; beyond, the oldest are dropped")
+	fs.StringVar(&f.compression, "compression", "lz4", "Kafka batch compression: zstd, lz4, snappy, gzip or none")
+	fs.DurationVar(&f.linger, "linger", 20*time.Millisecond, "how long the producer waits to fill a batch")
+	fs.DurationVar(&f.flushTimeout, "flush-timeout", 15*time.Second, "at shutdown, how long to wait for Kafka to take the buffered results")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	switch {
+	case f.concurrency < 1:
+		return nil, errors.New("-concurrency: at least 1")
+	case f.coalesce < 0 || f.coalesce > time.Second:
+		return nil, errors.New("-coalesce: between 0 and 1s")
+	case f.buffer < 1:
+		return nil, errors.New("-buffer: at least 1")
+	case f.partitions == 0 || f.partitions < -1:
+		return nil, errors.New("-partitions: at least 1, or -1")
+	case f.replication == 0 || f.replication < -1 || f.replication > 32767:
+		return nil, errors.New("-replication-factor: at least 1, or -1")
+	case f.topic == "":
+		return nil, errors.New("-topic: required")
+	case f.instance == "":
+		return nil, errors.New("-instance: required (the host name is unknown)")
+	}
+	return f, nil
+}
+
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "none":
+		return kgo.NoCompression(), nil
+	}
+	return kgo.NoCompression(), fmt.Errorf("-compression: %q is not one of zstd, lz4, snappy, gzip, none", name)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
 		return err
 	}
-	_ = ctx
-	_ = getenv
-	_ = stdout
-	return errors.New("checking " + *configPath + " is not built yet (issue 3)")
+	if f.validate {
+		file, err := config.Load(f.config)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %d targets, valid\n", f.config, len(file.Targets))
+		return nil
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	codec, err := compressionCodec(f.compression)
+	if err != nil {
+		return err
+	}
+	kcfg, err := kafkaenv.FromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	initial, err := os.ReadFile(f.config)
+	if err != nil {
+		return err
+	}
+	file, err := config.Parse(f.config, initial)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+
+	pub, err := publish.New(kcfg, publish.Options{
+		Topic:             f.topic,
+		Partitions:        int32(f.partitions),
+		ReplicationFactor: int16(f.replication),
+		Buffer:            f.buffer,
+		Compression:       codec,
+		Linger:            f.linger,
+		FlushTimeout:      f.flushTimeout,
+		Prober:            &sitewatchv1.Prober{Instance: f.instance, Region: f.region},
+		Logger:            logger,
+		Registerer:        reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+
+	ops, err := opshttp.Listen(f.listen, reg, pub.Ready)
+	if err != nil {
+		return err
+	}
+	logger.Info("starting", "config", f.config, "targets", len(file.Targets), "kafka", kcfg.String(),
+		"topic", f.topic, "instance", f.instance, "region", f.region, "concurrency", f.concurrency, "buffer", f.buffer)
+
+	prober := check.New(check.Options{})
+	defer prober.Close()
+	w := &worker{probe: prober.Check, publish: pub.Publish, metrics: m, logger: logger}
+	sched := schedule.New(w.check, schedule.Options{
+		Concurrency: f.concurrency,
+		Coalesce:    f.coalesce,
+		OnRun: func(_ *config.Target, _ time.Time, lag time.Duration) {
+			m.lag.Observe(lag.Seconds())
+		},
+		OnSkip: func(t *config.Target, reason string, n int) {
+			m.skipped.WithLabelValues(t.ID, reason).Add(float64(n))
+		},
+	})
+	sched.Set(file.Targets)
+	m.targets.Set(float64(len(file.Targets)))
+
+	// A fatal publisher error (an incompatible schema) stops everything.
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopOps()
+	wg.Go(func() {
+		if err := ops.Serve(opsCtx, logger); err != nil {
+			cancelRun(err)
+		}
+	})
+
+	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPub()
+	pubDone := make(chan error, 1)
+	go func() {
+		err := pub.Run(pubCtx)
+		if err != nil {
+			cancelRun(err)
+		}
+		pubDone <- err
+	}()
+
+	rl := &reloader{path: f.config, last: initial, sched: sched, metrics: m, worker: w, logger: logger}
+	rl.forget(file.Targets)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-hup:
+				rl.reload("SIGHUP")
+			}
+		}
+	}()
+	if err := config.Watch(runCtx, f.config, 500*time.Millisecond, func() { rl.reload("file changed") },
+		func(err error) { logger.Warn("watching the targets file", "err", err) }); err != nil {
+		// Without a watch, SIGHUP still reloads.
+		logger.Warn("not watching the targets file; reload with SIGHUP", "err", err)
+	}
+
+	sched.Run(runCtx) // until SIGTERM (or a fatal error); waits for running checks
+	logger.Info("scheduling stopped, running checks ended; flushing")
+	stopPub()
+	pubErr := <-pubDone
+	stopOps()
+	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	if pubErr != nil {
+		return pubErr
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// worker is the scheduler's job: check, count, publish.
+type worker struct {
+	probe   check.Func
+	publish func(check.Result)
+	metrics *metrics
+	logger  *slog.Logger
+	// last outcome per target ID, to log changes rather than every check
+	last sync.Map
+}
+
+func (w *worker) check(ctx context.Context, t *config.Target) {
+	r := w.probe(ctx, t)
+	w.metrics.observe(&r)
+	if prev, ok := w.last.Swap(t.ID, r.Outcome); !ok || prev != r.Outcome {
+		log := w.logger.With("target", t.ID, "check_id", r.EventID.String())
+		if r.Outcome == sitewatchv1.Outcome_OUTCOME_UP {
+			log.Info("target up", "status", r.StatusCode, "response_time", r.ResponseTime.String())
+		} else {
+			log.Warn("target down", "failure_kind", r.FailureKind.String(), "status", r.StatusCode, "err", r.Err)
+		}
+	}
+	w.publish(r)
+}
+
+// reloader applies a new targets file when it is valid and different.
+type reloader struct {
+	path    string
+	sched   *schedule.Scheduler
+	metrics *metrics
+	worker  *worker
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	last    []byte
+	current map[string]bool // target IDs
+}
+
+// forget drops the metric series and state of the targets that go away, so
+// that a prober whose targets change over months does not grow.
+func (rl *reloader) forget(next []*config.Target) {
+	keep := make(map[string]bool, len(next))
+	for _, t := range next {
+		keep[t.ID] = true
+	}
+	for id := range rl.current {
+		if !keep[id] {
+			rl.metrics.checks.DeletePartialMatch(prometheus.Labels{"target": id})
+			rl.metrics.skipped.DeletePartialMatch(prometheus.Labels{"target": id})
+			if rl.worker != nil {
+				rl.worker.last.Delete(id)
+			}
+		}
+	}
+	rl.current = keep
+}
+
+func (rl *reloader) reload(why string) {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	data, err := os.ReadFile(rl.path)
+	if err != nil {
+		rl.metrics.reloads.WithLabelValues("error").Inc()
+		rl.logger.Error("reload failed; keeping the current targets", "why", why, "err", err)
+		return
+	}
+	if bytes.Equal(data, rl.last) {
+		return
+	}
+	file, err := config.Parse(rl.path, data)
+	if err != nil {
+		rl.metrics.reloads.WithLabelValues("error").Inc()
+		rl.logger.Error("reload failed: invalid targets file; keeping the current targets", "why", why, "err", err)
+		return
+	}
+	rl.last = data
+	rl.forget(file.Targets)
+	rl.sched.Set(file.Targets)
+	rl.metrics.targets.Set(float64(len(file.Targets)))
+	rl.metrics.reloads.WithLabelValues("ok").Inc()
+	rl.logger.Info("targets reloaded", "why", why, "targets", len(file.Targets))
 }

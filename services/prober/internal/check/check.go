@@ -1,0 +1,294 @@
+// Package check runs one HTTP(S) check of a target and classifies the
+// outcome as design.md's enums define it.
+//
+// The shape follows prometheus/blackbox_exporter prober/http.go: a probe is a
+// function of (ctx, target), its timeout a context deadline, its phases from
+// net/http/httptrace.
+package check
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+)
+
+// Result is what one check saw.
+type Result struct {
+	EventID   uuid.UUID // UUIDv7: unique and time-ordered
+	Target    *config.Target
+	StartedAt time.Time
+	// ResponseTime runs from the start until the body was read or the check
+	// failed.
+	ResponseTime time.Duration
+	// Phase durations, summed over the requests of a redirect chain; zero
+	// means the phase did not happen (no DNS for an IP address, no TLS for
+	// http://).
+	DNS, Connect, TLSHandshake, TimeToFirstByte time.Duration
+
+	StatusCode    int // of the last response; 0 when none arrived
+	BytesRead     int64
+	BodyTruncated bool
+	Redirects     int
+	// PatternMatched is meaningful only when the target has a pattern.
+	PatternMatched bool
+	// CertNotAfter is the earliest NotAfter of the certificate chain the
+	// server presented; zero for http:// or when no certificate was seen.
+	CertNotAfter time.Time
+
+	Outcome     sitewatchv1.Outcome
+	FailureKind sitewatchv1.FailureKind
+	Err         string
+}
+
+// Func is a probe: it checks t once and never fails to return a Result.
+type Func func(ctx context.Context, t *config.Target) Result
+
+// Prober checks targets. Its transports are shared by all checks (they hold
+// no connections: keep-alives are off), one per TLS verification setting.
+type Prober struct {
+	verify, skipVerify *http.Transport
+	bufs               sync.Pool // *bytes.Buffer for bodies matched against a pattern
+	now                func() time.Time
+}
+
+// Options tune a Prober; the zero value is fine.
+type Options struct {
+	// RootCAs replaces the system roots (tests trust their httptest server).
+	RootCAs *x509.CertPool
+	// DialContext replaces the dialer (nil: net.Dialer).
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// New returns a Prober.
+func New(o Options) *Prober {
+	newTransport := func(skip bool) *http.Transport {
+		dial := o.DialContext
+		if dial == nil {
+			// No TCP keep-alive probes on a connection that lives for one
+			// request: it would only cost setsockopt calls per check.
+			dial = (&net.Dialer{KeepAlive: -1}).DialContext
+		}
+		return &http.Transport{
+			Proxy:       nil, // a monitor measures the site, not a proxy
+			DialContext: dial,
+			// Every check opens a new connection, so its timings are those
+			// of a new visitor, and no connection outlives its check.
+			DisableKeepAlives: true,
+			// The body is measured as sent; a transparent gunzip would
+			// make bytes_read and the pattern disagree with the wire.
+			DisableCompression: true,
+			TLSClientConfig: &tls.Config{
+				RootCAs:            o.RootCAs,
+				InsecureSkipVerify: skip, //nolint:gosec // per target, documented as tls_skip_verify
+			},
+			TLSHandshakeTimeout: 0, // the check's deadline bounds it
+			ForceAttemptHTTP2:   false,
+		}
+	}
+	return &Prober{
+		verify:     newTransport(false),
+		skipVerify: newTransport(true),
+		bufs:       sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		now:        time.Now,
+	}
+}
+
+// Close releases the transports' resources.
+func (p *Prober) Close() {
+	p.verify.CloseIdleConnections()
+	p.skipVerify.CloseIdleConnections()
+}
+
+// errTooManyRedirects ends a redirect chain longer than config.MaxRedirects.
+var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", config.MaxRedirects)
+
+// Check checks t once, within t.Timeout. It does not return before the
+// check has ended, whatever ctx does: the deadline is the only stop.
+func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
+	r := Result{Target: t}
+	id, err := uuid.NewV7()
+	if err != nil {
+		// NewV7 fails only when the system's random source does.
+		id = uuid.New()
+	}
+	r.EventID = id
+
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	defer cancel()
+
+	tr := &tracer{now: p.now}
+	ctx = tr.withTrace(ctx)
+
+	var body io.Reader
+	if t.Body != "" {
+		body = strings.NewReader(t.Body)
+	}
+	r.StartedAt = p.now()
+	req, err := http.NewRequestWithContext(ctx, t.Method, t.URL, body)
+	if err != nil {
+		p.fail(&r, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, err, tr)
+		return r
+	}
+	for k, vs := range t.Headers {
+		req.Header[k] = vs
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "sitewatch-prober/1")
+	}
+
+	transport := p.verify
+	if t.TLSSkipVerify {
+		transport = p.skipVerify
+	}
+	client := http.Client{
+		Transport: transport,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if !t.FollowRedirects {
+				return http.ErrUseLastResponse
+			}
+			if len(via) > config.MaxRedirects {
+				return errTooManyRedirects
+			}
+			r.Redirects = len(via)
+			return nil
+		},
+	}
+
+	resp, err := client.Do(req)
+	if err != nil {
+		if resp != nil {
+			r.StatusCode = resp.StatusCode
+		}
+		p.fail(&r, classify(ctx, err, tr), err, tr)
+		return r
+	}
+	defer resp.Body.Close()
+	r.StatusCode = resp.StatusCode
+	if resp.TLS != nil {
+		r.CertNotAfter = earliestNotAfter(resp.TLS.PeerCertificates)
+	}
+
+	// Read one byte more than the cap to tell a body of exactly the cap
+	// from a longer one.
+	limited := io.LimitReader(resp.Body, t.MaxBodyBytes+1)
+	var n int64
+	var buf *bytes.Buffer
+	if t.Pattern != nil {
+		buf = p.bufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		defer p.bufs.Put(buf)
+		n, err = buf.ReadFrom(limited)
+	} else {
+		n, err = io.Copy(io.Discard, limited)
+	}
+	if n > t.MaxBodyBytes {
+		n = t.MaxBodyBytes
+		r.BodyTruncated = true
+		if buf != nil {
+			buf.Truncate(int(n))
+		}
+	}
+	r.BytesRead = n
+	if err != nil {
+		p.fail(&r, classify(ctx, err, tr), fmt.Errorf("reading the body: %w", err), tr)
+		return r
+	}
+	tr.fill(&r)
+	r.ResponseTime = p.now().Sub(r.StartedAt)
+	if buf != nil {
+		r.PatternMatched = t.Pattern.Match(buf.Bytes())
+	}
+
+	switch {
+	case !t.Expects(resp.StatusCode):
+		r.Outcome = sitewatchv1.Outcome_OUTCOME_DOWN
+		r.FailureKind = sitewatchv1.FailureKind_FAILURE_KIND_HTTP_STATUS
+		r.Err = "unexpected status " + resp.Status
+	case t.Pattern != nil && !r.PatternMatched:
+		r.Outcome = sitewatchv1.Outcome_OUTCOME_DOWN
+		r.FailureKind = sitewatchv1.FailureKind_FAILURE_KIND_CONTENT_MISMATCH
+		r.Err = "pattern " + t.Pattern.String() + " not found in the body"
+		if r.BodyTruncated {
+			r.Err += fmt.Sprintf(" (read up to max_body_bytes %d)", t.MaxBodyBytes)
+		}
+	default:
+		r.Outcome = sitewatchv1.Outcome_OUTCOME_UP
+	}
+	return r
+}
+
+func (p *Prober) fail(r *Result, kind sitewatchv1.FailureKind, err error, tr *tracer) {
+	tr.fill(r)
+	r.ResponseTime = p.now().Sub(r.StartedAt)
+	if r.CertNotAfter.IsZero() {
+		// A refused certificate (expired, say) is still worth its date.
+		var cve *tls.CertificateVerificationError
+		if errors.As(err, &cve) {
+			r.CertNotAfter = earliestNotAfter(cve.UnverifiedCertificates)
+		}
+	}
+	r.Outcome = sitewatchv1.Outcome_OUTCOME_DOWN
+	r.FailureKind = kind
+	r.Err = err.Error()
+}
+
+// classify maps an error of a request or of reading its body to a kind.
+// The order matters: the check's own deadline wins over what it
+// interrupted, and a resolver error is DNS even when it wraps a dial.
+func classify(ctx context.Context, err error, tr *tracer) sitewatchv1.FailureKind {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return sitewatchv1.FailureKind_FAILURE_KIND_TIMEOUT
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return sitewatchv1.FailureKind_FAILURE_KIND_DNS
+	}
+	if tr.tlsFailed() {
+		return sitewatchv1.FailureKind_FAILURE_KIND_TLS
+	}
+	var (
+		cve   *tls.CertificateVerificationError
+		alert tls.AlertError
+		rhe   tls.RecordHeaderError
+		uae   x509.UnknownAuthorityError
+		hne   x509.HostnameError
+		cie   x509.CertificateInvalidError
+	)
+	if errors.As(err, &cve) || errors.As(err, &alert) || errors.As(err, &rhe) ||
+		errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie) {
+		return sitewatchv1.FailureKind_FAILURE_KIND_TLS
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return sitewatchv1.FailureKind_FAILURE_KIND_CONNECT
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return sitewatchv1.FailureKind_FAILURE_KIND_TIMEOUT
+	}
+	return sitewatchv1.FailureKind_FAILURE_KIND_OTHER
+}
+
+func earliestNotAfter(certs []*x509.Certificate) time.Time {
+	var min time.Time
+	for _, c := range certs {
+		if min.IsZero() || c.NotAfter.Before(min) {
+			min = c.NotAfter
+		}
+	}
+	return min
+}

@@ -1,0 +1,525 @@
+// Package config reads and validates the targets file (design.md, "Targets
+// file"): a YAML document with optional `defaults` and a list of `targets`.
+//
+// Decoding is strict: an unknown key is an error, like a bad value. All the
+// errors of a file are reported at once, each naming the file, the line, the
+// target (by ID, or by position when it has none) and the field, so one run
+// of `prober -validate` shows everything to fix.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Built-in defaults, used for what neither the target nor `defaults` sets.
+const (
+	DefaultInterval     = 60 * time.Second
+	DefaultTimeout      = 10 * time.Second
+	DefaultMethod       = http.MethodGet
+	DefaultMaxBodyBytes = 1 << 20
+
+	// MaxRedirects bounds the redirects followed: a loop ends as a failure
+	// instead of running until the timeout.
+	MaxRedirects = 10
+)
+
+// DefaultExpectStatus is what a target expects unless it says otherwise:
+// any success or redirect status.
+var DefaultExpectStatus = []StatusRange{{Min: 200, Max: 399}}
+
+// Target is one website to check, with defaults applied.
+type Target struct {
+	ID  string
+	URL string // may hold a password (https://user:pass@host/): never log it
+	// PublicURL is URL with any password replaced by "xxxxx", for events
+	// and logs.
+	PublicURL string
+	Method    string
+	Headers   http.Header // may hold secrets: never log it
+	Body      string      // may hold secrets: never log it
+	Interval  time.Duration
+	Timeout   time.Duration
+	// ExpectStatus lists the status codes that count as up.
+	ExpectStatus    []StatusRange
+	Pattern         *regexp.Regexp // nil when no content check is configured
+	FollowRedirects bool
+	TLSSkipVerify   bool
+	MaxBodyBytes    int64
+}
+
+// StatusRange is an inclusive range of HTTP status codes; a single code has
+// Min == Max.
+type StatusRange struct{ Min, Max int }
+
+// Expects reports whether code is one of the target's expected status codes.
+func (t *Target) Expects(code int) bool {
+	for _, r := range t.ExpectStatus {
+		if code >= r.Min && code <= r.Max {
+			return true
+		}
+	}
+	return false
+}
+
+// File is a validated targets file.
+type File struct {
+	Path    string
+	Targets []*Target
+}
+
+// Load reads and validates the targets file at path.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse validates the content of a targets file; name is used in errors.
+// The error, if any, joins one error per problem found (errors.Join).
+func Parse(name string, data []byte) (*File, error) {
+	p := parser{file: name}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty file: no targets", name)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: the file must be a mapping with `defaults` and `targets`", name, root.Line)
+	}
+
+	var defaults raw
+	var targetsNode *yaml.Node
+	p.eachKey(root, "", func(key string, k, v *yaml.Node) {
+		switch key {
+		case "defaults":
+			if v.Kind != yaml.MappingNode {
+				p.errorf(v, "defaults", "", "must be a mapping of target keys")
+				return
+			}
+			defaults = p.raw(v, "defaults")
+		case "targets":
+			targetsNode = v
+		default:
+			p.errorf(k, "", key, "unknown key (expected defaults or targets)")
+		}
+	})
+	if defaults.id != nil {
+		p.errorf(defaults.id, "defaults", "id", "not allowed in defaults: each target needs its own")
+	}
+	if defaults.url != nil {
+		p.errorf(defaults.url, "defaults", "url", "not allowed in defaults: each target needs its own")
+	}
+
+	f := &File{Path: name}
+	switch {
+	case targetsNode == nil:
+		p.errs = append(p.errs, fmt.Errorf("%s: targets: missing: no targets", name))
+	case targetsNode.Kind != yaml.SequenceNode:
+		p.errorf(targetsNode, "", "targets", "must be a list of targets")
+	case len(targetsNode.Content) == 0:
+		// An empty list is refused rather than taken as "check nothing": a
+		// file caught half-written by a reload must not stop every check.
+		p.errorf(targetsNode, "", "targets", "empty: no targets")
+	}
+	seen := map[string]int{} // ID -> line
+	if targetsNode != nil && targetsNode.Kind == yaml.SequenceNode {
+		for i, n := range targetsNode.Content {
+			where := fmt.Sprintf("target #%d", i+1)
+			if n.Kind != yaml.MappingNode {
+				p.errorf(n, where, "", "must be a mapping with at least id and url")
+				continue
+			}
+			// Name the target by its ID in every error, even those of keys
+			// before the id.
+			if idNode := lookup(n, "id"); idNode != nil && idNode.Kind == yaml.ScalarNode && idNode.Value != "" {
+				id := idNode.Value
+				where = fmt.Sprintf("target %q", id)
+				if line, dup := seen[id]; dup {
+					p.errorf(idNode, where, "id", "duplicate: already used by the target at line %d", line)
+				} else {
+					seen[id] = idNode.Line
+				}
+			}
+			r := p.raw(n, where)
+			if t := p.target(n, where, r, defaults); t != nil {
+				f.Targets = append(f.Targets, t)
+			}
+		}
+	}
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return f, nil
+}
+
+// raw holds the value nodes of one target mapping (or of defaults); nil
+// means the key is absent.
+type raw struct {
+	id, url, method, headers, body, interval, timeout, expectStatus,
+	pattern, followRedirects, tlsSkipVerify, maxBodyBytes *yaml.Node
+}
+
+type parser struct {
+	file string
+	errs []error
+}
+
+// errorf records an error at node n: FILE:LINE: WHERE: FIELD: message.
+func (p *parser) errorf(n *yaml.Node, where, field, format string, args ...any) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d: ", p.file, n.Line)
+	if where != "" {
+		b.WriteString(where)
+		b.WriteString(": ")
+	}
+	if field != "" {
+		b.WriteString(field)
+		b.WriteString(": ")
+	}
+	fmt.Fprintf(&b, format, args...)
+	p.errs = append(p.errs, errors.New(b.String()))
+}
+
+// eachKey calls fn for each key of mapping m, reporting duplicate and
+// non-string keys.
+func (p *parser) eachKey(m *yaml.Node, where string, fn func(key string, k, v *yaml.Node)) {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.errorf(k, where, "", "keys must be plain strings")
+			continue
+		}
+		if seen[k.Value] {
+			p.errorf(k, where, k.Value, "key given twice")
+			continue
+		}
+		seen[k.Value] = true
+		fn(k.Value, k, v)
+	}
+}
+
+func (p *parser) raw(m *yaml.Node, where string) raw {
+	var r raw
+	p.eachKey(m, where, func(key string, k, v *yaml.Node) {
+		slot := map[string]**yaml.Node{
+			"id": &r.id, "url": &r.url, "method": &r.method, "headers": &r.headers,
+			"body": &r.body, "interval": &r.interval, "timeout": &r.timeout,
+			"expect_status": &r.expectStatus, "pattern": &r.pattern,
+			"follow_redirects": &r.followRedirects, "tls_skip_verify": &r.tlsSkipVerify,
+			"max_body_bytes": &r.maxBodyBytes,
+		}[key]
+		if slot == nil {
+			p.errorf(k, where, key, "unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes)")
+			return
+		}
+		*slot = v
+	})
+	return r
+}
+
+// lookup returns the value of key in mapping m, or nil.
+func lookup(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Kind == yaml.ScalarNode && m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// pick returns the target's node for a key, else the default's, else nil.
+func pick(own, def *yaml.Node) *yaml.Node {
+	if own != nil {
+		return own
+	}
+	return def
+}
+
+// target validates one target; it returns nil when it has errors.
+func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
+	before := len(p.errs)
+	t := &Target{
+		Method:          DefaultMethod,
+		Interval:        DefaultInterval,
+		Timeout:         DefaultTimeout,
+		ExpectStatus:    DefaultExpectStatus,
+		FollowRedirects: true,
+		MaxBodyBytes:    DefaultMaxBodyBytes,
+	}
+
+	if r.id == nil {
+		p.errorf(n, where, "id", "missing")
+	} else if id, ok := p.scalar(r.id, where, "id"); ok {
+		switch {
+		case id == "":
+			p.errorf(r.id, where, "id", "empty")
+		case len(id) > 200:
+			p.errorf(r.id, where, "id", "longer than 200 characters")
+		case strings.IndexFunc(id, func(c rune) bool { return unicode.IsSpace(c) || !unicode.IsPrint(c) }) >= 0:
+			p.errorf(r.id, where, "id", "%q contains a space or an unprintable character", id)
+		}
+		t.ID = id
+	}
+
+	if r.url == nil {
+		p.errorf(n, where, "url", "missing")
+	} else if s, ok := p.scalar(r.url, where, "url"); ok {
+		u, err := url.Parse(s)
+		switch {
+		case err != nil:
+			p.errorf(r.url, where, "url", "invalid: %v", unwrapURLError(err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			p.errorf(r.url, where, "url", "%q is not an http:// or https:// URL", u.Redacted())
+		case u.Hostname() == "":
+			p.errorf(r.url, where, "url", "%q has no host", u.Redacted())
+		default:
+			t.PublicURL = u.Redacted()
+		}
+		t.URL = s
+	}
+
+	if v := pick(r.method, d.method); v != nil {
+		if s, ok := p.scalar(v, where, "method"); ok {
+			if s == "" || strings.IndexFunc(s, func(c rune) bool { return !isTokenChar(c) }) >= 0 {
+				p.errorf(v, where, "method", "%q is not an HTTP method", s)
+			}
+			t.Method = s
+		}
+	}
+
+	if v := pick(r.headers, d.headers); v != nil {
+		t.Headers = p.headers(v, where)
+	}
+	if v := pick(r.body, d.body); v != nil {
+		if s, ok := p.scalar(v, where, "body"); ok {
+			t.Body = s
+		}
+	}
+
+	if v := pick(r.interval, d.interval); v != nil {
+		if dur, ok := p.duration(v, where, "interval"); ok {
+			t.Interval = dur
+		}
+	}
+	if v := pick(r.timeout, d.timeout); v != nil {
+		if dur, ok := p.duration(v, where, "timeout"); ok {
+			t.Timeout = dur
+		}
+	}
+	if t.Timeout >= t.Interval {
+		// A check must end before the next is due; otherwise every other
+		// check of a slow target would be skipped.
+		at := pick(r.timeout, d.timeout)
+		if at == nil {
+			at = pick(r.interval, d.interval)
+		}
+		if at == nil {
+			at = n
+		}
+		p.errorf(at, where, "timeout", "%s is not below the interval %s", t.Timeout, t.Interval)
+	}
+
+	if v := pick(r.expectStatus, d.expectStatus); v != nil {
+		t.ExpectStatus = p.statusRanges(v, where)
+	}
+
+	if v := pick(r.pattern, d.pattern); v != nil {
+		if s, ok := p.scalar(v, where, "pattern"); ok {
+			re, err := regexp.Compile(s)
+			if err != nil {
+				p.errorf(v, where, "pattern", "invalid regexp: %v", err)
+			}
+			t.Pattern = re
+		}
+	}
+
+	if v := pick(r.followRedirects, d.followRedirects); v != nil {
+		t.FollowRedirects, _ = p.boolean(v, where, "follow_redirects")
+	}
+	if v := pick(r.tlsSkipVerify, d.tlsSkipVerify); v != nil {
+		t.TLSSkipVerify, _ = p.boolean(v, where, "tls_skip_verify")
+	}
+	if v := pick(r.maxBodyBytes, d.maxBodyBytes); v != nil {
+		if s, ok := p.scalar(v, where, "max_body_bytes"); ok {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n < 0 {
+				p.errorf(v, where, "max_body_bytes", "%q is not a number of bytes (0 or more)", s)
+			}
+			t.MaxBodyBytes = n
+		}
+	}
+
+	if len(p.errs) > before {
+		return nil
+	}
+	return t
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// scalar returns the text of a scalar node; "~" and "null" are refused so a
+// forgotten value is not silently empty.
+func (p *parser) scalar(v *yaml.Node, where, field string) (string, bool) {
+	if v.Kind != yaml.ScalarNode {
+		p.errorf(v, where, field, "must be a single value, not a list or mapping")
+		return "", false
+	}
+	if v.Tag == "!!null" {
+		p.errorf(v, where, field, "has no value")
+		return "", false
+	}
+	return v.Value, true
+}
+
+func (p *parser) duration(v *yaml.Node, where, field string) (time.Duration, bool) {
+	s, ok := p.scalar(v, where, field)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.errorf(v, where, field, "%q is not a duration such as 30s or 1m30s", s)
+		return 0, false
+	}
+	if d <= 0 {
+		p.errorf(v, where, field, "%s is not positive", s)
+		return 0, false
+	}
+	return d, true
+}
+
+func (p *parser) boolean(v *yaml.Node, where, field string) (bool, bool) {
+	s, ok := p.scalar(v, where, field)
+	if !ok {
+		return false, false
+	}
+	var b bool
+	if v.Tag != "!!bool" || v.Decode(&b) != nil {
+		p.errorf(v, where, field, "%q is not true or false", s)
+		return false, false
+	}
+	return b, true
+}
+
+func (p *parser) headers(v *yaml.Node, where string) http.Header {
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v, where, "headers", "must be a mapping of header names to values")
+		return nil
+	}
+	h := http.Header{}
+	p.eachKey(v, where+": headers", func(key string, k, val *yaml.Node) {
+		if key == "" || strings.IndexFunc(key, func(c rune) bool { return !isTokenChar(c) }) >= 0 {
+			p.errorf(k, where, "headers", "%q is not a header name", key)
+			return
+		}
+		s, ok := p.scalar(val, where, "headers: "+key)
+		if !ok {
+			return
+		}
+		if strings.ContainsAny(s, "\r\n") {
+			// Say nothing of the value: it may be a secret.
+			p.errorf(val, where, "headers: "+key, "the value contains a line break")
+			return
+		}
+		h.Add(key, s)
+	})
+	return h
+}
+
+// statusRanges parses expect_status: a list of codes and ranges ("200",
+// 200, "200-299"), or one such value, or several separated by commas.
+func (p *parser) statusRanges(v *yaml.Node, where string) []StatusRange {
+	var items []*yaml.Node
+	switch v.Kind {
+	case yaml.SequenceNode:
+		items = v.Content
+	case yaml.ScalarNode:
+		items = []*yaml.Node{v}
+	default:
+		p.errorf(v, where, "expect_status", "must be a list of status codes and ranges such as 200-299")
+		return nil
+	}
+	if len(items) == 0 {
+		p.errorf(v, where, "expect_status", "empty: no status would count as up")
+		return nil
+	}
+	var out []StatusRange
+	for _, it := range items {
+		s, ok := p.scalar(it, where, "expect_status")
+		if !ok {
+			continue
+		}
+		for _, part := range strings.Split(s, ",") {
+			r, err := parseStatusRange(strings.TrimSpace(part))
+			if err != nil {
+				p.errorf(it, where, "expect_status", "%v", err)
+				continue
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func parseStatusRange(s string) (StatusRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	code := func(x string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(x))
+		if err != nil || n < 100 || n > 599 {
+			return 0, fmt.Errorf("%q is not a status code (100-599) or range such as 200-299", s)
+		}
+		return n, nil
+	}
+	a, err := code(lo)
+	if err != nil {
+		return StatusRange{}, err
+	}
+	if !isRange {
+		return StatusRange{a, a}, nil
+	}
+	b, err := code(hi)
+	if err != nil {
+		return StatusRange{}, err
+	}
+	if a > b {
+		return StatusRange{}, fmt.Errorf("%q is an empty range: %d is above %d", s, a, b)
+	}
+	return StatusRange{a, b}, nil
+}
+
+// isTokenChar reports whether c may appear in an HTTP token (RFC 9110 5.6.2).
+func isTokenChar(c rune) bool {
+	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+		return true
+	}
+	return strings.ContainsRune("!#$%&'*+-.^_`|~", c)
+}

@@ -1,0 +1,210 @@
+package config
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseMergesDefaults(t *testing.T) {
+	f, err := Parse("t.yaml", []byte(`
+defaults:
+  interval: 30s
+  timeout: 5s
+  headers:
+    User-Agent: sitewatch
+targets:
+  - id: home
+    url: https://example.com/
+    pattern: "Example Domain"
+  - id: api
+    url: http://probe:s3cret@127.0.0.1:8080/health
+    method: HEAD
+    interval: 1m
+    timeout: 2s
+    expect_status: [200, "204-206", "301,302"]
+    follow_redirects: false
+    tls_skip_verify: true
+    max_body_bytes: 0
+    headers:
+      Authorization: Bearer secret
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Targets) != 2 {
+		t.Fatalf("got %d targets, want 2", len(f.Targets))
+	}
+	home, api := f.Targets[0], f.Targets[1]
+
+	if home.ID != "home" || home.URL != "https://example.com/" || home.Method != "GET" ||
+		home.Interval != 30*time.Second || home.Timeout != 5*time.Second ||
+		!home.FollowRedirects || home.TLSSkipVerify || home.MaxBodyBytes != 1<<20 ||
+		home.Pattern == nil || home.Pattern.String() != "Example Domain" ||
+		home.Headers.Get("User-Agent") != "sitewatch" {
+		t.Errorf("home = %+v", home)
+	}
+	for code, want := range map[int]bool{199: false, 200: true, 302: true, 399: true, 400: false} {
+		if home.Expects(code) != want {
+			t.Errorf("home.Expects(%d) = %t, want %t", code, !want, want)
+		}
+	}
+
+	if api.URL != "http://probe:s3cret@127.0.0.1:8080/health" || api.PublicURL != "http://probe:xxxxx@127.0.0.1:8080/health" ||
+		home.PublicURL != home.URL {
+		t.Errorf("URLs %q %q %q", api.URL, api.PublicURL, home.PublicURL)
+	}
+	if api.Method != "HEAD" || api.Interval != time.Minute || api.Timeout != 2*time.Second ||
+		api.FollowRedirects || !api.TLSSkipVerify || api.MaxBodyBytes != 0 || api.Pattern != nil {
+		t.Errorf("api = %+v", api)
+	}
+	// A target's headers replace the defaults' as a whole, like every key.
+	if want := (http.Header{"Authorization": {"Bearer secret"}}); len(api.Headers) != 1 || api.Headers.Get("Authorization") != want.Get("Authorization") {
+		t.Errorf("api.Headers = %v, want %v", api.Headers, want)
+	}
+	want := []StatusRange{{200, 200}, {204, 206}, {301, 301}, {302, 302}}
+	if len(api.ExpectStatus) != len(want) {
+		t.Fatalf("api.ExpectStatus = %v, want %v", api.ExpectStatus, want)
+	}
+	for i := range want {
+		if api.ExpectStatus[i] != want[i] {
+			t.Errorf("api.ExpectStatus = %v, want %v", api.ExpectStatus, want)
+		}
+	}
+}
+
+func TestParseBadFiles(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // one line per error, in order
+	}{
+		{
+			name: "invalid URL",
+			yaml: "targets:\n  - id: a\n    url: ftp://example.com/\n  - id: b\n    url: \"http://exa mple.com\"\n  - id: c\n    url: https:///path\n",
+			want: []string{
+				`bad.yaml:3: target "a": url: "ftp://example.com/" is not an http:// or https:// URL`,
+				`bad.yaml:5: target "b": url: invalid: invalid character " " in host name`,
+				`bad.yaml:7: target "c": url: "https:///path" has no host`,
+			},
+		},
+		{
+			name: "invalid regexp",
+			yaml: "targets:\n  - id: a\n    url: https://example.com/\n    pattern: \"(unclosed\"\n",
+			want: []string{
+				"bad.yaml:4: target \"a\": pattern: invalid regexp: error parsing regexp: missing closing ): `(unclosed`",
+			},
+		},
+		{
+			name: "unknown keys",
+			yaml: "version: 2\ndefaults:\n  intervall: 30s\ntargets:\n  - id: a\n    url: https://example.com/\n    patern: x\n  - url: https://example.org/\n    tls_verify: false\n",
+			want: []string{
+				"bad.yaml:1: version: unknown key (expected defaults or targets)",
+				"bad.yaml:3: defaults: intervall: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes)",
+				"bad.yaml:7: target \"a\": patern: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes)",
+				"bad.yaml:9: target #2: tls_verify: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes)",
+				"bad.yaml:8: target #2: id: missing",
+			},
+		},
+		{
+			name: "duplicate ID",
+			yaml: "targets:\n  - id: a\n    url: https://example.com/\n  - id: a\n    url: https://example.org/\n",
+			want: []string{
+				`bad.yaml:4: target "a": id: duplicate: already used by the target at line 2`,
+			},
+		},
+		{
+			name: "timeout not below interval",
+			yaml: "defaults:\n  timeout: 30s\ntargets:\n  - id: a\n    url: https://example.com/\n    interval: 30s\n  - id: b\n    url: https://example.org/\n    interval: 1m\n    timeout: 90s\n",
+			want: []string{
+				`bad.yaml:2: target "a": timeout: 30s is not below the interval 30s`,
+				`bad.yaml:10: target "b": timeout: 1m30s is not below the interval 1m0s`,
+			},
+		},
+		{
+			name: "bad durations",
+			yaml: "targets:\n  - id: a\n    url: https://example.com/\n    interval: 30\n    timeout: -1s\n",
+			want: []string{
+				`bad.yaml:4: target "a": interval: "30" is not a duration such as 30s or 1m30s`,
+				`bad.yaml:5: target "a": timeout: -1s is not positive`,
+			},
+		},
+		{
+			name: "bad status ranges",
+			yaml: "targets:\n  - id: a\n    url: https://example.com/\n    expect_status: [\"299-200\", 700, ok]\n  - id: b\n    url: https://example.org/\n    expect_status: []\n",
+			want: []string{
+				`bad.yaml:4: target "a": expect_status: "299-200" is an empty range: 299 is above 200`,
+				`bad.yaml:4: target "a": expect_status: "700" is not a status code (100-599) or range such as 200-299`,
+				`bad.yaml:4: target "a": expect_status: "ok" is not a status code (100-599) or range such as 200-299`,
+				`bad.yaml:7: target "b": expect_status: empty: no status would count as up`,
+			},
+		},
+		{
+			name: "missing fields and wrong types",
+			yaml: "targets:\n  - {}\n  - id: \"has space\"\n    url: [https://example.com/]\n    follow_redirects: \"yes\"\n    max_body_bytes: lots\n    method: \"GE T\"\n    headers:\n      X-Token: \"a\\nb\"\n",
+			want: []string{
+				"bad.yaml:2: target #1: id: missing",
+				"bad.yaml:2: target #1: url: missing",
+				`bad.yaml:3: target "has space": id: "has space" contains a space or an unprintable character`,
+				`bad.yaml:4: target "has space": url: must be a single value, not a list or mapping`,
+				`bad.yaml:7: target "has space": method: "GE T" is not an HTTP method`,
+				`bad.yaml:9: target "has space": headers: X-Token: the value contains a line break`,
+				`bad.yaml:5: target "has space": follow_redirects: "yes" is not true or false`,
+				`bad.yaml:6: target "has space": max_body_bytes: "lots" is not a number of bytes (0 or more)`,
+			},
+		},
+		{
+			name: "no targets",
+			yaml: "targets: []\n",
+			want: []string{"bad.yaml:1: targets: empty: no targets"},
+		},
+		{
+			name: "empty file",
+			yaml: "",
+			want: []string{"bad.yaml: empty file: no targets"},
+		},
+		{
+			name: "not YAML",
+			yaml: "targets: [\n",
+			want: []string{"bad.yaml: yaml: line 1: did not find expected node content"},
+		},
+		{
+			name: "id and url in defaults",
+			yaml: "defaults:\n  id: x\n  url: https://example.com/\ntargets:\n  - id: a\n    url: https://example.com/\n",
+			want: []string{
+				"bad.yaml:2: defaults: id: not allowed in defaults: each target needs its own",
+				"bad.yaml:3: defaults: url: not allowed in defaults: each target needs its own",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse("bad.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("no error; targets %+v", f.Targets)
+			}
+			got := strings.Split(err.Error(), "\n")
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", err, strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestShippedTargetsFileIsValid(t *testing.T) {
+	// The example for users lives at the repository root.
+	path := filepath.Join("..", "..", "..", "..", "targets.yaml")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the shipped targets file: %v", err)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Targets) < 3 {
+		t.Errorf("the shipped file has %d targets; it should show a few", len(f.Targets))
+	}
+}

@@ -1,0 +1,261 @@
+// Package schedule runs a job for every target at the target's interval.
+//
+// Each target has a fixed origin: its runs are due at origin + k*interval, so
+// a late start does not push the next ones back and there is no drift over
+// hours. The first runs of the targets given together are spread evenly over
+// their interval, so a restart is not a thundering herd. A target's run that
+// is due while its previous run is still going is skipped (never two runs of
+// one target at once), and so are the runs that the scheduler fell behind on.
+// A global bound limits the runs in progress; a run waiting for a slot is
+// late, and its lag is reported.
+package schedule
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+)
+
+// Job runs one check of a target. Its ctx is not cancelled when the
+// scheduler stops, so a running check ends on its own deadline.
+type Job func(ctx context.Context, t *config.Target)
+
+// Skip reasons, as reported to Options.OnSkip.
+const (
+	// SkipOverlap: the target's previous run was still going.
+	SkipOverlap = "overlap"
+	// SkipBehind: the scheduler (or the machine) fell more than an interval
+	// behind; only the latest due run is made.
+	SkipBehind = "behind"
+)
+
+// Options tune a Scheduler.
+type Options struct {
+	// Clock is the time source; nil is the real clock.
+	Clock Clock
+	// Concurrency bounds the jobs running at once; at least 1.
+	Concurrency int
+	// Coalesce is the least time the scheduler sleeps between wake-ups:
+	// runs due meanwhile start together, up to Coalesce late, which saves
+	// a wake-up per run when many targets are due close together. Zero
+	// starts every run on time.
+	Coalesce time.Duration
+	// OnRun, when set, is called as a run starts, with the time it was due
+	// and how late it starts. It runs on the scheduler's goroutine: keep it
+	// short.
+	OnRun func(t *config.Target, due time.Time, lag time.Duration)
+	// OnSkip, when set, is called for every run skipped, with a reason
+	// (SkipOverlap, SkipBehind) and the number of runs skipped.
+	OnSkip func(t *config.Target, reason string, runs int)
+}
+
+// Scheduler runs a Job per target on each target's schedule.
+type Scheduler struct {
+	job   Job
+	opts  Options
+	clock Clock
+	sem   chan struct{}
+	wake  chan struct{}
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	queue   queue
+}
+
+type entry struct {
+	target   *config.Target
+	interval time.Duration
+	next     time.Time // the next time a run is due
+	running  bool
+	index    int // in the queue; -1 when removed
+}
+
+// New returns a Scheduler without targets; give them with Set.
+func New(job Job, o Options) *Scheduler {
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if o.Concurrency < 1 {
+		o.Concurrency = 1
+	}
+	return &Scheduler{
+		job:     job,
+		opts:    o,
+		clock:   o.Clock,
+		sem:     make(chan struct{}, o.Concurrency),
+		wake:    make(chan struct{}, 1),
+		entries: map[string]*entry{},
+	}
+}
+
+// Set replaces the targets; it may be called at any time, before or while
+// Run runs. A target whose ID and interval are unchanged keeps its rhythm
+// (its next run is due when it would have been) and runs with the new
+// definition from its next run on. New targets, and targets whose interval
+// changed, get their first runs spread evenly over their interval from now,
+// in the order given. Removed targets get no new runs; a run in progress
+// finishes.
+func (s *Scheduler) Set(targets []*config.Target) {
+	s.mu.Lock()
+	now := s.clock.Now()
+	keep := make(map[string]bool, len(targets))
+	var fresh []*entry
+	for _, t := range targets {
+		keep[t.ID] = true
+		e, ok := s.entries[t.ID]
+		switch {
+		case ok && e.interval == t.Interval:
+			e.target = t
+		case ok:
+			// Keep the entry, and with it the running flag: the new
+			// rhythm must not overlap a run of the old one.
+			e.target, e.interval = t, t.Interval
+			heap.Remove(&s.queue, e.index)
+			fresh = append(fresh, e)
+		default:
+			e = &entry{target: t, interval: t.Interval, index: -1}
+			s.entries[t.ID] = e
+			fresh = append(fresh, e)
+		}
+	}
+	for id, e := range s.entries {
+		if !keep[id] {
+			delete(s.entries, id)
+			heap.Remove(&s.queue, e.index)
+		}
+	}
+	for j, e := range fresh {
+		e.next = now.Add(time.Duration(int64(e.interval) * int64(j) / int64(len(fresh))))
+		heap.Push(&s.queue, e)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Len returns the number of targets.
+func (s *Scheduler) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.entries)
+}
+
+// Run schedules until ctx ends, then waits for the running jobs to finish
+// and returns.
+func (s *Scheduler) Run(ctx context.Context) {
+	defer s.wg.Wait()
+	jobCtx := context.WithoutCancel(ctx)
+	timer := s.clock.NewTimer(time.Hour)
+	defer timer.Stop()
+	var due []run
+	for {
+		due = s.takeDue(due[:0])
+		for i, r := range due {
+			select {
+			case s.sem <- struct{}{}:
+			case <-ctx.Done():
+				s.mu.Lock()
+				for _, r := range due[i:] {
+					r.e.running = false
+				}
+				s.mu.Unlock()
+				return
+			}
+			start := s.clock.Now()
+			if s.opts.OnRun != nil {
+				s.opts.OnRun(r.t, r.due, start.Sub(r.due))
+			}
+			s.wg.Add(1)
+			go s.do(jobCtx, r)
+		}
+
+		s.mu.Lock()
+		var wait <-chan time.Time
+		if len(s.queue) > 0 {
+			timer.Reset(max(s.queue[0].next.Sub(s.clock.Now()), s.opts.Coalesce))
+			wait = timer.C()
+		}
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait:
+		case <-s.wake:
+		}
+	}
+}
+
+type run struct {
+	e   *entry
+	t   *config.Target
+	due time.Time
+}
+
+// takeDue appends the runs due now to runs and moves their entries on.
+func (s *Scheduler) takeDue(runs []run) []run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	for len(s.queue) > 0 && !s.queue[0].next.After(now) {
+		e := s.queue[0]
+		due := e.next
+		// Past more than one due time: make only the latest.
+		if behind := int64(now.Sub(due) / e.interval); behind > 0 {
+			due = due.Add(time.Duration(behind) * e.interval)
+			if s.opts.OnSkip != nil {
+				s.opts.OnSkip(e.target, SkipBehind, int(behind))
+			}
+		}
+		e.next = due.Add(e.interval)
+		heap.Fix(&s.queue, 0)
+		if e.running {
+			if s.opts.OnSkip != nil {
+				s.opts.OnSkip(e.target, SkipOverlap, 1)
+			}
+			continue
+		}
+		e.running = true
+		runs = append(runs, run{e: e, t: e.target, due: due})
+	}
+	return runs
+}
+
+func (s *Scheduler) do(ctx context.Context, r run) {
+	defer s.wg.Done()
+	defer func() { <-s.sem }()
+	defer func() {
+		s.mu.Lock()
+		r.e.running = false
+		s.mu.Unlock()
+	}()
+	s.job(ctx, r.t)
+}
+
+// queue is a min-heap of entries by next due time.
+type queue []*entry
+
+func (q queue) Len() int           { return len(q) }
+func (q queue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
+func (q queue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+func (q *queue) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*q)
+	*q = append(*q, e)
+}
+func (q *queue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.index = -1
+	*q = old[:len(old)-1]
+	return e
+}
