@@ -1,0 +1,455 @@
+#!/usr/bin/env bash
+# The benchmark suite (`task bench`): one table of figures, each beside an
+# anchor measured in the same run on the same machine. Figures are reported,
+# never asserted.
+#
+#   deploy/bench/bench.sh                 full run (about 5 minutes)
+#   BENCH_QUICK=1 deploy/bench/bench.sh   shorter durations and backlog (about 2 minutes)
+#
+# What runs, in order:
+#   1. nginx (worker_processes 1, a ~2 KB static page) on a free 127.0.0.1 port,
+#      with a temporary configuration under .stack/bench; the new-connection
+#      ceiling is `wrk -t1 -c32 -d8s -H "Connection: close"` against it.
+#   2. Prometheus blackbox_exporter v0.27.0 (built once into .stack/bench from a
+#      scratch module, then cached), driven with `wrk -t1 -c16 -d10s` at /probe
+#      with module http_2xx and with a body-regexp module; CPU per probe from
+#      /proc/PID/stat utime+stime deltas over the run.
+#   3. The prober's pipeline (services/prober/cmd/probebench) against the same
+#      page at the same concurrency (16 checks at once, 10,000 checks/s
+#      offered so that it runs flat out): with and without Kafka, and with the
+#      same body pattern; then 10,000 targets every 10 s for RSS and schedule lag.
+#   4. The recorder's benchmark program (services/recorder/cmd/recorderbench,
+#      when the tree has it): draining a 1,000,000-event backlog with rollups
+#      beside a plain COPY of the same rows, RSS while draining, and the delay
+#      to the committed row at 1,000 events/s.
+#
+# Kafka, the registry and PostgreSQL come from .stack/env (start them with
+# `go tool task stack:up`); the benchmark programs create their own topics
+# and databases and remove them afterwards. The table goes to stdout and to
+# .stack/bench/results.md; the logs of each step go to .stack/bench/logs/.
+set -uo pipefail
+# shellcheck disable=SC2016 # backquotes in the table are Markdown, not expansions
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 1
+
+BLACKBOX_VERSION=v0.27.0
+BENCH_DIR=$ROOT/.stack/bench
+LOGS=$BENCH_DIR/logs
+BIN=$ROOT/bin
+PATTERN='quick brown fox'
+
+if [[ -n ${BENCH_QUICK:-} ]]; then
+  MODE="quick (BENCH_QUICK=1)"
+  CEILING_DURATION=4s BLACKBOX_DURATION=5s WARMUP=1s
+  PROBER_DURATION=5s MEMORY_DURATION=10s
+  RECORDER_EVENTS=200000 RECORDER_RATE_FOR=10s
+else
+  MODE=full
+  CEILING_DURATION=8s BLACKBOX_DURATION=10s WARMUP=2s
+  PROBER_DURATION=10s MEMORY_DURATION=20s
+  RECORDER_EVENTS=1000000 RECORDER_RATE_FOR=30s
+fi
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$BENCH_DIR" "$LOGS" "$BIN" || die "cannot create $BENCH_DIR"
+RUN_DIR=$(mktemp -d "$BENCH_DIR/run.XXXXXX") || die "mktemp under $BENCH_DIR failed"
+
+# Every process this script starts is stopped by its pid on the way out.
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools --------------------------------------------------------------------
+
+find_nginx() { command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; }; }
+
+missing=()
+[[ -n $(find_nginx) ]] || missing+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing ${missing[*]} (Debian packages)"
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; } >"$LOGS/apt.log" 2>&1 ||
+      die "apt-get install -y ${missing[*]} failed: see $LOGS/apt.log"
+  else
+    die "missing ${missing[*]}: install them (sudo apt-get install -y ${missing[*]}) and run again"
+  fi
+fi
+NGINX=$(find_nginx)
+command -v go >/dev/null 2>&1 || die "go not found on PATH"
+command -v curl >/dev/null 2>&1 || die "curl not found on PATH (apt-get install -y curl)"
+
+[[ -f .stack/env ]] || die ".stack/env not found: start the stack first (go tool task stack:up)"
+set -a
+# shellcheck disable=SC1091
+. .stack/env
+set +a
+
+# --- helpers ------------------------------------------------------------------
+
+# free_port prints a 127.0.0.1 TCP port nothing listens on (a check, not a
+# reservation: the servers started on it are checked for listening).
+free_port() {
+  local port
+  for _ in $(seq 200); do
+    port=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# wait_http URL [SECONDS]: until URL answers.
+wait_http() {
+  local deadline=$((SECONDS + ${2:-20}))
+  until curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# cpu_ticks PID: utime+stime of the process, in clock ticks (/proc/PID/stat
+# fields 14 and 15, counted after the parenthesised command name).
+cpu_ticks() {
+  local stat
+  stat=$(<"/proc/$1/stat") || return 1
+  stat=${stat##*) }
+  # After "pid (comm) ", field 3 (state) is the first: utime is the 12th, stime the 13th.
+  awk '{print $12 + $13}' <<<"$stat"
+}
+
+rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# fmt_int 12345.6 -> 12,346
+fmt_int() {
+  awk -v x="$1" 'BEGIN {
+    if (x == "") { print "?"; exit }
+    s = sprintf("%.0f", x); n = length(s); out = ""
+    for (i = 1; i <= n; i++) { out = out substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) out = out "," }
+    print out
+  }'
+}
+
+# wrk_rate LOG: requests/s of a wrk run, and the total and error counts.
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+wrk_requests() { awk '/requests in/ {print $1}' "$1"; }
+wrk_errors() {
+  awk '/Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} /Non-2xx/ {n += $NF} END {print n + 0}' "$1"
+}
+
+TICK=$(getconf CLK_TCK)
+
+# --- header -------------------------------------------------------------------
+
+LOAD_START=$(loadavg)
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+MEM_GIB=$(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
+GO_VERSION=$(go env GOVERSION)
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
+WRK_VERSION=$(wrk -v 2>&1 | awk 'NR == 1 {print $2}')
+if [[ -f .stack/kafka/libs/.versions ]]; then
+  KAFKA_VERSION=$(tr ' ' '\n' <.stack/kafka/libs/.versions | awk -F= '$1 == "kafka" {print $2}')
+else
+  KAFKA_VERSION=$(sed -n 's|^ *image: *apache/kafka:||p' compose.yaml | head -1)
+  KAFKA_VERSION=${KAFKA_VERSION:-unknown}
+fi
+PG_VERSION=unknown
+if command -v psql >/dev/null 2>&1; then
+  PG_VERSION=$(psql "$DATABASE_URL" -XAtc 'show server_version' 2>/dev/null | awk '{print $1}')
+  PG_VERSION=${PG_VERSION:-unknown}
+fi
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+log "load average at start: $LOAD_START"
+
+# --- build --------------------------------------------------------------------
+
+# blackbox_exporter: `go install ...@v0.27.0` is refused by the proxy, so it is
+# built in a scratch module (see /work/shared/notes/benchmarks.md), once.
+BLACKBOX_DIR=$BENCH_DIR/blackbox_exporter-$BLACKBOX_VERSION
+BLACKBOX=$BLACKBOX_DIR/bin/blackbox_exporter
+if [[ ! -x $BLACKBOX ]]; then
+  log "building blackbox_exporter $BLACKBOX_VERSION into $BLACKBOX_DIR (once)"
+  mkdir -p "$BLACKBOX_DIR"
+  (
+    cd "$BLACKBOX_DIR" &&
+      export GOWORK=off GOFLAGS=-mod=mod &&
+      { [[ -f go.mod ]] || go mod init sitewatch.local/blackbox-bench; } &&
+      go get "github.com/prometheus/blackbox_exporter@$BLACKBOX_VERSION" &&
+      go build -o bin/blackbox_exporter.tmp github.com/prometheus/blackbox_exporter &&
+      mv bin/blackbox_exporter.tmp bin/blackbox_exporter
+  ) >"$LOGS/blackbox-build.log" 2>&1 || die "building blackbox_exporter failed: see $LOGS/blackbox-build.log"
+fi
+# Built from the module proxy, the binary carries its version in its build info.
+BLACKBOX_VERSION_SHOWN=$(go version -m "$BLACKBOX" | awk '$1 == "mod" && $2 ~ /blackbox_exporter$/ {print $3}')
+
+log "building probebench"
+go build -o "$BIN/probebench" ./services/prober/cmd/probebench 2>"$LOGS/probebench-build.log" ||
+  die "building probebench failed: see $LOGS/probebench-build.log"
+
+# The recorder's benchmark program, when this tree has it; RECORDERBENCH names
+# a built binary instead.
+RECORDERBENCH=${RECORDERBENCH:-}
+RECORDER_NOTE=""
+if [[ -z $RECORDERBENCH && -d services/recorder/cmd/recorderbench ]]; then
+  log "building recorderbench"
+  if go build -o "$BIN/recorderbench" ./services/recorder/cmd/recorderbench 2>"$LOGS/recorderbench-build.log"; then
+    RECORDERBENCH=$BIN/recorderbench
+  else
+    RECORDER_NOTE="recorder: build failed, see $LOGS/recorderbench-build.log"
+  fi
+elif [[ -z $RECORDERBENCH ]]; then
+  RECORDER_NOTE="recorder: not available (this tree has no services/recorder/cmd/recorderbench)"
+fi
+
+# --- nginx --------------------------------------------------------------------
+
+NGINX_DIR=$RUN_DIR/nginx
+mkdir -p "$NGINX_DIR"
+{
+  printf '<!doctype html><html><head><title>sitewatch bench</title></head><body>\n'
+  for _ in $(seq 42); do printf '<p>The quick brown fox jumps over the lazy dog.</p>\n'; done
+  printf '</body></html>\n'
+} >"$NGINX_DIR/index.html"
+PAGE_BYTES=$(wc -c <"$NGINX_DIR/index.html")
+
+start_nginx() {
+  NGINX_PORT=$(free_port) || return 1
+  cat >"$NGINX_DIR/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $NGINX_DIR;
+  proxy_temp_path $NGINX_DIR;
+  fastcgi_temp_path $NGINX_DIR;
+  uwsgi_temp_path $NGINX_DIR;
+  scgi_temp_path $NGINX_DIR;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $NGINX_DIR;
+    location / { index index.html; }
+  }
+}
+CONF
+  "$NGINX" -c "$NGINX_DIR/nginx.conf" -p "$NGINX_DIR" -e "$NGINX_DIR/error.log" >"$LOGS/nginx.log" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  PAGE=http://127.0.0.1:$NGINX_PORT/index.html
+  wait_http "$PAGE" 10
+}
+for _ in 1 2 3; do start_nginx && break; done || die "nginx did not start: see $LOGS/nginx.log and $NGINX_DIR/error.log"
+log "nginx $NGINX_VERSION serves $PAGE_BYTES bytes at $PAGE"
+
+# --- 1. ceiling ---------------------------------------------------------------
+
+log "ceiling: wrk -t1 -c32 -d$CEILING_DURATION -H 'Connection: close' $PAGE"
+wrk -t1 -c32 -d"$CEILING_DURATION" -H "Connection: close" "$PAGE" >"$LOGS/ceiling.log" 2>&1
+CEILING=$(wrk_rps "$LOGS/ceiling.log")
+CEILING_ERRORS=$(wrk_errors "$LOGS/ceiling.log")
+
+# --- 2. blackbox_exporter -----------------------------------------------------
+
+cat >"$RUN_DIR/blackbox.yml" <<YAML
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+  http_body:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      fail_if_body_not_matches_regexp:
+        - "$PATTERN"
+YAML
+BLACKBOX_PORT=$(free_port) || die "no free port for blackbox_exporter"
+"$BLACKBOX" --config.file="$RUN_DIR/blackbox.yml" --web.listen-address="127.0.0.1:$BLACKBOX_PORT" \
+  --log.level=warn >"$LOGS/blackbox.log" 2>&1 &
+BLACKBOX_PID=$!
+PIDS+=("$BLACKBOX_PID")
+wait_http "http://127.0.0.1:$BLACKBOX_PORT/metrics" 20 || die "blackbox_exporter did not start: see $LOGS/blackbox.log"
+
+declare -A BB_RPS BB_CPU BB_OK BB_ERR
+ENC_PAGE=$(printf '%s' "$PAGE" | sed 's|:|%3A|g; s|/|%2F|g')
+for module in http_2xx http_body; do
+  url="http://127.0.0.1:$BLACKBOX_PORT/probe?target=$ENC_PAGE&module=$module"
+  # A probe that fails still answers 200: check probe_success before and after.
+  ok_before=$(curl -fsS "$url" | awk '$1 == "probe_success" {print $2}')
+  log "blackbox_exporter $module: wrk -t1 -c16 -d$BLACKBOX_DURATION (after $WARMUP warm-up)"
+  wrk -t1 -c16 -d"$WARMUP" "$url" >/dev/null 2>&1
+  t0=$(cpu_ticks "$BLACKBOX_PID")
+  wrk -t1 -c16 -d"$BLACKBOX_DURATION" "$url" >"$LOGS/blackbox-$module.log" 2>&1
+  t1=$(cpu_ticks "$BLACKBOX_PID")
+  ok_after=$(curl -fsS "$url" | awk '$1 == "probe_success" {print $2}')
+  n=$(wrk_requests "$LOGS/blackbox-$module.log")
+  BB_RPS[$module]=$(wrk_rps "$LOGS/blackbox-$module.log")
+  BB_CPU[$module]=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$TICK" 'BEGIN {if (n > 0) printf "%.3f", d * 1000 / hz / n}')
+  BB_OK[$module]="$ok_before/$ok_after"
+  BB_ERR[$module]=$(wrk_errors "$LOGS/blackbox-$module.log")
+done
+BB_RSS_MIB=$(awk -v k="$(rss_kib "$BLACKBOX_PID")" 'BEGIN {printf "%.0f", k / 1024}')
+kill "$BLACKBOX_PID" 2>/dev/null && wait "$BLACKBOX_PID" 2>/dev/null
+
+# --- 3. prober ----------------------------------------------------------------
+
+# probebench NAME ARGS...: runs it against the page, output in $LOGS/probebench-NAME.log.
+probebench() {
+  local name=$1
+  shift
+  log "prober $name: probebench $*"
+  "$BIN/probebench" -url "$PAGE" "$@" >"$LOGS/probebench-$name.log" 2>"$LOGS/probebench-$name.err"
+}
+# pb_field NAME KEY: a figure of a probebench run.
+pb_field() {
+  local f=$LOGS/probebench-$1.log
+  case $2 in
+    checks) awk '$1 == "checks/s" {print $2}' "$f" ;;
+    skipped) sed -n 's/^checks\/s.* \([0-9]*\) skipped.*/\1/p' "$f" ;;
+    up) sed -n 's/^checks\/s.*checks, \([0-9]*\) up.*/\1/p' "$f" ;;
+    total) sed -n 's/^checks\/s.*(\([0-9]*\) checks.*/\1/p' "$f" ;;
+    cpu) awk '$1 == "cpu" && $2 == "ms/check" {print $3}' "$f" ;;
+    core) sed -n 's/^cpu ms\/check.*: \([0-9]*%\) of one core.*/\1/p' "$f" ;;
+    rss) awk '$1 == "rss" {print $2}' "$f" ;;
+    peak) sed -n 's/^rss.*(peak \([0-9.]*\) MiB).*/\1/p' "$f" ;;
+    lag) sed -n 's/^lag p50\/p99\/max *//p' "$f" | sed 's/ *(.*//' ;;
+  esac
+}
+
+FAST=(-targets 10000 -interval 1s -concurrency 16 -warmup "$WARMUP" -duration "$PROBER_DURATION")
+declare -A PB_OK
+probebench plain "${FAST[@]}" && PB_OK[plain]=1
+probebench pattern "${FAST[@]}" -pattern "$PATTERN" && PB_OK[pattern]=1
+probebench nokafka "${FAST[@]}" -no-kafka && PB_OK[nokafka]=1
+probebench memory -targets 10000 -interval 10s -duration "$MEMORY_DURATION" && PB_OK[memory]=1
+
+kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+
+# --- 4, 5, 6. recorder --------------------------------------------------------
+
+REC_OK=""
+if [[ -n $RECORDERBENCH ]]; then
+  log "recorder: $RECORDERBENCH -events $RECORDER_EVENTS -rate 1000 -rate-for $RECORDER_RATE_FOR"
+  if "$RECORDERBENCH" -events "$RECORDER_EVENTS" -rate 1000 -rate-for "$RECORDER_RATE_FOR" \
+    >"$LOGS/recorderbench.log" 2>"$LOGS/recorderbench.err"; then
+    REC_OK=1
+  else
+    RECORDER_NOTE="recorder: recorderbench failed: $(tail -1 "$LOGS/recorderbench.err")"
+  fi
+fi
+# rec_figure WORDS: the figure column of the first row of recorderbench's
+# Markdown table whose first column contains WORDS (any case); rec_note: its
+# note column.
+rec_column() {
+  awk -F' [|] ' -v w="$1" -v col="$2" '
+    /^[|] / && index(tolower($1), tolower(w)) {sub(/ [|]$/, "", $col); print $col; exit}' "$LOGS/recorderbench.log"
+}
+rec_figure() { rec_column "$1" 2; }
+rec_note() { rec_column "$1" 3; }
+num() { tr -dc '0-9.' <<<"${1%% *}"; }
+
+LOAD_END=$(loadavg)
+log "load average at end: $LOAD_END"
+
+# --- table --------------------------------------------------------------------
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a > 0 && b > 0) printf "%.2f×", a / b; else print "—"}'; }
+pct_of() { awk -v a="$1" -v b="$2" 'BEGIN {if (a > 0 && b > 0) printf "%.0f%%", 100 * a / b; else print "—"}'; }
+failed() { echo "failed: see .stack/bench/logs/$1"; }
+
+prober_row() { # NAME MODULE LABEL
+  local name=$1 module=$2 label=$3
+  if [[ -z ${PB_OK[$name]:-} ]]; then
+    printf '| %s | %s | | | |\n' "$label" "$(failed "probebench-$name.err")"
+    return
+  fi
+  local checks cpu
+  checks=$(pb_field "$name" checks) cpu=$(pb_field "$name" cpu)
+  if [[ -n $module ]]; then
+    printf '| %s | %s checks/s, **%s ms CPU/check** (%s of one core; %s%% up, %s skipped) | blackbox_exporter `%s`: %s probes/s, **%s ms CPU/probe** | CPU/check **%s** of blackbox_exporter'"'"'s; checks/s %s of its probes/s |\n' \
+      "$label" "$(fmt_int "$checks")" "$cpu" "$(pb_field "$name" core)" \
+      "$(awk -v u="$(pb_field "$name" up)" -v t="$(pb_field "$name" total)" 'BEGIN {if (t > 0) printf "%.1f", 100 * u / t; else print "?"}')" \
+      "$(pb_field "$name" skipped)" "$module" "$(fmt_int "${BB_RPS[$module]}")" "${BB_CPU[$module]}" \
+      "$(ratio "$cpu" "${BB_CPU[$module]}")" "$(pct_of "$checks" "${BB_RPS[$module]}")"
+  else
+    printf '| %s | %s checks/s, **%s ms CPU/check** (%s of one core) | blackbox_exporter `http_2xx`: %s ms CPU/probe | CPU/check %s of blackbox_exporter'"'"'s |\n' \
+      "$label" "$(fmt_int "$checks")" "$cpu" "$(pb_field "$name" core)" "${BB_CPU[http_2xx]}" "$(ratio "$cpu" "${BB_CPU[http_2xx]}")"
+  fi
+}
+
+recorder_rows() {
+  if [[ -z $REC_OK ]]; then
+    printf '| 4. Recorder: drain a %s-event backlog with rollups | %s | plain COPY of the same rows | |\n' "$(fmt_int "$RECORDER_EVENTS")" "$RECORDER_NOTE"
+    printf '| 5. End to end at 1,000 checks/s: p50, p99 | %s | | |\n' "$RECORDER_NOTE"
+    printf '| 6. Recorder RSS while draining | %s | | |\n' "$RECORDER_NOTE"
+    return
+  fi
+  local drain copy e2e rss
+  drain=$(rec_figure "drain (from first")
+  copy=$(rec_figure "plain COPY")
+  printf '| 4. Recorder: drain a %s-event backlog with rollups (rollups exact: %s) | **%s** (%s from start, incl. group join) | plain COPY of the same rows into a table without keys, same database: **%s** | **%s** of COPY |\n' \
+    "$(fmt_int "$RECORDER_EVENTS")" "$(rec_figure "rollups exact")" "$drain" "$(rec_figure "drain (from start")" "$copy" \
+    "$(pct_of "$(num "${drain//,/}")" "$(num "${copy//,/}")")"
+  e2e=$(rec_figure "end-to-end delay")
+  printf '| 5. End to end at 1,000 events/s: event start to committed row | **%s** | (%s) | |\n' "${e2e:-not measured}" "$(rec_note "end-to-end delay")"
+  rss=$(rec_figure "RSS while draining")
+  printf '| 6. Recorder RSS while draining | **%s** | (%s) | |\n' "${rss:-not measured}" "$(rec_note "RSS while draining")"
+}
+
+table() {
+  echo "## sitewatch benchmarks"
+  echo
+  echo "- date: $DATE; sitewatch commit $COMMIT; mode: $MODE"
+  echo "- machine: $(nproc) CPUs ($CPU_MODEL), $MEM_GIB GiB memory, Linux $(uname -r)"
+  echo "- versions: $GO_VERSION, Kafka $KAFKA_VERSION, PostgreSQL $PG_VERSION, nginx $NGINX_VERSION, wrk $WRK_VERSION, blackbox_exporter $BLACKBOX_VERSION_SHOWN"
+  echo "- load average (1, 5, 15 min): $LOAD_START at start, $LOAD_END at end"
+  echo "- page: $PAGE_BYTES bytes from nginx (worker_processes 1) on 127.0.0.1; every check and probe opens a new connection"
+  echo
+  echo "| what | sitewatch | anchor, same run | sitewatch ÷ anchor |"
+  echo "| --- | --- | --- | --- |"
+  if [[ -n $CEILING ]]; then
+    printf '| 1. Ceiling: new-connection requests/s from nginx (`wrk -t1 -c32 -d%s -H "Connection: close"`) | | **%s requests/s** (%s errors) | |\n' \
+      "$CEILING_DURATION" "$(fmt_int "$CEILING")" "$CEILING_ERRORS"
+  else
+    printf '| 1. Ceiling | | %s | |\n' "$(failed ceiling.log)"
+  fi
+  for module in http_2xx http_body; do
+    printf '| 2. blackbox_exporter `%s` (`wrk -t1 -c16 -d%s` at /probe; probe_success before/after %s; %s wrk errors) | | **%s probes/s, %s ms CPU/probe** (%s of the ceiling) | |\n' \
+      "$module" "$BLACKBOX_DURATION" "${BB_OK[$module]}" "${BB_ERR[$module]}" "$(fmt_int "${BB_RPS[$module]}")" "${BB_CPU[$module]}" \
+      "$(pct_of "${BB_RPS[$module]}" "$CEILING")"
+  done
+  prober_row plain http_2xx "3. Prober, status check, to Kafka (16 at once, 10,000/s offered)"
+  prober_row pattern http_body "3. Prober, body pattern \`$PATTERN\`, to Kafka (16 at once)"
+  prober_row nokafka "" "3. Prober, status check, no Kafka (checks only, 16 at once)"
+  recorder_rows
+  if [[ -n ${PB_OK[memory]:-} ]]; then
+    printf '| 6. Prober RSS with 10,000 targets every 10 s (1,000 checks/s, 256 at once) | **%s MiB** (peak %s MiB); %s checks/s; schedule lag p50/p99/max %s | blackbox_exporter RSS after its runs: %s MiB | |\n' \
+      "$(pb_field memory rss)" "$(pb_field memory peak)" "$(fmt_int "$(pb_field memory checks)")" "$(pb_field memory lag)" "$BB_RSS_MIB"
+  else
+    printf '| 6. Prober RSS with 10,000 targets | %s | | |\n' "$(failed probebench-memory.err)"
+  fi
+  echo
+  echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: getrusage over the measured time), divided by the probes or checks it completed. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
+}
+
+table | tee "$BENCH_DIR/results.md"
