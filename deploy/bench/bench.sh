@@ -18,7 +18,10 @@
 #      page at the same concurrency (16 checks at once, 10,000 checks/s
 #      offered so that it runs flat out): with and without Kafka, and with the
 #      same body pattern; then 10,000 targets every 10 s for RSS and schedule lag.
-#   4. The recorder's benchmark program (services/recorder/cmd/recorderbench,
+#   4. End to end (services/internal/cmd/e2ebench): the prober and recorder
+#      binaries as processes, 1,000 targets every second against the page,
+#      a fresh topic and database; delay from check start to committed row.
+#   5. The recorder's benchmark program (services/recorder/cmd/recorderbench,
 #      when the tree has it): draining a 1,000,000-event backlog with rollups
 #      beside a plain COPY of the same rows, RSS while draining, and the delay
 #      to the committed row at 1,000 events/s.
@@ -27,6 +30,9 @@
 # `go tool task stack:up`); the benchmark programs create their own topics
 # and databases and remove them afterwards. The table goes to stdout and to
 # .stack/bench/results.md; the logs of each step go to .stack/bench/logs/.
+#
+# RECORDERBENCH=/path/to/recorderbench and RECORDER_BIN=/path/to/recorder run
+# binaries built elsewhere (another branch) instead of this tree's.
 set -uo pipefail
 # shellcheck disable=SC2016 # backquotes in the table are Markdown, not expansions
 
@@ -42,12 +48,12 @@ PATTERN='quick brown fox'
 if [[ -n ${BENCH_QUICK:-} ]]; then
   MODE="quick (BENCH_QUICK=1)"
   CEILING_DURATION=4s BLACKBOX_DURATION=5s WARMUP=1s
-  PROBER_DURATION=5s MEMORY_DURATION=10s
+  PROBER_DURATION=5s MEMORY_DURATION=10s E2E_WARMUP=3s E2E_DURATION=10s
   RECORDER_EVENTS=200000 RECORDER_RATE_FOR=10s
 else
   MODE=full
   CEILING_DURATION=8s BLACKBOX_DURATION=10s WARMUP=2s
-  PROBER_DURATION=10s MEMORY_DURATION=20s
+  PROBER_DURATION=10s MEMORY_DURATION=20s E2E_WARMUP=5s E2E_DURATION=20s
   RECORDER_EVENTS=1000000 RECORDER_RATE_FOR=30s
 fi
 
@@ -201,6 +207,28 @@ log "building probebench"
 go build -o "$BIN/probebench" ./services/prober/cmd/probebench 2>"$LOGS/probebench-build.log" ||
   die "building probebench failed: see $LOGS/probebench-build.log"
 
+# End to end: the prober and recorder binaries of this tree (RECORDER_BIN
+# names another recorder binary), run as separate processes by e2ebench.
+# Before the recorder's consumer is merged, the recorder only migrates: it
+# has no -topic flag, and the end-to-end row says so.
+log "building prober, recorder and e2ebench"
+E2E_NOTE=""
+if ! go build -o "$BIN/" ./services/prober ./services/internal/cmd/e2ebench 2>"$LOGS/e2e-build.log"; then
+  E2E_NOTE="end to end: build failed, see .stack/bench/logs/e2e-build.log"
+fi
+RECORDER_BIN=${RECORDER_BIN:-}
+if [[ -z $RECORDER_BIN ]]; then
+  if go build -o "$BIN/recorder" ./services/recorder 2>>"$LOGS/e2e-build.log"; then
+    RECORDER_BIN=$BIN/recorder
+  else
+    E2E_NOTE="end to end: build failed, see .stack/bench/logs/e2e-build.log"
+  fi
+fi
+# (-h exits 2 or 1: its usage is kept before grep, as pipefail would see the exit status.)
+if [[ -z $E2E_NOTE ]] && ! grep -q -- '-topic' <<<"$("$RECORDER_BIN" -h 2>&1)"; then
+  E2E_NOTE="recorder: not available (this tree's recorder has no consumer yet: no -topic flag)"
+fi
+
 # The recorder's benchmark program, when this tree has it; RECORDERBENCH names
 # a built binary instead.
 RECORDERBENCH=${RECORDERBENCH:-}
@@ -343,9 +371,24 @@ probebench pattern "${FAST[@]}" -pattern "$PATTERN" && PB_OK[pattern]=1
 probebench nokafka "${FAST[@]}" -no-kafka && PB_OK[nokafka]=1
 probebench memory -targets 10000 -interval 10s -duration "$MEMORY_DURATION" && PB_OK[memory]=1
 
+# --- 5. end to end -----------------------------------------------------------
+
+E2E_OK=""
+if [[ -z $E2E_NOTE ]]; then
+  log "end to end: e2ebench -targets 1000 -interval 1s -warmup $E2E_WARMUP -duration $E2E_DURATION (prober and recorder processes)"
+  if "$BIN/e2ebench" -prober "$BIN/prober" -recorder "$RECORDER_BIN" -url "$PAGE" -targets 1000 -interval 1s \
+    -warmup "$E2E_WARMUP" -duration "$E2E_DURATION" -logs "$LOGS" >"$LOGS/e2ebench.log" 2>"$LOGS/e2ebench.err"; then
+    E2E_OK=1
+  else
+    E2E_NOTE="end to end: e2ebench failed: $(tail -1 "$LOGS/e2ebench.err")"
+  fi
+fi
+# e2e KEY: the value of a "key value" line of e2ebench.
+e2e() { sed -n "s/^$1 //p" "$LOGS/e2ebench.log"; }
+
 kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
 
-# --- 4, 5, 6. recorder --------------------------------------------------------
+# --- 4, 6. recorder --------------------------------------------------------
 
 REC_OK=""
 if [[ -n $RECORDERBENCH ]]; then
@@ -397,23 +440,43 @@ prober_row() { # NAME MODULE LABEL
   fi
 }
 
+e2e_row() {
+  local part="recorderbench not available"
+  if [[ -n $REC_OK ]]; then
+    part="recorder part only (recorderbench, event produced to row committed, $(rec_note "end-to-end delay" | sed 's/,.*//')): $(rec_figure "end-to-end delay")"
+  fi
+  if [[ -z $E2E_OK ]]; then
+    printf '| 5. End to end at 1,000 checks/s: check start to committed row, p50 and p99 | %s | %s | |\n' "$E2E_NOTE" "$part"
+    return
+  fi
+  printf '| 5. End to end at 1,000 checks/s (prober and recorder processes, 1,000 targets every 1 s): check start to committed row | **p50 %s ms, p99 %s ms** (within histogram buckets %s and %s ms; %s checks/s, %s rows/s stored over %s s; prober %s ms CPU/check, recorder %s ms CPU/row; RSS prober %s MiB, recorder %s MiB) | %s | |\n' \
+    "$(e2e delay_p50_ms)" "$(e2e delay_p99_ms)" "$(e2e delay_p50_bucket_ms)" "$(e2e delay_p99_bucket_ms)" "$(fmt_int "$(e2e checks_per_s)")" "$(fmt_int "$(e2e stored_per_s)")" "$(e2e measured_s)" \
+    "$(e2e prober_cpu_ms_per_check)" "$(e2e recorder_cpu_ms_per_event)" "$(e2e prober_rss_mib)" "$(e2e recorder_rss_mib)" "$part"
+}
+
 recorder_rows() {
   if [[ -z $REC_OK ]]; then
     printf '| 4. Recorder: drain a %s-event backlog with rollups | %s | plain COPY of the same rows | |\n' "$(fmt_int "$RECORDER_EVENTS")" "$RECORDER_NOTE"
-    printf '| 5. End to end at 1,000 checks/s: p50, p99 | %s | | |\n' "$RECORDER_NOTE"
-    printf '| 6. Recorder RSS while draining | %s | | |\n' "$RECORDER_NOTE"
+    e2e_row
     return
   fi
-  local drain copy e2e rss
+  local drain copy
   drain=$(rec_figure "drain (from first")
   copy=$(rec_figure "plain COPY")
   printf '| 4. Recorder: drain a %s-event backlog with rollups (rollups exact: %s) | **%s** (%s from start, incl. group join) | plain COPY of the same rows into a table without keys, same database: **%s** | **%s** of COPY |\n' \
     "$(fmt_int "$RECORDER_EVENTS")" "$(rec_figure "rollups exact")" "$drain" "$(rec_figure "drain (from start")" "$copy" \
     "$(pct_of "$(num "${drain//,/}")" "$(num "${copy//,/}")")"
-  e2e=$(rec_figure "end-to-end delay")
-  printf '| 5. End to end at 1,000 events/s: event start to committed row | **%s** | (%s) | |\n' "${e2e:-not measured}" "$(rec_note "end-to-end delay")"
+  e2e_row
+}
+
+recorder_rss_row() {
+  if [[ -z $REC_OK ]]; then
+    printf '| 6. Recorder RSS while draining | %s | | |\n' "$RECORDER_NOTE"
+    return
+  fi
+  local rss
   rss=$(rec_figure "RSS while draining")
-  printf '| 6. Recorder RSS while draining | **%s** | (%s) | |\n' "${rss:-not measured}" "$(rec_note "RSS while draining")"
+  printf '| 6. Recorder RSS while draining the backlog | **%s** | (%s) | |\n' "${rss:-not measured}" "$(rec_note "RSS while draining")"
 }
 
 table() {
@@ -443,13 +506,14 @@ table() {
   prober_row nokafka "" "3. Prober, status check, no Kafka (checks only, 16 at once)"
   recorder_rows
   if [[ -n ${PB_OK[memory]:-} ]]; then
-    printf '| 6. Prober RSS with 10,000 targets every 10 s (1,000 checks/s, 256 at once) | **%s MiB** (peak %s MiB); %s checks/s; schedule lag p50/p99/max %s | blackbox_exporter RSS after its runs: %s MiB | |\n' \
+    printf '| 6. Prober RSS with 10,000 targets every 10 s (1,000 checks/s, 256 at once) | **%s MiB** (peak %s MiB); %s checks/s; schedule lag p50/p99/max %s | blackbox_exporter peak RSS over its runs: %s MiB | |\n' \
       "$(pb_field memory rss)" "$(pb_field memory peak)" "$(fmt_int "$(pb_field memory checks)")" "$(pb_field memory lag)" "$BB_RSS_MIB"
   else
     printf '| 6. Prober RSS with 10,000 targets | %s | | |\n' "$(failed probebench-memory.err)"
   fi
+  recorder_rss_row
   echo
-  echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: getrusage over the measured time), divided by the probes or checks it completed. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
+  echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: getrusage over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
 }
 
 table | tee "$BENCH_DIR/results.md"

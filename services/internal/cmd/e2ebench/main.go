@@ -1,0 +1,548 @@
+// Command e2ebench measures the delay from a check's start to its committed
+// row with the real binaries as separate processes: a prober checking
+// -targets targets every -interval against -url, and a recorder storing
+// them into a fresh database, through a fresh topic on the stack of the
+// environment (.stack/env). The delay is the recorder's own histogram
+// sitewatch_recorder_end_to_end_delay_seconds (an event's started_at to the
+// commit of the transaction that stored it), taken as the difference of two
+// scrapes around the measured time, so quantiles are interpolated within its
+// buckets and printed with the bucket's bounds.
+//
+//	e2ebench -prober bin/prober -recorder bin/recorder -url http://127.0.0.1:8080/ -targets 1000 -interval 1s
+//
+// It prints figures as "key value" lines for deploy/bench/bench.sh and
+// leaves nothing behind: the topics, the schema subject and the database are
+// removed at the end.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2ebench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	prober, recorder, url string
+	targets               int
+	interval, warmup      time.Duration
+	duration              time.Duration
+	logDir                string
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("e2ebench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.prober, "prober", "", "the prober binary")
+	fs.StringVar(&c.recorder, "recorder", "", "the recorder binary")
+	fs.StringVar(&c.url, "url", "", "the page every target checks (a query string tells the targets apart)")
+	fs.IntVar(&c.targets, "targets", 1000, "number of targets")
+	fs.DurationVar(&c.interval, "interval", time.Second, "interval of every target")
+	fs.DurationVar(&c.warmup, "warmup", 5*time.Second, "time after the first stored row before measuring")
+	fs.DurationVar(&c.duration, "duration", 20*time.Second, "measured time")
+	fs.StringVar(&c.logDir, "logs", "", "directory for the logs of the two processes (default: a temporary one, removed)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.prober == "" || c.recorder == "" || c.url == "" {
+		return errors.New("-prober, -recorder and -url are required")
+	}
+	if c.targets < 1 || c.interval <= 0 || c.duration <= 0 {
+		return errors.New("-targets, -interval and -duration must be positive")
+	}
+	kcfg, err := kafkaenv.FromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	adminURL := getenv("DATABASE_URL")
+	if adminURL == "" {
+		return errors.New("DATABASE_URL: not set (start the stack: go tool task stack:up)")
+	}
+	work, err := os.MkdirTemp("", "e2ebench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if c.logDir == "" {
+		c.logDir = work
+	}
+
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, dbName := "bench-e2e-"+suffix, "bench_e2e_"+suffix
+	dbURL, err := createDatabase(ctx, adminURL, dbName)
+	if err != nil {
+		return err
+	}
+	defer dropDatabase(adminURL, dbName, stderr)
+	if err := createTopic(ctx, kcfg, topic); err != nil {
+		return err
+	}
+	defer cleanUpKafka(kcfg, topic, stderr)
+
+	targetsFile := filepath.Join(work, "targets.yaml")
+	if err := writeTargets(targetsFile, c); err != nil {
+		return err
+	}
+
+	// The recorder first, so that it has joined the group before events come.
+	recAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	recorder, err := start(c.recorder, filepath.Join(c.logDir, "e2e-recorder.log"),
+		withEnv(os.Environ(), "DATABASE_URL", dbURL),
+		"-topic", topic, "-group", topic, "-listen", recAddr, "-log-level", "warn")
+	if err != nil {
+		return err
+	}
+	defer recorder.stop()
+	if err := waitReady(ctx, recAddr, recorder, 60*time.Second); err != nil {
+		return fmt.Errorf("recorder: %w (see %s)", err, recorder.log)
+	}
+	probAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	prober, err := start(c.prober, filepath.Join(c.logDir, "e2e-prober.log"), os.Environ(),
+		"-config", targetsFile, "-topic", topic, "-listen", probAddr, "-instance", "e2ebench",
+		"-region", "local", "-log-level", "warn")
+	if err != nil {
+		return err
+	}
+	defer prober.stop()
+	if err := waitReady(ctx, probAddr, prober, 60*time.Second); err != nil {
+		return fmt.Errorf("prober: %w (see %s)", err, prober.log)
+	}
+
+	fmt.Fprintf(stderr, "e2ebench: %d targets every %v against %s, topic %s, database %s; waiting for rows\n",
+		c.targets, c.interval, c.url, topic, dbName)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		m, err := scrape(ctx, recAddr)
+		if err == nil && m.sum("sitewatch_recorder_events_stored_total") > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no row stored within 60 s (see %s and %s)", recorder.log, prober.log)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	if err := sleep(ctx, c.warmup); err != nil {
+		return err
+	}
+
+	rec0, err := scrape(ctx, recAddr)
+	if err != nil {
+		return err
+	}
+	prob0, err := scrape(ctx, probAddr)
+	if err != nil {
+		return err
+	}
+	rcpu0, pcpu0 := cpuTime(recorder.cmd.Process.Pid), cpuTime(prober.cmd.Process.Pid)
+	start := time.Now()
+	var recRSS, probRSS int64
+	for time.Since(start) < c.duration {
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+		recRSS = max(recRSS, rss(recorder.cmd.Process.Pid))
+		probRSS = max(probRSS, rss(prober.cmd.Process.Pid))
+	}
+	elapsed := time.Since(start)
+	rcpu1, pcpu1 := cpuTime(recorder.cmd.Process.Pid), cpuTime(prober.cmd.Process.Pid)
+	rec1, err := scrape(ctx, recAddr)
+	if err != nil {
+		return err
+	}
+	prob1, err := scrape(ctx, probAddr)
+	if err != nil {
+		return err
+	}
+
+	checks := prob1.sum("sitewatch_prober_checks_total") - prob0.sum("sitewatch_prober_checks_total")
+	stored := rec1.sum("sitewatch_recorder_events_stored_total") - rec0.sum("sitewatch_recorder_events_stored_total")
+	const delay = "sitewatch_recorder_end_to_end_delay_seconds"
+	buckets := rec1.buckets(delay).minus(rec0.buckets(delay))
+	fmt.Fprintf(stdout, "offered_per_s %.0f\n", float64(c.targets)/c.interval.Seconds())
+	fmt.Fprintf(stdout, "measured_s %.1f\n", elapsed.Seconds())
+	fmt.Fprintf(stdout, "checks_per_s %.0f\n", checks/elapsed.Seconds())
+	fmt.Fprintf(stdout, "stored_per_s %.0f\n", stored/elapsed.Seconds())
+	for _, q := range []float64{0.50, 0.99} {
+		v, lo, hi := buckets.quantile(q)
+		fmt.Fprintf(stdout, "delay_p%02.0f_ms %.0f\n", q*100, v*1000)
+		fmt.Fprintf(stdout, "delay_p%02.0f_bucket_ms %.0f-%.0f\n", q*100, lo*1000, hi*1000)
+	}
+	if checks > 0 {
+		fmt.Fprintf(stdout, "prober_cpu_ms_per_check %.3f\n", (pcpu1-pcpu0).Seconds()*1000/checks)
+	}
+	if stored > 0 {
+		fmt.Fprintf(stdout, "recorder_cpu_ms_per_event %.3f\n", (rcpu1-rcpu0).Seconds()*1000/stored)
+	}
+	fmt.Fprintf(stdout, "prober_rss_mib %.1f\n", float64(probRSS)/(1<<20))
+	fmt.Fprintf(stdout, "recorder_rss_mib %.1f\n", float64(recRSS)/(1<<20))
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func writeTargets(path string, c config) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "defaults:\n  interval: %s\n  timeout: %s\ntargets:\n", c.interval, min(c.interval/2, 5*time.Second))
+	sep := "?"
+	if strings.Contains(c.url, "?") {
+		sep = "&"
+	}
+	for i := range c.targets {
+		fmt.Fprintf(&b, "  - id: e2e-%05d\n    url: %s%st=%d\n", i, c.url, sep, i)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// process is a child started by start, its output in log.
+type process struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func start(bin, logPath string, env []string, args ...string) (*process, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		cmd.Wait() //nolint:errcheck // a benchmark child's exit status is in its log
+		f.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// stop sends SIGTERM and waits for the process (the prober flushes to Kafka,
+// the recorder stores the batch in hand), then SIGKILL after 30 s.
+func (p *process) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill() //nolint:errcheck // may have exited
+		<-p.done
+	}
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitReady(ctx context.Context, addr string, p *process, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-p.done:
+			return errors.New("exited before it was ready")
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready at %s within %v", addr, timeout)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func withEnv(env []string, key, value string) []string {
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
+	return append(env, key+"="+value)
+}
+
+// metrics is one scrape in the Prometheus text format: sample lines by
+// metric name.
+type metrics map[string][]sample
+
+type sample struct {
+	labels string
+	value  float64
+}
+
+func scrape(ctx context.Context, addr string) (metrics, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	m := metrics{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		name, labels := line[:i], ""
+		if j := strings.IndexByte(name, '{'); j >= 0 {
+			name, labels = name[:j], name[j:]
+		}
+		m[name] = append(m[name], sample{labels, v})
+	}
+	return m, sc.Err()
+}
+
+func (m metrics) sum(name string) float64 {
+	var s float64
+	for _, x := range m[name] {
+		s += x.value
+	}
+	return s
+}
+
+// histogram is cumulative counts by upper bound, in order.
+type histogram struct {
+	le    []float64
+	count []float64
+}
+
+func (m metrics) buckets(name string) histogram {
+	var h histogram
+	for _, x := range m[name+"_bucket"] {
+		_, rest, ok := strings.Cut(x.labels, `le="`)
+		if !ok {
+			continue
+		}
+		bound, _, _ := strings.Cut(rest, `"`)
+		le, err := strconv.ParseFloat(bound, 64) // "+Inf" parses as +Inf
+		if err != nil {
+			continue
+		}
+		h.le = append(h.le, le)
+		h.count = append(h.count, x.value)
+	}
+	return h
+}
+
+func (h histogram) minus(o histogram) histogram {
+	d := histogram{le: slices.Clone(h.le), count: slices.Clone(h.count)}
+	for i := range d.le {
+		if i < len(o.le) && o.le[i] == d.le[i] {
+			d.count[i] -= o.count[i]
+		}
+	}
+	return d
+}
+
+// quantile interpolates linearly within the bucket holding the q-quantile,
+// as PromQL's histogram_quantile does, and returns that bucket's bounds.
+func (h histogram) quantile(q float64) (v, lo, hi float64) {
+	if len(h.count) == 0 || h.count[len(h.count)-1] == 0 {
+		return math.NaN(), math.NaN(), math.NaN()
+	}
+	rank := q * h.count[len(h.count)-1]
+	prev := 0.0
+	for i, c := range h.count {
+		if c >= rank {
+			if i > 0 {
+				lo = h.le[i-1]
+			}
+			hi = h.le[i]
+			if math.IsInf(hi, 1) {
+				return lo, lo, hi
+			}
+			if c == prev {
+				return hi, lo, hi
+			}
+			return lo + (hi-lo)*(rank-prev)/(c-prev), lo, hi
+		}
+		prev = c
+	}
+	return math.NaN(), math.NaN(), math.NaN()
+}
+
+// cpuTime is the user+system time of a process, from /proc/PID/stat.
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name: state is the first,
+	// utime the 12th, stime the 13th, in clock ticks (100 per second on Linux).
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+// rss is a process's resident set size, from /proc/PID/status.
+func rss(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func createDatabase(ctx context.Context, adminURL, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", fmt.Errorf("connect to DATABASE_URL: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+func dropDatabase(adminURL, name string, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err == nil {
+		_, err = conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)")
+		conn.Close(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "e2ebench: drop database %s: %v\n", name, err)
+	}
+}
+
+// createTopic creates the run's topic as the prober would (6 partitions),
+// before the recorder subscribes to it.
+func createTopic(ctx context.Context, kcfg kafkaenv.Config, topic string) error {
+	opts, err := kcfg.ClientOpts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 6, -1, nil, topic); err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// cleanUpKafka deletes the run's topics and schema subject from the shared
+// stack, so that repeated runs do not fill it.
+func cleanUpKafka(kcfg kafkaenv.Config, topic string, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts, err := kcfg.ClientOpts()
+	if err == nil {
+		var cl *kgo.Client
+		if cl, err = kgo.NewClient(opts...); err == nil {
+			// The recorder's dead-letter topic exists only if it dead-lettered.
+			var resps kadm.DeleteTopicResponses
+			resps, err = kadm.NewClient(cl).DeleteTopics(ctx, topic, topic+".dlq")
+			if err == nil {
+				if r, ok := resps[topic]; ok && r.Err != nil {
+					err = r.Err
+				}
+			}
+			cl.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "e2ebench: delete topic %s: %v\n", topic, err)
+	}
+	if registry, err := kcfg.Registry(); err == nil {
+		subject := topic + "-value"
+		if _, err := registry.DeleteSubject(ctx, subject, sr.SoftDelete); err == nil {
+			_, err = registry.DeleteSubject(ctx, subject, sr.HardDelete)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "e2ebench: delete subject %s: %v\n", subject, err)
+		}
+	}
+}
