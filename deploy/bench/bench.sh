@@ -26,8 +26,8 @@
 #      beside a plain COPY of the same rows, RSS while draining, and the delay
 #      to the committed row at 1,000 events/s.
 #
-# Kafka, the registry and PostgreSQL come from .stack/env (start them with
-# `go tool task stack:up`); the benchmark programs create their own topics
+# Kafka, the registry and PostgreSQL come from .stack/env (without one, the
+# stack is started with deploy/stack.sh up); the benchmark programs create their own topics
 # and databases and remove them afterwards. The table goes to stdout and to
 # .stack/bench/results.md; the logs of each step go to .stack/bench/logs/.
 #
@@ -95,11 +95,19 @@ NGINX=$(find_nginx)
 command -v go >/dev/null 2>&1 || die "go not found on PATH"
 command -v curl >/dev/null 2>&1 || die "curl not found on PATH (apt-get install -y curl)"
 
-[[ -f .stack/env ]] || die ".stack/env not found: start the stack first (go tool task stack:up)"
+# A stack that runs is used as it is (it may be another checkout's, shared
+# through .stack); only where there is none yet is it started.
+if [[ ! -f .stack/env ]]; then
+  log "no .stack/env: starting the stack (deploy/stack.sh up)"
+  bash deploy/stack.sh up >&2 || die "the stack did not start (go tool task stack:up)"
+fi
 set -a
 # shellcheck disable=SC1091
 . .stack/env
 set +a
+broker=${KAFKA_BROKERS%%,*}
+(exec 3<>"/dev/tcp/${broker%:*}/${broker##*:}") 2>/dev/null ||
+  die "Kafka does not answer at $broker (.stack/env): start the stack (go tool task stack:up)"
 
 # --- helpers ------------------------------------------------------------------
 
