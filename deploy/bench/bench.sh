@@ -225,6 +225,7 @@ if ! go build -o "$BIN/" ./services/prober ./services/internal/cmd/e2ebench 2>"$
   E2E_NOTE="end to end: build failed, see .stack/bench/logs/e2e-build.log"
 fi
 RECORDER_BIN=${RECORDER_BIN:-}
+RECORDER_BIN_GIVEN=$RECORDER_BIN
 if [[ -z $RECORDER_BIN ]]; then
   if go build -o "$BIN/recorder" ./services/recorder 2>>"$LOGS/e2e-build.log"; then
     RECORDER_BIN=$BIN/recorder
@@ -240,6 +241,9 @@ fi
 # The recorder's benchmark program, when this tree has it; RECORDERBENCH names
 # a built binary instead.
 RECORDERBENCH=${RECORDERBENCH:-}
+OVERRIDES=""
+[[ -n $RECORDERBENCH ]] && OVERRIDES+="RECORDERBENCH=$RECORDERBENCH "
+[[ -n $RECORDER_BIN_GIVEN ]] && OVERRIDES+="RECORDER_BIN=$RECORDER_BIN_GIVEN "
 RECORDER_NOTE=""
 if [[ -z $RECORDERBENCH && -d services/recorder/cmd/recorderbench ]]; then
   log "building recorderbench"
@@ -504,6 +508,7 @@ table() {
   echo "- date: $DATE; sitewatch commit $COMMIT; mode: $MODE"
   echo "- machine: $(nproc) CPUs ($CPU_MODEL), $MEM_GIB GiB memory, Linux $(uname -r)"
   echo "- versions: $GO_VERSION, Kafka $KAFKA_VERSION, PostgreSQL $PG_VERSION, nginx $NGINX_VERSION, wrk $WRK_VERSION, blackbox_exporter $BLACKBOX_VERSION_SHOWN"
+  [[ -z $OVERRIDES ]] || echo "- recorder binaries not from this tree: ${OVERRIDES% }"
   echo "- load average (1, 5, 15 min): $LOAD_START at start, $LOAD_END at end"
   echo "- page: $PAGE_BYTES bytes from nginx (worker_processes 1) on 127.0.0.1; every check and probe opens a new connection"
   echo
