@@ -61,6 +61,7 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$BENCH_DIR" "$LOGS" "$BIN" || die "cannot create $BENCH_DIR"
+rm -f "$LOGS"/*.log "$LOGS"/*.err # only this run's logs, so that none is mistaken for its own
 RUN_DIR=$(mktemp -d "$BENCH_DIR/run.XXXXXX") || die "mktemp under $BENCH_DIR failed"
 
 # Every process this script starts is stopped by its pid on the way out.
