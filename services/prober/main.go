@@ -129,6 +129,9 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 2 && args[0] == "healthcheck" {
+		return opshttp.Probe(ctx, args[1])
+	}
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
