@@ -325,7 +325,7 @@ func newSystem(t testing.TB) *system {
 	}
 	t.Cleanup(db.Close)
 	name := stacktest.Name("e2e")
-	return &system{env: env{databaseURL: url}, topic: name, group: name}
+	return &system{env: env{databaseURL: url}, topic: name, group: name, db: db}
 }
 
 func (s *system) recorder(t testing.TB, extra ...string) *proc {
