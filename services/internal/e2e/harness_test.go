@@ -385,6 +385,7 @@ func (s *system) assertExact(t testing.TB, sites []*site) {
 			t.Errorf("%s: the site was never checked", st.id)
 			continue
 		}
+		t.Logf("%s: served %v, last %s", st.id, want, last)
 
 		// Raw events, by verdict.
 		rows, err := s.db.Query(ctx, `SELECT coalesce(failure_kind, outcome), count(*)
