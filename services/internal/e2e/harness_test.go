@@ -42,7 +42,7 @@ var binaries = sync.OnceValues(func() (string, error) {
 	return dir, nil
 })
 
-func binary(t testing.TB, name string) string {
+func binPath(t testing.TB, name string) string {
 	t.Helper()
 	dir, err := binaries()
 	if err != nil {
@@ -107,7 +107,7 @@ func (e env) list() []string {
 func start(t testing.TB, e env, name string, wait bool, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, listen: freeAddr(t), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary(t, name), append([]string{"-listen", p.listen}, args...)...)
+	p.cmd = exec.Command(binPath(t, name), append([]string{"-listen", p.listen}, args...)...)
 	p.cmd.Env = e.list()
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
