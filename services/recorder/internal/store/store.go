@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +63,7 @@ type Store struct {
 	pool      *pgxpool.Pool
 	logger    *slog.Logger
 	retention time.Duration
+	bounds    []int64 // latency_bounds_us()
 
 	mu    sync.Mutex
 	parts map[time.Time]bool // UTC days whose partition exists
@@ -75,20 +78,27 @@ type Config struct {
 	MaxConns int32
 }
 
-// stagingDDL creates, on every connection of the pool, the temporary table a
-// batch is copied into before the one INSERT ... SELECT. ON COMMIT DELETE ROWS
-// empties it at each commit, so a connection keeps reusing one table.
-const stagingDDL = `CREATE TEMP TABLE check_results_staging (
-	event_id uuid, target_id text, url text, method text, checked_at timestamptz,
-	outcome text, failure_kind text, response_time_us bigint,
-	dns_us bigint, connect_us bigint, tls_handshake_us bigint, ttfb_us bigint,
-	status_code integer, bytes_read bigint, body_truncated boolean,
-	content_pattern text, content_matched boolean, tls_cert_expires_at timestamptz,
-	redirects integer, error text, prober_instance text, prober_region text
-) ON COMMIT DELETE ROWS`
+// stagingDDL creates, on every connection of the pool, the temporary tables
+// a batch's rollup increments and target summaries are copied into before
+// one upsert statement. ON COMMIT DELETE ROWS empties them at each commit, so
+// a connection keeps reusing them.
+var stagingDDL = []string{
+	`CREATE TEMP TABLE hourly_staging (
+		target_id text, hour timestamptz, checks bigint, up bigint, down bigint,
+		failures_dns bigint, failures_connect bigint, failures_tls bigint, failures_timeout bigint,
+		failures_http_status bigint, failures_content_mismatch bigint, failures_other bigint,
+		response_time_min_us bigint, response_time_max_us bigint, response_time_sum_us bigint,
+		latency_histogram integer[]
+	) ON COMMIT DELETE ROWS`,
+	`CREATE TEMP TABLE targets_staging (
+		target_id text, url text, method text, first_seen timestamptz, last_seen timestamptz,
+		last_event_id uuid, last_outcome text, last_failure_kind text, last_status_code integer,
+		last_response_time_us bigint, last_error text, last_up_at timestamptz, last_down_at timestamptz
+	) ON COMMIT DELETE ROWS`,
+}
 
-var stagingColumns = []string{
-	"event_id", "target_id", "url", "method", "checked_at",
+var rawColumns = []string{
+	"event_id", "target_id", "checked_at",
 	"outcome", "failure_kind", "response_time_us",
 	"dns_us", "connect_us", "tls_handshake_us", "ttfb_us",
 	"status_code", "bytes_read", "body_truncated",
@@ -109,22 +119,26 @@ func Open(ctx context.Context, url string, cfg Config, logger *slog.Logger) (*St
 		pcfg.MaxConns = cfg.MaxConns
 	}
 	pcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, stagingDDL)
-		return err
+		for _, ddl := range stagingDDL {
+			if _, err := c.Exec(ctx, ddl); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	s := &Store{pool: pool, logger: logger, retention: cfg.Retention, parts: map[time.Time]bool{}}
-	var buckets int
-	if err := pool.QueryRow(ctx, `SELECT array_length(latency_bounds_us(), 1)`).Scan(&buckets); err != nil {
+	// The histogram's buckets are the database's: one source of truth.
+	if err := pool.QueryRow(ctx, `SELECT latency_bounds_us()`).Scan(&s.bounds); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("read latency buckets (is the database migrated?): %w", err)
 	}
-	if buckets != histogramBuckets {
+	if len(s.bounds) == 0 || s.bounds[0] != 0 || !slices.IsSorted(s.bounds) {
 		pool.Close()
-		return nil, fmt.Errorf("latency_bounds_us() has %d buckets, this recorder writes %d: run the recorder matching the schema", buckets, histogramBuckets)
+		return nil, fmt.Errorf("latency_bounds_us() = %v: want ascending bounds from 0", s.bounds)
 	}
 	if err := s.loadPartitions(ctx); err != nil {
 		pool.Close()
@@ -166,6 +180,23 @@ func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 	return res, err
 }
 
+// write runs one batch's transaction:
+//
+//  1. ask which of the batch's (event_id, checked_at) keys are stored already
+//     (redeliveries, replays) and keep the others, once each, in event ID
+//     order;
+//  2. COPY those new rows straight into check_results (COPY's bulk path is
+//     much cheaper per row than INSERT ... SELECT ... ON CONFLICT);
+//  3. add exactly those rows to the hourly rollup and upsert the targets,
+//     from aggregates copied into temporary tables, in one statement.
+//
+// Exactness does not depend on step 1 seeing everything: the unique key is
+// the arbiter. Should another recorder commit one of these events between
+// steps 1 and 2 (two owners during a rebalance), the COPY fails on the key,
+// the transaction rolls back whole, and the retry leaves that event out. The
+// rollup is thus incremented in the same transaction as, and only by, the
+// rows this transaction inserted. Rows go in event ID order and rollup and
+// target rows in key order, so two recorders lock in the same order.
 func (s *Store) write(ctx context.Context, events []Event) (Result, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -173,46 +204,102 @@ func (s *Store) write(ctx context.Context, events []Event) (Result, error) {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
 
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"check_results_staging"}, stagingColumns, &eventRows{events: events}); err != nil {
-		return Result{}, fmt.Errorf("copy into staging: %w", err)
-	}
-	rows, err := tx.Query(ctx, upsertSQL)
+	fresh, err := s.newEvents(ctx, tx, events)
 	if err != nil {
-		return Result{}, fmt.Errorf("insert batch: %w", err)
+		return Result{}, err
 	}
-	res := Result{InsertedCheckedAt: make([]time.Time, 0, len(events))}
-	var at time.Time
-	_, err = pgx.ForEachRow(rows, []any{&at}, func() error {
-		res.InsertedCheckedAt = append(res.InsertedCheckedAt, at)
-		return nil
-	})
-	if err != nil {
-		return Result{}, fmt.Errorf("insert batch: %w", err)
+	if len(fresh) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"check_results"}, rawColumns, &rawRows{events: fresh}); err != nil {
+			return Result{}, fmt.Errorf("copy into check_results: %w", err)
+		}
+		hourly := s.rollup(fresh)
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"hourly_staging"}, hourlyColumns, pgx.CopyFromRows(hourly)); err != nil {
+			return Result{}, fmt.Errorf("copy rollup increments: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"targets_staging"}, targetColumns, pgx.CopyFromRows(summarize(fresh))); err != nil {
+			return Result{}, fmt.Errorf("copy target summaries: %w", err)
+		}
+		if _, err := tx.Exec(ctx, upsertSQL); err != nil {
+			return Result{}, fmt.Errorf("upsert rollup and targets: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return Result{}, fmt.Errorf("commit: %w", err)
 	}
-	res.Inserted = len(res.InsertedCheckedAt)
+	res := Result{Inserted: len(fresh), InsertedCheckedAt: make([]time.Time, len(fresh))}
+	for i, e := range fresh {
+		res.InsertedCheckedAt[i] = e.CheckedAt
+	}
 	return res, nil
 }
 
-// eventRows feeds a batch to COPY (binary format) without building the
-// whole [][]any first.
-type eventRows struct {
-	events []Event
-	i      int
-	row    [22]any
+type eventKey struct {
+	id [16]byte
+	at int64 // microseconds, PostgreSQL's precision
 }
 
-func (r *eventRows) Next() bool { r.i++; return r.i <= len(r.events) }
-func (r *eventRows) Err() error { return nil }
+func keyOf(e *Event) eventKey { return eventKey{e.EventID, e.CheckedAt.UnixMicro()} }
 
-func (r *eventRows) Values() ([]any, error) {
-	e := &r.events[r.i-1]
-	outcome, kind := "down", nullString(e.FailureKind)
-	if e.Up {
-		outcome = "up"
+// newEvents returns the events whose keys are not stored yet, each once,
+// sorted by event ID.
+func (s *Store) newEvents(ctx context.Context, tx pgx.Tx, events []Event) ([]*Event, error) {
+	seen := make(map[eventKey]bool, len(events))
+	ids := make([][16]byte, 0, len(events))
+	ats := make([]time.Time, 0, len(events))
+	batch := make([]*Event, 0, len(events))
+	for i := range events {
+		e := &events[i]
+		k := keyOf(e)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		batch = append(batch, e)
+		ids = append(ids, e.EventID)
+		ats = append(ats, e.CheckedAt)
 	}
+	rows, err := tx.Query(ctx, `SELECT b.event_id, b.checked_at
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS b(event_id, checked_at)
+		WHERE EXISTS (SELECT FROM check_results c WHERE c.event_id = b.event_id AND c.checked_at = b.checked_at)`, ids, ats)
+	if err != nil {
+		return nil, fmt.Errorf("look up stored events: %w", err)
+	}
+	var id [16]byte
+	var at time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &at}, func() error {
+		delete(seen, eventKey{id, at.UnixMicro()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up stored events: %w", err)
+	}
+	fresh := batch[:0]
+	for _, e := range batch {
+		if seen[keyOf(e)] {
+			fresh = append(fresh, e)
+		}
+	}
+	slices.SortFunc(fresh, func(a, b *Event) int {
+		if c := bytes.Compare(a.EventID[:], b.EventID[:]); c != 0 {
+			return c
+		}
+		return a.CheckedAt.Compare(b.CheckedAt)
+	})
+	return fresh, nil
+}
+
+// rawRows feeds new events to COPY (binary format) one row at a time.
+type rawRows struct {
+	events []*Event
+	i      int
+	row    [20]any
+}
+
+func (r *rawRows) Next() bool { r.i++; return r.i <= len(r.events) }
+func (r *rawRows) Err() error { return nil }
+
+func (r *rawRows) Values() ([]any, error) {
+	e := r.events[r.i-1]
 	var status, pattern, matched, certExpiry any
 	if e.StatusCode != 0 {
 		status = e.StatusCode
@@ -223,15 +310,22 @@ func (r *eventRows) Values() ([]any, error) {
 	if !e.TLSCertExpiresAt.IsZero() {
 		certExpiry = e.TLSCertExpiresAt
 	}
-	r.row = [22]any{
-		e.EventID, clean(e.TargetID), clean(e.URL), clean(e.Method), e.CheckedAt,
-		outcome, kind, e.ResponseTime.Microseconds(),
+	r.row = [20]any{
+		e.EventID, clean(e.TargetID), e.CheckedAt,
+		outcome(e), nullString(e.FailureKind), e.ResponseTime.Microseconds(),
 		micros(e.DNS), micros(e.Connect), micros(e.TLSHandshake), micros(e.TimeToFirstByte),
 		status, e.BytesRead, e.BodyTruncated,
 		pattern, matched, certExpiry,
 		e.Redirects, nullString(e.Error), nullString(e.ProberInstance), nullString(e.ProberRegion),
 	}
 	return r.row[:], nil
+}
+
+func outcome(e *Event) string {
+	if e.Up {
+		return "up"
+	}
+	return "down"
 }
 
 func micros(d *time.Duration) any {
@@ -258,47 +352,144 @@ func clean(s string) string {
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
-// upsertSQL moves the staged batch into the tables in one statement.
-//
-//   - ins inserts the raw rows in event ID order (two recorders inserting
-//     overlapping batches during a rebalance then lock in the same order),
-//     skipping event IDs already stored, and returns only the rows it added.
-//   - the hourly rollup is incremented from ins alone, so a redelivered event
-//     counts nothing; its rows are upserted in (target_id, hour) order, again
-//     for a deadlock-free lock order.
-//   - targets keep the latest event, whichever order events arrive in.
-//
-// The statement returns the checked_at of each inserted row.
-var upsertSQL = `WITH ins AS (
-	INSERT INTO check_results (event_id, target_id, checked_at, outcome, failure_kind,
-		response_time_us, dns_us, connect_us, tls_handshake_us, ttfb_us, status_code,
-		bytes_read, body_truncated, content_pattern, content_matched, tls_cert_expires_at,
-		redirects, error, prober_instance, prober_region)
-	SELECT event_id, target_id, checked_at, outcome, failure_kind,
-		response_time_us, dns_us, connect_us, tls_handshake_us, ttfb_us, status_code,
-		bytes_read, body_truncated, content_pattern, content_matched, tls_cert_expires_at,
-		redirects, error, prober_instance, prober_region
-	FROM check_results_staging
-	ORDER BY event_id
-	ON CONFLICT DO NOTHING
-	RETURNING target_id, checked_at, outcome, failure_kind, response_time_us
-), hourly AS (
-	INSERT INTO check_results_hourly AS h (target_id, hour, checks, up, down,
-		failures_dns, failures_connect, failures_tls, failures_timeout,
-		failures_http_status, failures_content_mismatch, failures_other,
-		response_time_min_us, response_time_max_us, response_time_sum_us, latency_histogram)
-	SELECT target_id, date_trunc('hour', checked_at, 'UTC'), count(*),
-		count(*) FILTER (WHERE outcome = 'up'), count(*) FILTER (WHERE outcome = 'down'),
-		count(*) FILTER (WHERE failure_kind = 'dns'), count(*) FILTER (WHERE failure_kind = 'connect'),
-		count(*) FILTER (WHERE failure_kind = 'tls'), count(*) FILTER (WHERE failure_kind = 'timeout'),
-		count(*) FILTER (WHERE failure_kind = 'http_status'),
-		count(*) FILTER (WHERE failure_kind = 'content_mismatch'),
-		count(*) FILTER (WHERE failure_kind = 'other'),
-		min(response_time_us), max(response_time_us), sum(response_time_us),
-		` + histogramExpr(histogramBuckets) + `
-	FROM (SELECT *, width_bucket(response_time_us, latency_bounds_us()) AS bucket FROM ins) AS i
-	GROUP BY 1, 2
-	ORDER BY 1, 2
+var hourlyColumns = []string{
+	"target_id", "hour", "checks", "up", "down",
+	"failures_dns", "failures_connect", "failures_tls", "failures_timeout",
+	"failures_http_status", "failures_content_mismatch", "failures_other",
+	"response_time_min_us", "response_time_max_us", "response_time_sum_us", "latency_histogram",
+}
+
+var failureIndex = map[string]int{
+	"dns": 0, "connect": 1, "tls": 2, "timeout": 3, "http_status": 4, "content_mismatch": 5, "other": 6,
+}
+
+type hourKey struct {
+	target string
+	hour   int64 // Unix seconds of the UTC hour
+}
+
+type hourAgg struct {
+	checks, up, down    int64
+	failures            [7]int64
+	minUS, maxUS, sumUS int64
+	histogram           []int32
+}
+
+// rollup aggregates new events per target and UTC hour, in key order. The
+// histogram bucket of a response time is the last bound at or below it, as
+// width_bucket(response_time_us, latency_bounds_us()) would say.
+func (s *Store) rollup(events []*Event) [][]any {
+	aggs := map[hourKey]*hourAgg{}
+	for _, e := range events {
+		k := hourKey{clean(e.TargetID), e.CheckedAt.Unix() - mod(e.CheckedAt.Unix(), 3600)}
+		a := aggs[k]
+		us := e.ResponseTime.Microseconds()
+		if a == nil {
+			a = &hourAgg{minUS: us, maxUS: us, histogram: make([]int32, len(s.bounds))}
+			aggs[k] = a
+		}
+		a.checks++
+		if e.Up {
+			a.up++
+		} else {
+			a.down++
+			if i, ok := failureIndex[e.FailureKind]; ok {
+				a.failures[i]++
+			}
+		}
+		a.minUS, a.maxUS, a.sumUS = min(a.minUS, us), max(a.maxUS, us), a.sumUS+us
+		b, _ := slices.BinarySearch(s.bounds, us+1) // bounds at or below us
+		a.histogram[max(b, 1)-1]++
+	}
+	keys := make([]hourKey, 0, len(aggs))
+	for k := range aggs {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b hourKey) int {
+		if c := strings.Compare(a.target, b.target); c != 0 {
+			return c
+		}
+		return int(a.hour - b.hour)
+	})
+	rows := make([][]any, len(keys))
+	for i, k := range keys {
+		a := aggs[k]
+		rows[i] = []any{k.target, time.Unix(k.hour, 0).UTC(), a.checks, a.up, a.down,
+			a.failures[0], a.failures[1], a.failures[2], a.failures[3], a.failures[4], a.failures[5], a.failures[6],
+			a.minUS, a.maxUS, a.sumUS, a.histogram}
+	}
+	return rows
+}
+
+func mod(a, b int64) int64 { return ((a % b) + b) % b }
+
+var targetColumns = []string{
+	"target_id", "url", "method", "first_seen", "last_seen", "last_event_id", "last_outcome",
+	"last_failure_kind", "last_status_code", "last_response_time_us", "last_error", "last_up_at", "last_down_at",
+}
+
+// summarize gives per target of the batch its first and last check, its
+// latest event (greatest checked_at, then event ID) and its latest up and
+// down checks, in target order.
+func summarize(events []*Event) [][]any {
+	type summary struct {
+		first, last, lastUp, lastDown time.Time
+		latest                        *Event
+	}
+	sums := map[string]*summary{}
+	for _, e := range events {
+		t := clean(e.TargetID)
+		s := sums[t]
+		if s == nil {
+			s = &summary{first: e.CheckedAt, last: e.CheckedAt, latest: e}
+			sums[t] = s
+		}
+		if e.CheckedAt.Before(s.first) {
+			s.first = e.CheckedAt
+		}
+		if c := e.CheckedAt.Compare(s.latest.CheckedAt); c > 0 || (c == 0 && bytes.Compare(e.EventID[:], s.latest.EventID[:]) > 0) {
+			s.latest, s.last = e, e.CheckedAt
+		}
+		if e.Up && e.CheckedAt.After(s.lastUp) {
+			s.lastUp = e.CheckedAt
+		}
+		if !e.Up && e.CheckedAt.After(s.lastDown) {
+			s.lastDown = e.CheckedAt
+		}
+	}
+	targets := make([]string, 0, len(sums))
+	for t := range sums {
+		targets = append(targets, t)
+	}
+	slices.Sort(targets)
+	rows := make([][]any, len(targets))
+	for i, t := range targets {
+		s := sums[t]
+		l := s.latest
+		var status any
+		if l.StatusCode != 0 {
+			status = l.StatusCode
+		}
+		rows[i] = []any{t, clean(l.URL), clean(l.Method), s.first, s.last, l.EventID, outcome(l),
+			nullString(l.FailureKind), status, l.ResponseTime.Microseconds(), nullString(l.Error),
+			nullTime(s.lastUp), nullTime(s.lastDown)}
+	}
+	return rows
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// upsertSQL adds the staged rollup increments to check_results_hourly and
+// folds the staged target summaries into targets (the latest event wins,
+// whatever order events arrive in), both in key order.
+const upsertSQL = `WITH hourly AS (
+	INSERT INTO check_results_hourly AS h
+	SELECT * FROM hourly_staging ORDER BY target_id, hour
 	ON CONFLICT (target_id, hour) DO UPDATE SET
 		checks = h.checks + excluded.checks,
 		up = h.up + excluded.up,
@@ -314,55 +505,23 @@ var upsertSQL = `WITH ins AS (
 		response_time_max_us = greatest(h.response_time_max_us, excluded.response_time_max_us),
 		response_time_sum_us = h.response_time_sum_us + excluded.response_time_sum_us,
 		latency_histogram = latency_histogram_add(h.latency_histogram, excluded.latency_histogram)
-), span AS (
-	SELECT target_id, min(checked_at) AS first_seen, max(checked_at) AS last_seen,
-		max(checked_at) FILTER (WHERE outcome = 'up') AS last_up_at,
-		max(checked_at) FILTER (WHERE outcome = 'down') AS last_down_at
-	FROM check_results_staging
-	GROUP BY target_id
-), latest AS (
-	SELECT DISTINCT ON (target_id) *
-	FROM check_results_staging
-	ORDER BY target_id, checked_at DESC, event_id DESC
-), tgt AS (
-	INSERT INTO targets AS t (target_id, url, method, first_seen, last_seen, last_event_id,
-		last_outcome, last_failure_kind, last_status_code, last_response_time_us, last_error,
-		last_up_at, last_down_at)
-	SELECT l.target_id, l.url, l.method, s.first_seen, s.last_seen, l.event_id,
-		l.outcome, l.failure_kind, l.status_code, l.response_time_us, l.error,
-		s.last_up_at, s.last_down_at
-	FROM latest l JOIN span s USING (target_id)
-	ORDER BY l.target_id
-	ON CONFLICT (target_id) DO UPDATE SET
-		first_seen = least(t.first_seen, excluded.first_seen),
-		last_up_at = greatest(t.last_up_at, excluded.last_up_at),
-		last_down_at = greatest(t.last_down_at, excluded.last_down_at),
-		last_seen = greatest(t.last_seen, excluded.last_seen),
-		url = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.url ELSE t.url END,
-		method = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.method ELSE t.method END,
-		last_event_id = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_event_id ELSE t.last_event_id END,
-		last_outcome = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_outcome ELSE t.last_outcome END,
-		last_failure_kind = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_failure_kind ELSE t.last_failure_kind END,
-		last_status_code = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_status_code ELSE t.last_status_code END,
-		last_response_time_us = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_response_time_us ELSE t.last_response_time_us END,
-		last_error = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_error ELSE t.last_error END
 )
-SELECT checked_at FROM ins`
+INSERT INTO targets AS t
+SELECT * FROM targets_staging ORDER BY target_id
+ON CONFLICT (target_id) DO UPDATE SET
+	first_seen = least(t.first_seen, excluded.first_seen),
+	last_seen = greatest(t.last_seen, excluded.last_seen),
+	last_up_at = greatest(t.last_up_at, excluded.last_up_at),
+	last_down_at = greatest(t.last_down_at, excluded.last_down_at),
+` + latestColumns
 
-// histogramBuckets is the length of latency_bounds_us() (migration 00003);
-// Open checks that the database agrees.
-const histogramBuckets = 29
-
-// histogramExpr counts the rows of each latency bucket into an array.
-func histogramExpr(buckets int) string {
-	var b strings.Builder
-	b.WriteString("ARRAY[")
-	for i := 1; i <= buckets; i++ {
-		if i > 1 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "count(*) FILTER (WHERE bucket = %d)", i)
-	}
-	b.WriteString("]::integer[]")
-	return b.String()
-}
+// latestColumns take the staged values only when the staged event is at
+// least as recent as the stored one.
+const latestColumns = `	url = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.url ELSE t.url END,
+	method = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.method ELSE t.method END,
+	last_event_id = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_event_id ELSE t.last_event_id END,
+	last_outcome = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_outcome ELSE t.last_outcome END,
+	last_failure_kind = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_failure_kind ELSE t.last_failure_kind END,
+	last_status_code = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_status_code ELSE t.last_status_code END,
+	last_response_time_us = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_response_time_us ELSE t.last_response_time_us END,
+	last_error = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_error ELSE t.last_error END`

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,4 +292,100 @@ func TestPartitionsAndRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, "partitions after a late event", names(), "-11 -10 -9 -2 -1 0 1 2 3")
+}
+
+// The recorder buckets response times in Go with the bounds it reads from
+// latency_bounds_us(); they land where width_bucket puts them in SQL, at and
+// around every bound.
+func TestHistogramMatchesSQL(t *testing.T) {
+	ctx := context.Background()
+	s, conn := openStore(t, store.Config{})
+	var bounds []int64
+	if err := conn.QueryRow(ctx, `SELECT latency_bounds_us()`).Scan(&bounds); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	var events []store.Event
+	for _, b := range bounds {
+		for _, us := range []int64{b - 1, b, b + 1} {
+			if us >= 0 {
+				events = append(events, ev("alpha", at, "", time.Duration(us)*time.Microsecond))
+			}
+		}
+	}
+	if _, err := s.Write(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	got := query(t, conn, `SELECT latency_histogram::text FROM check_results_hourly`)
+	want := query(t, conn, `SELECT array_agg(coalesce(n, 0) ORDER BY i)::text
+		FROM generate_series(1, array_length(latency_bounds_us(), 1)) AS i
+		LEFT JOIN (SELECT width_bucket(response_time_us, latency_bounds_us()) AS b, count(*)::int AS n
+		           FROM check_results GROUP BY 1) AS c ON c.b = i`)
+	expect(t, "histogram", got, want)
+}
+
+// Two recorders writing overlapping batches at once (two owners of a
+// partition during a rebalance) store and count each event once: a batch
+// that collides on the unique key fails whole and its retry skips what the
+// other stored.
+func TestConcurrentOverlappingWriters(t *testing.T) {
+	ctx := context.Background()
+	s1, conn := openStore(t, store.Config{})
+	url := conn.Config().ConnString()
+	s2, err := store.Open(ctx, url, store.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	base := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	const n = 3000
+	var collisions atomic.Int64
+	events := make([]store.Event, n)
+	for i := range events {
+		events[i] = ev(fmt.Sprintf("t%02d", i%17), base.Add(time.Duration(i)*time.Second), "", ms(float64(i%500)))
+	}
+	write := func(s *store.Store, batches [][]store.Event, errs chan<- error) {
+		for _, b := range batches {
+			for attempt := 0; ; attempt++ {
+				_, err := s.Write(ctx, b)
+				if err == nil {
+					break
+				}
+				collisions.Add(1)
+				if attempt == 20 {
+					errs <- err
+					return
+				}
+			}
+		}
+		errs <- nil
+	}
+	// Writer 1 takes batches of 100 in order, writer 2 batches of 150 in
+	// reverse order: every event is written by both.
+	var b1, b2 [][]store.Event
+	for i := 0; i < n; i += 100 {
+		b1 = append(b1, events[i:i+100])
+	}
+	for i := n; i > 0; i -= 150 {
+		b2 = append(b2, events[i-150:i])
+	}
+	errs := make(chan error, 2)
+	defer func() { t.Logf("%d batches collided and were retried", collisions.Load()) }()
+	go write(s1, b1, errs)
+	go write(s2, b2, errs)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect(t, "totals", query(t, conn, `SELECT (SELECT count(*) FROM check_results), sum(checks), sum(response_time_sum_us),
+		(SELECT sum(response_time_us) FROM check_results) FROM check_results_hourly`), fmt.Sprintf("%d | %d | %d | %d", n, n, sumUS(events), sumUS(events)))
+}
+
+func sumUS(events []store.Event) int64 {
+	var s int64
+	for _, e := range events {
+		s += e.ResponseTime.Microseconds()
+	}
+	return s
 }
