@@ -72,7 +72,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.topic, "topic", "check-results", "Kafka topic to consume; dead letters go to TOPIC.dlq")
 	fs.StringVar(&c.group, "group", "sitewatch-recorder", "Kafka consumer group")
 	fs.StringVar(&c.listen, "listen", ":9102", "address of /metrics, /healthz and /readyz")
-	fs.IntVar(&c.batch, "batch", 10000, "most records per batch (one database transaction)")
+	fs.IntVar(&c.batch, "batch", 50000, "most records per batch (one database transaction)")
 	fs.Func("retention", "drop raw partitions and dead-letter events older than this (such as 400d or 72h; 0 keeps everything)", func(s string) error {
 		d, err := parseDays(s)
 		c.retention = d

@@ -1,10 +1,11 @@
 // Command recorderbench measures the recorder against the real stack (the
 // variables of .stack/env): it produces a backlog of events into a fresh
-// topic, drains it with the recorder's consumer and store into a fresh
-// database and checks the rollups are exact, measures a plain COPY of the
-// same rows into a table without keys in the same database as the anchor,
-// then produces at a steady rate and measures the delay from each event's
-// started_at to the commit of the transaction that stored it.
+// topic, drains it with the recorder's consumer and store (in process, as
+// `recorder` wires them) into a fresh database and checks the rollups are
+// exact; as the anchor, it COPYs the same rows into a table without keys in
+// the same database; then it produces at a steady rate and measures the
+// delay from each event's started_at to the commit of the transaction that
+// stored it.
 //
 //	go run ./services/recorder/cmd/recorderbench -events 1000000 -rate 1000 -rate-for 30s
 //
@@ -14,6 +15,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -28,6 +30,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,6 +74,7 @@ type config struct {
 	rate       int
 	rateFor    time.Duration
 	keep       bool
+	cpuProfile string
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -80,11 +84,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&c.events, "events", 1_000_000, "backlog size")
 	fs.IntVar(&c.partitions, "partitions", 4, "partitions of the benchmark topic")
 	fs.IntVar(&c.targets, "targets", 1000, "distinct targets")
-	fs.IntVar(&c.batch, "batch", 10000, "recorder -batch")
+	fs.IntVar(&c.batch, "batch", 50000, "recorder -batch")
 	fs.DurationVar(&c.span, "span", 48*time.Hour, "the backlog's events started over this much time up to now")
 	fs.IntVar(&c.rate, "rate", 1000, "events per second of the end-to-end phase (0 skips it)")
 	fs.DurationVar(&c.rateFor, "rate-for", 30*time.Second, "duration of the end-to-end phase")
 	fs.BoolVar(&c.keep, "keep", false, "keep the database and topics")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the drain to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -115,23 +120,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	d := time.Since(start)
 	add("produce backlog", rate(c.events, d), fmt.Sprintf("%d events in %.2f s (benchmark producer)", c.events, d.Seconds()))
 
-	// 2. The anchor: plain COPY of the same rows into a table without keys.
-	d, err = b.copyAnchor(ctx)
-	if err != nil {
-		return err
-	}
-	anchor := float64(c.events) / d.Seconds()
-	add("plain COPY, table without keys", rate(c.events, d), fmt.Sprintf("%.2f s, binary COPY, same database", d.Seconds()))
-
-	// 3. Drain the backlog with the recorder.
+	// 2. Drain the backlog with the recorder.
 	runtime.GC()
 	debug.FreeOSMemory()
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	dr, err := b.drain(ctx, c)
+	if c.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}
-	add("recorder drain (from first commit)", rate(c.events-dr.firstBatch, dr.steady),
-		fmt.Sprintf("%.2f s; %.0f%% of the COPY anchor", dr.steady.Seconds(), 100*float64(c.events-dr.firstBatch)/dr.steady.Seconds()/anchor))
+	add("recorder drain (from first commit)", rate(c.events-dr.firstBatch, dr.steady), fmt.Sprintf("%.2f s", dr.steady.Seconds()))
 	add("recorder drain (from start, incl. group join)", rate(c.events, dr.total), fmt.Sprintf("%.2f s", dr.total.Seconds()))
 	add("recorder RSS while draining", fmt.Sprintf("%.0f MiB max", float64(dr.maxRSS)/(1<<20)),
 		fmt.Sprintf("sampled every 100 ms (in-process: recorder plus the bench's idle producer); Go heap in use at end %.0f MiB", float64(dr.heap)/(1<<20)))
@@ -139,6 +147,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	add("rollups exact", "yes", fmt.Sprintf("raw rows = sum(checks) = sum(histogram) = %d; every (target, hour) matches a GROUP BY of the raw rows", c.events))
+
+	// 3. The anchor: the same rows, as PostgreSQL stores them, COPYed (binary)
+	// into a table without keys or indexes in the same database.
+	d, err = b.copyAnchor(ctx)
+	if err != nil {
+		return err
+	}
+	anchor := float64(c.events) / d.Seconds()
+	add("anchor: plain COPY of the same rows", rate(c.events, d), fmt.Sprintf("%.2f s, binary, into a table without keys or indexes, same database", d.Seconds()))
+	add("recorder drain / anchor", fmt.Sprintf("%.0f%%", 100*float64(c.events-dr.firstBatch)/dr.steady.Seconds()/anchor), "")
 
 	// 4. End-to-end delay at a steady rate.
 	if c.rate > 0 {
@@ -346,53 +364,31 @@ func (b *bench) produce(ctx context.Context, from, to int, at func() time.Time) 
 	return nil
 }
 
-// copyAnchor COPYs the backlog's rows, as the recorder stages them, into a
-// table without keys or indexes.
+// copyAnchor reads the stored raw rows back (COPY TO, binary) and times a
+// plain COPY of exactly those bytes into a table without keys or indexes.
 func (b *bench) copyAnchor(ctx context.Context) (time.Duration, error) {
 	conn, err := pgx.Connect(ctx, b.dbURL)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE TABLE copy_anchor (
-		event_id uuid, target_id text, url text, method text, checked_at timestamptz,
-		outcome text, failure_kind text, response_time_us bigint,
-		dns_us bigint, connect_us bigint, tls_handshake_us bigint, ttfb_us bigint,
-		status_code integer, bytes_read bigint, body_truncated boolean,
-		content_pattern text, content_matched boolean, tls_cert_expires_at timestamptz,
-		redirects integer, error text, prober_instance text, prober_region text)`); err != nil {
+	var data bytes.Buffer
+	if _, err := conn.PgConn().CopyTo(ctx, &data, "COPY (SELECT * FROM check_results) TO STDOUT (FORMAT binary)"); err != nil {
+		return 0, fmt.Errorf("copy out: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE copy_anchor (LIKE check_results)"); err != nil {
 		return 0, err
 	}
-	cols := []string{"event_id", "target_id", "url", "method", "checked_at", "outcome", "failure_kind",
-		"response_time_us", "dns_us", "connect_us", "tls_handshake_us", "ttfb_us", "status_code", "bytes_read",
-		"body_truncated", "content_pattern", "content_matched", "tls_cert_expires_at", "redirects", "error",
-		"prober_instance", "prober_region"}
-	n := 0
 	start := time.Now()
-	_, err = conn.CopyFrom(ctx, pgx.Identifier{"copy_anchor"}, cols, pgx.CopyFromFunc(func() ([]any, error) {
-		if n == b.cfg.events {
-			return nil, nil
-		}
-		m := b.event(n, nil)
-		n++
-		id, _ := uuid.Parse(m.EventId)
-		outcome, kind := "up", any(nil)
-		if m.Outcome == sitewatchv1.Outcome_OUTCOME_DOWN {
-			outcome, kind = "down", strings.ToLower(strings.TrimPrefix(m.FailureKind.String(), "FAILURE_KIND_"))
-		}
-		var errText any
-		if m.Error != "" {
-			errText = m.Error
-		}
-		return []any{id, m.Target.Id, m.Target.Url, m.Target.Method, m.StartedAt.AsTime(), outcome, kind,
-			m.ResponseTime.AsDuration().Microseconds(), m.Timings.Dns.AsDuration().Microseconds(),
-			m.Timings.Connect.AsDuration().Microseconds(), nil, m.Timings.TimeToFirstByte.AsDuration().Microseconds(),
-			int32(m.StatusCode), m.BytesRead, false, nil, nil, nil, int32(0), errText, "bench", "local"}, nil
-	}))
+	tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(data.Bytes()), "COPY copy_anchor FROM STDIN (FORMAT binary)")
 	if err != nil {
 		return 0, fmt.Errorf("copy anchor: %w", err)
 	}
-	return time.Since(start), nil
+	d := time.Since(start)
+	if tag.RowsAffected() != int64(b.cfg.events) {
+		return 0, fmt.Errorf("anchor copied %d rows, want %d", tag.RowsAffected(), b.cfg.events)
+	}
+	return d, nil
 }
 
 type drainResult struct {

@@ -101,16 +101,24 @@ func (c *Consumer) Close() { c.cl.Close() }
 // Ping checks that a broker answers (readiness).
 func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
 
-// Run consumes until ctx ends, then finishes the batch in hand (within
-// ShutdownGrace), commits it and returns nil. It returns an error only when
-// the batch in hand could not be stored in time (its offsets are then not
+// Run consumes until ctx ends, then finishes the batches in hand (within
+// ShutdownGrace), commits them and returns nil. It returns an error only when
+// a batch in hand could not be stored in time (its offsets are then not
 // committed: the group redelivers it).
+//
+// Batches are pipelined: while one batch is being written to PostgreSQL,
+// the next is polled and decoded. Offsets are committed per batch, in order,
+// after its transaction. Rebalances are allowed only with nothing in hand:
+// whenever the pipeline runs dry, and at least every rebalanceEvery under a
+// steady flow (the pipeline is drained for it).
 func (c *Consumer) Run(ctx context.Context) error {
 	c.ensureDLQTopic(ctx)
+	var inflight *flight
+	lastAllowed := time.Now()
 	for {
 		fetches := c.cl.PollRecords(ctx, c.cfg.MaxBatch)
 		if fetches.IsClientClosed() {
-			return nil
+			return inflight.wait()
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
@@ -123,29 +131,54 @@ func (c *Consumer) Run(ctx context.Context) error {
 				c.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
 			}
 		})
+		var next *batch
 		if recs := fetches.Records(); len(recs) > 0 {
-			if err := c.handle(ctx, recs); err != nil {
+			var err error
+			if next, err = c.prepare(ctx, recs); err != nil {
+				inflight.wait() //nolint:errcheck // already failing
 				return err
 			}
 		}
-		c.cl.AllowRebalance()
+		if err := inflight.wait(); err != nil {
+			return err
+		}
+		inflight = nil
+		if next != nil {
+			inflight = c.start(ctx, next)
+		}
+		if inflight == nil || ctx.Err() != nil || time.Since(lastAllowed) > rebalanceEvery {
+			if err := inflight.wait(); err != nil {
+				return err
+			}
+			inflight = nil
+			c.cl.AllowRebalance()
+			lastAllowed = time.Now()
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
 }
 
-// handle decodes, dead-letters, stores and commits one polled batch. Every
-// step that fails for a transient reason (registry, Kafka or PostgreSQL
-// unavailable) is retried with backoff while the loop polls nothing more.
-func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
-	start := time.Now()
+// rebalanceEvery bounds how long a steady flow keeps a rebalance waiting.
+const rebalanceEvery = time.Second
+
+// batch is one poll's records, decoded.
+type batch struct {
+	recs    []*kgo.Record
+	events  []store.Event
+	dead    []*kgo.Record
+	reasons []string
+	polled  time.Time
+}
+
+// prepare decodes a polled batch and sorts out its dead letters. An
+// unreachable registry is retried with backoff (nothing more is polled
+// meanwhile).
+func (c *Consumer) prepare(ctx context.Context, recs []*kgo.Record) (*batch, error) {
+	b := &batch{recs: recs, events: make([]store.Event, 0, len(recs)), polled: time.Now()}
 	work, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
 	defer cancel()
-
-	events := make([]store.Event, 0, len(recs))
-	var dead []*kgo.Record
-	var reasons []string
 	now := c.now()
 	for _, r := range recs {
 		var ev store.Event
@@ -159,33 +192,67 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("batch not stored (will be redelivered): %w", err)
+			return nil, fmt.Errorf("batch not stored (will be redelivered): %w", err)
 		}
 		if dl == nil {
 			dl = c.policy(ev, now)
 		}
 		if dl != nil {
-			dead = append(dead, dlqRecord(DLQTopic(c.cfg.Topic), r, dl))
-			reasons = append(reasons, dl.reason)
+			b.dead = append(b.dead, dlqRecord(DLQTopic(c.cfg.Topic), r, dl))
+			b.reasons = append(b.reasons, dl.reason)
 			c.logger.Warn("dead-lettering record", "topic", r.Topic, "partition", r.Partition,
 				"offset", r.Offset, "reason", dl.reason, "detail", dl.detail)
 			continue
 		}
-		events = append(events, ev)
+		b.events = append(b.events, ev)
 	}
-	if len(dead) > 0 {
-		err := c.retry(work, "dead-letter", func() error { return c.cl.ProduceSync(work, dead...).FirstErr() })
+	return b, nil
+}
+
+// flight is a batch being stored.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// wait waits for the flight to land; a nil flight has landed.
+func (f *flight) wait() error {
+	if f == nil {
+		return nil
+	}
+	<-f.done
+	return f.err
+}
+
+// start stores a prepared batch in the background: dead letters produced,
+// events written in one transaction, offsets committed. Each step that fails
+// for a transient reason (Kafka or PostgreSQL unavailable) is retried with
+// backoff while the loop polls nothing more.
+func (c *Consumer) start(ctx context.Context, b *batch) *flight {
+	f := &flight{done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		f.err = c.store(ctx, b)
+	}()
+	return f
+}
+
+func (c *Consumer) store(ctx context.Context, b *batch) error {
+	work, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
+	defer cancel()
+	if len(b.dead) > 0 {
+		err := c.retry(work, "dead-letter", func() error { return c.cl.ProduceSync(work, b.dead...).FirstErr() })
 		if err != nil {
 			return fmt.Errorf("batch not stored (will be redelivered): %w", err)
 		}
-		for _, reason := range reasons {
+		for _, reason := range b.reasons {
 			c.m.deadLettered.WithLabelValues(reason).Inc()
 		}
 	}
 	var res store.Result
 	err := c.retry(work, "database", func() error {
 		var err error
-		res, err = c.w.Write(work, events)
+		res, err = c.w.Write(work, b.events)
 		return err
 	})
 	if err != nil {
@@ -193,18 +260,18 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	}
 	stored := time.Now()
 	c.m.stored.Add(float64(res.Inserted))
-	c.m.duplicates.Add(float64(len(events) - res.Inserted))
+	c.m.duplicates.Add(float64(len(b.events) - res.Inserted))
 	for _, at := range res.InsertedCheckedAt {
 		c.m.endToEnd.Observe(stored.Sub(at).Seconds())
 	}
-	if err := c.cl.CommitUncommittedOffsets(work); err != nil {
+	if err := c.cl.CommitRecords(work, b.recs...); err != nil {
 		// The rows are committed: a later commit covers these offsets, and if
 		// none does, redelivery inserts nothing.
 		c.logger.Warn("offset commit failed", "err", err)
 	}
-	c.m.batchSize.Observe(float64(len(recs)))
-	c.m.batchDuration.Observe(time.Since(start).Seconds())
-	c.logger.Debug("batch stored", "records", len(recs), "inserted", res.Inserted, "dead_lettered", len(dead))
+	c.m.batchSize.Observe(float64(len(b.recs)))
+	c.m.batchDuration.Observe(time.Since(b.polled).Seconds())
+	c.logger.Debug("batch stored", "records", len(b.recs), "inserted", res.Inserted, "dead_lettered", len(b.dead))
 	return nil
 }
 
