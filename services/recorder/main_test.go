@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -529,4 +531,189 @@ func TestResetOffsetsRefusesLiveGroup(t *testing.T) {
 		t.Fatalf("reset-offsets with a live recorder: %v, want a refusal", err)
 	}
 	r.stop(t)
+}
+
+// tcpProxy stands between the recorder and PostgreSQL so a test can take
+// the database away and give it back without touching the shared server.
+type tcpProxy struct {
+	t      *testing.T
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	p := &tcpProxy{t: t, target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }() //nolint:errcheck // ends with either side
+			go func() { io.Copy(c, u); c.Close() }() //nolint:errcheck // ends with either side
+		}
+	}()
+}
+
+// down refuses new connections and cuts the open ones.
+func (p *tcpProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// up listens again on the same address.
+func (p *tcpProxy) up() {
+	p.t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+// With PostgreSQL gone the recorder stops consuming, retries the batch in
+// hand with backoff and reports not ready; when it is back, the batch is
+// stored and every count is exact.
+func TestRecorderSurvivesDatabaseOutage(t *testing.T) {
+	f := newFixture(t, 1)
+	u, err := url.Parse(f.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newTCPProxy(t, u.Host)
+	u.Host = proxy.addr
+	f.env["DATABASE_URL"] = u.String()
+
+	base := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			m := check(t, "", base.Add(time.Duration(i)*time.Minute), time.Duration(10+i)*time.Millisecond)
+			f.produce(&kgo.Record{Key: []byte("alpha"), Value: f.encode("new", m)})
+		}
+	}
+	r := f.start()
+	produce(0, 3)
+	f.waitDrained(r)
+
+	proxy.down()
+	produce(3, 6)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(r.metrics(t), `sitewatch_recorder_retries_total{what="database"} 2`+"\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no database retries while PostgreSQL is away:\n%s", grep(r.metrics(t), "retries"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := r.get(t, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz answered %d with the database away, want 503", code)
+	}
+	committed, err := f.adm.FetchOffsets(context.Background(), f.group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := committed.Lookup(f.topic, 0); o.At != 3 {
+		t.Errorf("committed offset %d while the batch could not be stored, want 3", o.At)
+	}
+
+	proxy.up()
+	f.waitDrained(r)
+	if code := r.get(t, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz answered %d with the database back, want 200", code)
+	}
+	r.stop(t)
+	if got := rows(t, f.db, `SELECT format('raw=%s checks=%s sum=%s', (SELECT count(*) FROM check_results), sum(checks), sum(response_time_sum_us))
+		FROM check_results_hourly`); got != "raw=6 checks=6 sum=75000" {
+		t.Errorf("after the outage: %s, want raw=6 checks=6 sum=75000", got)
+	}
+}
+
+// get requests path of the recorder's operational listener and returns the
+// status code.
+func (r *recorder) get(t *testing.T, path string) int {
+	t.Helper()
+	m := regexp.MustCompile(`"msg":"operational endpoints listening","addr":"([^"]+)"`).FindStringSubmatch(r.logs.String())
+	if m == nil {
+		t.Fatalf("no listening address in the logs")
+	}
+	resp, err := http.Get("http://" + m[1] + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Bad flags and environment are refused with a message naming the culprit,
+// and never echo a password.
+func TestParseConfigErrors(t *testing.T) {
+	good := map[string]string{
+		"DATABASE_URL":        "postgres://u:secret@127.0.0.1:5432/db?sslmode=disable",
+		"SCHEMA_REGISTRY_URL": "http://127.0.0.1:8081/apis/ccompat/v7",
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"zero batch", []string{"-batch", "0"}, good, "-batch: 0 is not between 1 and 1000000"},
+		{"retention under two days", []string{"-retention", "1d"}, good, "-retention: 24h0m0s: use 0 (keep everything) or at least 2d"},
+		{"retention not a duration", []string{"-retention", "4x"}, good, `invalid value "4x" for flag -retention`},
+		{"unknown command", []string{"frobnicate"}, good, `unknown command "frobnicate"`},
+		{"flags after the command", []string{"migrate", "-batch", "5"}, good, "unexpected arguments after migrate"},
+		{"no database", nil, map[string]string{"SCHEMA_REGISTRY_URL": good["SCHEMA_REGISTRY_URL"]}, "DATABASE_URL: not set"},
+		{"bad database URL", nil, map[string]string{"DATABASE_URL": "postgres://u:secret@h:99999999/x", "SCHEMA_REGISTRY_URL": "http://r"},
+			"DATABASE_URL: not a valid PostgreSQL connection string"},
+		{"no registry", nil, map[string]string{"DATABASE_URL": good["DATABASE_URL"]}, "SCHEMA_REGISTRY_URL: not set"},
+		{"bad SASL", nil, map[string]string{"DATABASE_URL": good["DATABASE_URL"], "SCHEMA_REGISTRY_URL": "http://r", "KAFKA_SASL_MECHANISM": "GSSAPI"},
+			`KAFKA_SASL_MECHANISM: "GSSAPI" is not one of`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error reveals the password: %v", err)
+			}
+		})
+	}
+	c, err := parseConfig([]string{"-retention", "400d"}, func(k string) string { return good[k] }, io.Discard)
+	if err != nil || c.retention != 400*24*time.Hour || c.batch != 50000 || c.topic != "check-results" || c.group != "sitewatch-recorder" {
+		t.Fatalf("defaults: %+v, %v", c, err)
+	}
 }
