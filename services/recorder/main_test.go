@@ -717,3 +717,49 @@ func TestParseConfigErrors(t *testing.T) {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
 }
+
+// Two recorders share the group: the second joins while the first idles
+// with a batch just landed, partitions move when the first stops, and every
+// event is counted once.
+func TestRecorderRebalance(t *testing.T) {
+	f := newFixture(t, 4)
+	base := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	produce := func(from, to int) {
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			m := withTarget(check(t, "", base.Add(time.Duration(i)*time.Second), time.Duration(1+i%50)*time.Millisecond), fmt.Sprintf("t%02d", i%20))
+			recs = append(recs, &kgo.Record{Key: []byte(m.Target.Id), Value: f.encode("new", m)})
+		}
+		f.produce(recs...)
+	}
+	members := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			g, err := f.adm.DescribeGroups(context.Background(), f.group)
+			if err == nil && len(g[f.group].Members) == want && g[f.group].State == "Stable" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("group %s did not settle with %d members", f.group, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	r1 := f.start("-batch", "50")
+	produce(0, 200)
+	f.waitDrained(r1)
+	r2 := f.start("-batch", "50")
+	members(2)
+	produce(200, 400)
+	f.waitDrained(r1)
+	r1.stop(t)
+	members(1)
+	produce(400, 600)
+	f.waitDrained(r2)
+	r2.stop(t)
+	if got := rows(t, f.db, `SELECT format('raw=%s checks=%s targets=%s', (SELECT count(*) FROM check_results), sum(checks),
+		(SELECT count(*) FROM targets)) FROM check_results_hourly`); got != "raw=600 checks=600 targets=20" {
+		t.Errorf("after the rebalances: %s, want raw=600 checks=600 targets=20", got)
+	}
+}

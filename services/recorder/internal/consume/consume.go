@@ -116,7 +116,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var inflight *flight
 	lastAllowed := time.Now()
 	for {
-		fetches := c.cl.PollRecords(ctx, c.cfg.MaxBatch)
+		fetches := c.poll(ctx, inflight)
 		if fetches.IsClientClosed() {
 			return inflight.wait()
 		}
@@ -158,6 +158,25 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// poll returns the next records; while a batch is in flight it returns
+// early, empty, when that batch lands, so that an idle topic never keeps a
+// landed batch from allowing a rebalance.
+func (c *Consumer) poll(ctx context.Context, inflight *flight) kgo.Fetches {
+	if inflight == nil {
+		return c.cl.PollRecords(ctx, c.cfg.MaxBatch)
+	}
+	pollCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-inflight.done:
+			cancel()
+		case <-pollCtx.Done():
+		}
+	}()
+	return c.cl.PollRecords(pollCtx, c.cfg.MaxBatch)
 }
 
 // rebalanceEvery bounds how long a steady flow keeps a rebalance waiting.
