@@ -167,13 +167,12 @@ func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 	if err := s.ensurePartitions(ctx, events); err != nil {
 		return Result{}, err
 	}
-	probe := s.probe.Load()
-	res, err := s.write(ctx, events, probe)
-	if !probe && isCode(err, "23505") {
+	probed := s.probe.Load()
+	res, err := s.write(ctx, events, probed)
+	if !probed && isCode(err, "23505") {
 		// Some of these events are stored already (a redelivery, a replay, a
 		// rebalance): ask first, from now on until a batch has none.
 		s.probe.Store(true)
-		probe = true
 		res, err = s.write(ctx, events, true)
 	}
 	var pgErr *pgconn.PgError
