@@ -55,6 +55,8 @@ type config struct {
 	partitionsPast int
 	partitionsNext int
 	maintainEvery  time.Duration
+	sessionTimeout time.Duration
+	instanceID     string
 	logLevel       slog.Level
 
 	databaseURL string
@@ -83,6 +85,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.partitionsPast, "partitions-past", 2, "daily partitions kept created before today")
 	fs.IntVar(&c.partitionsNext, "partitions-ahead", 3, "daily partitions created ahead of today")
 	fs.DurationVar(&c.maintainEvery, "maintain-every", time.Hour, "how often to create partitions ahead and apply the retention")
+	// Kafka's default session timeout is 45 s: a recorder killed without
+	// leaving the group would hold its partitions that long before another
+	// recorder takes them over.
+	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent recorder before giving its partitions to another")
+	fs.StringVar(&c.instanceID, "instance-id", "", "static group membership (KIP-345): a recorder restarted with the same ID within the session timeout gets its partitions back without a rebalance; unique per recorder")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -111,6 +118,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if c.maxFuture < 0 || c.shutdownGrace < 0 || c.maintainEvery <= 0 {
 		errs = append(errs, errors.New("-max-future, -shutdown-grace: must not be negative; -maintain-every: must be positive"))
+	}
+	if c.sessionTimeout < 6*time.Second || c.sessionTimeout > 5*time.Minute {
+		// The broker's group.min/max.session.timeout.ms defaults.
+		errs = append(errs, fmt.Errorf("-session-timeout: %s is not between 6s and 5m", c.sessionTimeout))
 	}
 	if c.partitionsPast < 0 || c.partitionsNext < 0 {
 		errs = append(errs, errors.New("-partitions-past, -partitions-ahead: must not be negative"))
@@ -149,6 +160,9 @@ func parseDays(s string) (time.Duration, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 2 && args[0] == "healthcheck" {
+		return opshttp.Probe(ctx, args[1])
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -178,6 +192,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts, err := cfg.kafka.ClientOpts()
 	if err != nil {
 		return err
+	}
+	opts = append(opts,
+		kgo.SessionTimeout(cfg.sessionTimeout),
+		kgo.HeartbeatInterval(cfg.sessionTimeout/10))
+	if cfg.instanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.instanceID))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -691,6 +691,7 @@ func TestParseConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"zero batch", []string{"-batch", "0"}, good, "-batch: 0 is not between 1 and 1000000"},
+		{"session timeout below the broker minimum", []string{"-session-timeout", "2s"}, good, "-session-timeout: 2s is not between 6s and 5m"},
 		{"retention under two days", []string{"-retention", "1d"}, good, "-retention: 24h0m0s: use 0 (keep everything) or at least 2d"},
 		{"retention not a duration", []string{"-retention", "4x"}, good, `invalid value "4x" for flag -retention`},
 		{"unknown command", []string{"frobnicate"}, good, `unknown command "frobnicate"`},
