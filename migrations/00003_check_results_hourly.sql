@@ -40,6 +40,8 @@ CREATE AGGREGATE latency_histogram_sum(integer[]) (
     PARALLEL = SAFE
 );
 
+-- Interpolating within the bucket follows Prometheus' histogram_quantile
+-- (promql/quantile.go), with the bucket narrowed to the observed min and max.
 -- latency_quantile_us returns the q-quantile (0 < q <= 1) of a histogram in
 -- microseconds: the rank q * total falls into one bucket, and the value is
 -- interpolated linearly between that bucket's bounds, narrowed to the observed

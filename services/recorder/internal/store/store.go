@@ -160,6 +160,11 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // new, the hourly rollup incremented by exactly those rows, and the targets.
 // A batch written twice, whole or in part, changes nothing the second time.
 // Partitions missing for the batch's days are created first.
+//
+// Keeping the hourly rollup in the transaction that writes the raw rows is
+// TwiN/gatus's idea; unlike its additive upsert, the increments here come
+// only from rows this transaction inserted, so a redelivered event cannot be
+// counted twice.
 func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 	if len(events) == 0 {
 		return Result{}, nil
