@@ -157,35 +157,17 @@ func (f *fixture) produce(recs ...*kgo.Record) {
 	}
 }
 
-// syncBuffer collects the recorder's log lines while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // recorder is a running `recorder` (its run function).
 type recorder struct {
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *stacktest.Log
 }
 
 func (f *fixture) start(extra ...string) *recorder {
 	f.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &recorder{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	r := &recorder{cancel: cancel, done: make(chan error, 1), logs: &stacktest.Log{}}
 	args := append([]string{"-topic", f.topic, "-group", f.group, "-listen", "127.0.0.1:0", "-batch", "4"}, extra...)
 	go func() { r.done <- run(ctx, args, f.getenv, r.logs, r.logs) }()
 	f.t.Cleanup(func() {

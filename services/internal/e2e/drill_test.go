@@ -81,87 +81,84 @@ func (p *proc) running() bool {
 	}
 }
 
+// drill is a system running on the drill sites: a recorder and a prober.
+type drill struct {
+	sys   *system
+	sites []*site
+	rec   *proc
+	prb   *proc
+}
+
+func startDrill(t testing.TB) *drill {
+	t.Helper()
+	d := &drill{sys: newSystem(t), sites: drillSites(t)}
+	d.rec = d.sys.recorder(t)
+	d.prb = d.sys.prober(t, targetsFile(t, drillInterval, drillTimeout, d.sites), true)
+	return d
+}
+
+// finish stops the prober, requires the recorder to have lived through the
+// drill, waits until every result is stored, stops the recorder and compares
+// the tables with what the sites served.
+func (d *drill) finish(t testing.TB, storeTimeout time.Duration) {
+	t.Helper()
+	d.prb.stop(t, 30*time.Second)
+	if !d.rec.running() {
+		t.Fatalf("the recorder exited during the drill: %v\n%s", d.rec.err, tail(d.rec.out.String(), 40))
+	}
+	d.sys.waitStored(t, d.sites, storeTimeout)
+	d.rec.stop(t, 30*time.Second)
+	d.sys.assertExact(t, d.sites)
+}
+
 // 1. The recorder is killed with SIGKILL mid-stream and restarted: what it
 // had stored but not committed in Kafka is delivered again and not counted
 // twice; what it had not stored is stored.
 func TestDrillRecorderKilled(t *testing.T) {
-	sys := newSystem(t)
-	sites := drillSites(t)
-	targets := targetsFile(t, drillInterval, drillTimeout, sites)
-	rec := sys.recorder(t)
-	prb := sys.prober(t, targets, true)
+	d := startDrill(t)
 	for range 3 {
 		time.Sleep(2 * time.Second)
-		rec.kill()
+		d.rec.kill()
 		time.Sleep(500 * time.Millisecond)
-		rec = sys.recorder(t)
+		d.rec = d.sys.recorder(t)
 	}
 	time.Sleep(2 * time.Second)
-	prb.stop(t, 15*time.Second)
-	sys.waitStored(t, sites, 60*time.Second)
-	rec.stop(t, 30*time.Second)
-	sys.assertExact(t, sites)
+	d.finish(t, 60*time.Second)
 }
 
 // 2. Two recorders share the group; one is killed and the other takes over
 // its partitions.
 func TestDrillRecorderTakeover(t *testing.T) {
-	sys := newSystem(t)
-	sites := drillSites(t)
-	targets := targetsFile(t, drillInterval, drillTimeout, sites)
-	a := sys.recorder(t)
-	b := sys.recorder(t)
-	prb := sys.prober(t, targets, true)
+	d := startDrill(t)
+	other := d.sys.recorder(t)
 	time.Sleep(4 * time.Second)
-	a.kill()
+	d.rec.kill()
+	d.rec = other
 	time.Sleep(4 * time.Second)
-	prb.stop(t, 15*time.Second)
-	sys.waitStored(t, sites, 90*time.Second)
-	b.stop(t, 30*time.Second)
-	sys.assertExact(t, sites)
+	d.finish(t, 90*time.Second)
 }
 
 // 3. PostgreSQL is stopped for 20 s while events flow: the recorder retries
 // and resumes without exiting.
 func TestDrillPostgresDown(t *testing.T) {
-	sys := newSystem(t)
-	sites := drillSites(t)
-	targets := targetsFile(t, drillInterval, drillTimeout, sites)
-	rec := sys.recorder(t)
-	prb := sys.prober(t, targets, true)
+	d := startDrill(t)
 	time.Sleep(2 * time.Second)
 	outage(t, "postgres", 20*time.Second)
 	time.Sleep(2 * time.Second)
-	prb.stop(t, 15*time.Second)
-	if !rec.running() {
-		t.Fatalf("the recorder exited during the PostgreSQL outage: %v\n%s", rec.err, tail(rec.out.String(), 40))
-	}
-	sys.waitStored(t, sites, 90*time.Second)
-	rec.stop(t, 30*time.Second)
-	sys.assertExact(t, sites)
+	d.finish(t, 90*time.Second)
 }
 
 // 4. Kafka is stopped for 20 s while the prober checks: results wait in the
 // prober's buffer and are delivered when Kafka is back.
 func TestDrillKafkaDown(t *testing.T) {
-	sys := newSystem(t)
-	sites := drillSites(t)
-	targets := targetsFile(t, drillInterval, drillTimeout, sites)
-	rec := sys.recorder(t)
-	prb := sys.prober(t, targets, true)
+	d := startDrill(t)
 	time.Sleep(2 * time.Second)
 	outage(t, "kafka", 20*time.Second)
 	time.Sleep(3 * time.Second)
-	if n := metric(t, prb, "sitewatch_prober_results_dropped_total"); n != 0 {
+	if n := metric(t, d.prb, "sitewatch_prober_results_dropped_total"); n != 0 {
 		t.Errorf("the prober dropped %v results during a 20 s outage; its buffer should hold them", n)
 	}
-	prb.stop(t, 30*time.Second)
-	if !rec.running() {
-		t.Fatalf("the recorder exited during the Kafka outage: %v\n%s", rec.err, tail(rec.out.String(), 40))
-	}
-	sys.waitStored(t, sites, 120*time.Second)
-	rec.stop(t, 30*time.Second)
-	sys.assertExact(t, sites)
+	d.finish(t, 120*time.Second)
 }
 
 // 5. The registry is down when the prober starts: the prober is alive but not

@@ -5,7 +5,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -67,26 +66,9 @@ type proc struct {
 	name   string
 	listen string
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *stacktest.Log
 	done   chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // env is what every child gets: the stack's variables, DATABASE_URL replaced.
@@ -106,7 +88,7 @@ func (e env) list() []string {
 // /readyz unless wait is false.
 func start(t testing.TB, e env, name string, wait bool, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, listen: freeAddr(t), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, listen: freeAddr(t), out: &stacktest.Log{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binPath(t, name), append([]string{"-listen", p.listen}, args...)...)
 	p.cmd.Env = e.list()
 	p.cmd.Stdout = p.out
