@@ -38,6 +38,9 @@ import (
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
 
+// main only wires; run does the work and returns its error, so every deferred
+// Close and Flush runs (Mat Ryer, "How I write HTTP services in Go after 13
+// years").
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
@@ -129,6 +132,9 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 2 && args[0] == "healthcheck" {
+		return opshttp.Probe(ctx, args[1])
+	}
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		return err

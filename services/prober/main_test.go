@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -137,7 +136,7 @@ targets:
 	topic := stacktest.Name("prober_test")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs stacktest.Log
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-config", path, "-topic", topic, "-partitions", "2", "-listen", "127.0.0.1:0",
@@ -254,22 +253,4 @@ func minCount(m map[string]int) int {
 		}
 	}
 	return n
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

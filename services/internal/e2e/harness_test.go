@@ -5,7 +5,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -42,7 +41,7 @@ var binaries = sync.OnceValues(func() (string, error) {
 	return dir, nil
 })
 
-func binary(t testing.TB, name string) string {
+func binPath(t testing.TB, name string) string {
 	t.Helper()
 	dir, err := binaries()
 	if err != nil {
@@ -67,26 +66,9 @@ type proc struct {
 	name   string
 	listen string
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *stacktest.Log
 	done   chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // env is what every child gets: the stack's variables, DATABASE_URL replaced.
@@ -106,8 +88,8 @@ func (e env) list() []string {
 // /readyz unless wait is false.
 func start(t testing.TB, e env, name string, wait bool, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, listen: freeAddr(t), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary(t, name), append([]string{"-listen", p.listen}, args...)...)
+	p := &proc{name: name, listen: freeAddr(t), out: &stacktest.Log{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binPath(t, name), append([]string{"-listen", p.listen}, args...)...)
 	p.cmd.Env = e.list()
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
@@ -325,7 +307,7 @@ func newSystem(t testing.TB) *system {
 	}
 	t.Cleanup(db.Close)
 	name := stacktest.Name("e2e")
-	return &system{env: env{databaseURL: url}, topic: name, group: name}
+	return &system{env: env{databaseURL: url}, topic: name, group: name, db: db}
 }
 
 func (s *system) recorder(t testing.TB, extra ...string) *proc {
@@ -385,6 +367,7 @@ func (s *system) assertExact(t testing.TB, sites []*site) {
 			t.Errorf("%s: the site was never checked", st.id)
 			continue
 		}
+		t.Logf("%s: served %v, last %s", st.id, want, last)
 
 		// Raw events, by verdict.
 		rows, err := s.db.Query(ctx, `SELECT coalesce(failure_kind, outcome), count(*)

@@ -73,3 +73,24 @@ func (s *Server) Serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	return nil
 }
+
+// Probe asks url (such as http://127.0.0.1:9101/readyz) and returns an error
+// unless it answers 200 in time. It is the container healthcheck of images
+// that have no curl: `prober healthcheck URL`, `recorder healthcheck URL`.
+func Probe(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %s", url, resp.Status)
+	}
+	return nil
+}

@@ -57,6 +57,14 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "sitewatch_test_total 3") {
 		t.Fatalf("/metrics: %d %q", code, body)
 	}
+	if err := Probe(context.Background(), "http://"+s.Addr()+"/readyz"); err != nil {
+		t.Fatalf("Probe of a ready service: %v", err)
+	}
+	notReady.Store(&refused)
+	if err := Probe(context.Background(), "http://"+s.Addr()+"/readyz"); err == nil ||
+		err.Error() != "healthcheck: http://"+s.Addr()+"/readyz answered 503 Service Unavailable" {
+		t.Fatalf("Probe of a service not ready: %v", err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -76,6 +76,8 @@ targets:
 	}
 }
 
+// Bad files, each checked by its exact message (the way blackbox_exporter's
+// config/config_test.go TestLoadBadConfigs does).
 func TestParseBadFiles(t *testing.T) {
 	tests := []struct {
 		name string

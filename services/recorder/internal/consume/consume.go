@@ -1,0 +1,395 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+)
+
+// Config of a Consumer.
+type Config struct {
+	Topic string // the DLQ topic is Topic + ".dlq"
+	Group string
+	// MaxBatch bounds the records of one poll, and so of one transaction.
+	MaxBatch int
+	// Retention dead-letters events that started before now minus it; zero
+	// keeps everything.
+	Retention time.Duration
+	// MaxFuture dead-letters events that started after now plus it; zero
+	// accepts any time.
+	MaxFuture time.Duration
+	// ShutdownGrace is how long, after the context ends, the batch in hand
+	// may still take to be stored and committed.
+	ShutdownGrace time.Duration
+}
+
+// DLQTopic is the dead-letter topic of topic.
+func DLQTopic(topic string) string { return topic + ".dlq" }
+
+// Writer stores a batch of events; *store.Store is one.
+type Writer interface {
+	Write(ctx context.Context, events []store.Event) (store.Result, error)
+}
+
+// Consumer is one member of the recorders' consumer group.
+type Consumer struct {
+	cfg    Config
+	cl     *kgo.Client
+	dec    *Decoder
+	w      Writer
+	m      *metrics
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// New joins the group (lazily, at the first poll) with the connection
+// options opts (from kafkaenv), decoding through schemas and writing to w.
+// Close the consumer when done.
+func New(cfg Config, opts []kgo.Opt, schemas SchemaSource, w Writer, reg prometheus.Registerer, logger *slog.Logger) (*Consumer, error) {
+	if cfg.Topic == "" || cfg.Group == "" {
+		return nil, errors.New("consumer: topic and group are required")
+	}
+	if cfg.MaxBatch <= 0 {
+		return nil, fmt.Errorf("consumer: batch size %d must be positive", cfg.MaxBatch)
+	}
+	m, err := newMetrics(reg, cfg.MaxBatch)
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumer{cfg: cfg, dec: NewDecoder(schemas), w: w, m: m, logger: logger, now: time.Now}
+	c.cl, err = kgo.NewClient(append(slices.Clip(opts),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Offsets are committed by hand, after the batch's database
+		// transaction has committed (franz-go examples/group_committing).
+		kgo.DisableAutoCommit(),
+		// A rebalance waits until the batch in hand is stored and committed,
+		// so no batch is ever half-written across two owners.
+		kgo.BlockRebalanceOnPoll(),
+		// Should a commit have failed, commit what is stored before giving
+		// partitions away, so the next owner need not redo it.
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+				logger.Warn("commit on revoke failed; the next owner redelivers (harmless)", "err", err)
+			}
+		}),
+		kgo.WithLogger(kslog.New(logger.With("component", "kafka"))),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return c, nil
+}
+
+// Close leaves the group and closes the client.
+func (c *Consumer) Close() { c.cl.Close() }
+
+// Ping checks that a broker answers (readiness).
+func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
+
+// Run consumes until ctx ends, then finishes the batches in hand (within
+// ShutdownGrace), commits them and returns nil. It returns an error only when
+// a batch in hand could not be stored in time (its offsets are then not
+// committed: the group redelivers it).
+//
+// Batches are pipelined: while one batch is being written to PostgreSQL,
+// the next is polled and decoded. Offsets are committed per batch, in order,
+// after its transaction. Rebalances are allowed only with nothing in hand:
+// whenever the pipeline runs dry, and at least every rebalanceEvery under a
+// steady flow (the pipeline is drained for it).
+func (c *Consumer) Run(ctx context.Context) error {
+	c.ensureDLQTopic(ctx)
+	var inflight *flight
+	lastAllowed := time.Now()
+	for {
+		fetches := c.poll(ctx, inflight)
+		if fetches.IsClientClosed() {
+			return inflight.wait()
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				c.logger.Warn("fetch failed", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if n := len(p.Records); n > 0 {
+				lag := p.HighWatermark - p.Records[n-1].Offset - 1
+				c.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
+			}
+		})
+		var next *batch
+		if recs := fetches.Records(); len(recs) > 0 {
+			var err error
+			if next, err = c.prepare(ctx, recs); err != nil {
+				inflight.wait() //nolint:errcheck // already failing
+				return err
+			}
+		}
+		if err := inflight.wait(); err != nil {
+			return err
+		}
+		inflight = nil
+		if next != nil {
+			inflight = c.start(ctx, next)
+		}
+		if inflight == nil || ctx.Err() != nil || time.Since(lastAllowed) > rebalanceEvery {
+			if err := inflight.wait(); err != nil {
+				return err
+			}
+			inflight = nil
+			c.cl.AllowRebalance()
+			lastAllowed = time.Now()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// poll returns the next records; while a batch is in flight it returns
+// early, empty, when that batch lands, so that an idle topic never keeps a
+// landed batch from allowing a rebalance.
+func (c *Consumer) poll(ctx context.Context, inflight *flight) kgo.Fetches {
+	if inflight == nil {
+		return c.cl.PollRecords(ctx, c.cfg.MaxBatch)
+	}
+	pollCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-inflight.done:
+			cancel()
+		case <-pollCtx.Done():
+		}
+	}()
+	return c.cl.PollRecords(pollCtx, c.cfg.MaxBatch)
+}
+
+// rebalanceEvery bounds how long a steady flow keeps a rebalance waiting.
+const rebalanceEvery = time.Second
+
+// batch is one poll's records, decoded.
+type batch struct {
+	recs    []*kgo.Record
+	events  []store.Event
+	dead    []*kgo.Record
+	reasons []string
+	polled  time.Time
+}
+
+// prepare decodes a polled batch and sorts out its dead letters. An
+// unreachable registry is retried with backoff (nothing more is polled
+// meanwhile).
+func (c *Consumer) prepare(ctx context.Context, recs []*kgo.Record) (*batch, error) {
+	b := &batch{recs: recs, events: make([]store.Event, 0, len(recs)), polled: time.Now()}
+	work, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
+	defer cancel()
+	now := c.now()
+	for _, r := range recs {
+		var ev store.Event
+		var dl *deadLetter
+		err := c.retry(work, "registry", func() error {
+			var err error
+			ev, err = c.dec.Decode(work, r.Value)
+			if dl = nil; errors.As(err, &dl) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("batch not stored (will be redelivered): %w", err)
+		}
+		if dl == nil {
+			dl = c.policy(ev, now)
+		}
+		if dl != nil {
+			b.dead = append(b.dead, dlqRecord(DLQTopic(c.cfg.Topic), r, dl))
+			b.reasons = append(b.reasons, dl.reason)
+			c.logger.Warn("dead-lettering record", "topic", r.Topic, "partition", r.Partition,
+				"offset", r.Offset, "reason", dl.reason, "detail", dl.detail)
+			continue
+		}
+		b.events = append(b.events, ev)
+	}
+	return b, nil
+}
+
+// flight is a batch being stored.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// wait waits for the flight to land; a nil flight has landed.
+func (f *flight) wait() error {
+	if f == nil {
+		return nil
+	}
+	<-f.done
+	return f.err
+}
+
+// start stores a prepared batch in the background: dead letters produced,
+// events written in one transaction, offsets committed. Each step that fails
+// for a transient reason (Kafka or PostgreSQL unavailable) is retried with
+// backoff while the loop polls nothing more.
+func (c *Consumer) start(ctx context.Context, b *batch) *flight {
+	f := &flight{done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		f.err = c.store(ctx, b)
+	}()
+	return f
+}
+
+func (c *Consumer) store(ctx context.Context, b *batch) error {
+	work, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
+	defer cancel()
+	if len(b.dead) > 0 {
+		err := c.retry(work, "dead-letter", func() error { return c.cl.ProduceSync(work, b.dead...).FirstErr() })
+		if err != nil {
+			return fmt.Errorf("batch not stored (will be redelivered): %w", err)
+		}
+		for _, reason := range b.reasons {
+			c.m.deadLettered.WithLabelValues(reason).Inc()
+		}
+	}
+	var res store.Result
+	err := c.retry(work, "database", func() error {
+		var err error
+		res, err = c.w.Write(work, b.events)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("batch not stored (will be redelivered): %w", err)
+	}
+	stored := time.Now()
+	c.m.stored.Add(float64(res.Inserted))
+	c.m.duplicates.Add(float64(len(b.events) - res.Inserted))
+	for _, at := range res.InsertedCheckedAt {
+		c.m.endToEnd.Observe(stored.Sub(at).Seconds())
+	}
+	if err := c.cl.CommitRecords(work, b.recs...); err != nil {
+		// The rows are committed: a later commit covers these offsets, and if
+		// none does, redelivery inserts nothing.
+		c.logger.Warn("offset commit failed", "err", err)
+	}
+	c.m.batchSize.Observe(float64(len(b.recs)))
+	c.m.batchDuration.Observe(time.Since(b.polled).Seconds())
+	c.logger.Debug("batch stored", "records", len(b.recs), "inserted", res.Inserted, "dead_lettered", len(b.dead))
+	return nil
+}
+
+// policy dead-letters events outside the time window the recorder keeps.
+func (c *Consumer) policy(ev store.Event, now time.Time) *deadLetter {
+	if c.cfg.Retention > 0 && ev.CheckedAt.Before(now.Add(-c.cfg.Retention)) {
+		return &deadLetter{ReasonExpired, fmt.Sprintf("started_at %s is older than the retention %s",
+			ev.CheckedAt.UTC().Format(time.RFC3339), c.cfg.Retention)}
+	}
+	if c.cfg.MaxFuture > 0 && ev.CheckedAt.After(now.Add(c.cfg.MaxFuture)) {
+		return &deadLetter{ReasonFuture, fmt.Sprintf("started_at %s is more than %s ahead of this recorder's clock",
+			ev.CheckedAt.UTC().Format(time.RFC3339), c.cfg.MaxFuture)}
+	}
+	return nil
+}
+
+// Dead-letter headers, beside the record's own headers.
+const (
+	HeaderReason    = "dlq.reason"
+	HeaderDetail    = "dlq.detail"
+	HeaderTopic     = "dlq.topic"
+	HeaderPartition = "dlq.partition"
+	HeaderOffset    = "dlq.offset"
+)
+
+func dlqRecord(topic string, r *kgo.Record, dl *deadLetter) *kgo.Record {
+	h := append(slices.Clip(r.Headers),
+		kgo.RecordHeader{Key: HeaderReason, Value: []byte(dl.reason)},
+		kgo.RecordHeader{Key: HeaderDetail, Value: []byte(dl.detail)},
+		kgo.RecordHeader{Key: HeaderTopic, Value: []byte(r.Topic)},
+		kgo.RecordHeader{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+		kgo.RecordHeader{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+	)
+	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: h}
+}
+
+// ensureDLQTopic creates the dead-letter topic with the broker's defaults
+// when missing. Failing (no permission on a managed cluster) is not fatal:
+// the topic may exist or be auto-created.
+func (c *Consumer) ensureDLQTopic(ctx context.Context) {
+	topic := DLQTopic(c.cfg.Topic)
+	resp, err := kadm.NewClient(c.cl).CreateTopic(ctx, -1, -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	switch {
+	case err == nil:
+		c.logger.Info("created dead-letter topic", "topic", topic)
+	case errors.Is(err, kerr.TopicAlreadyExists):
+	default:
+		c.logger.Warn("could not create the dead-letter topic", "topic", topic, "err", err)
+	}
+}
+
+// retry runs fn until it succeeds or ctx ends, backing off from 100 ms to
+// 10 s with jitter, and counts and logs each failure.
+func (c *Consumer) retry(ctx context.Context, what string, fn func() error) error {
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			if attempt > 1 {
+				c.logger.Info("recovered", "what", what, "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
+		}
+		c.m.retries.WithLabelValues(what).Inc()
+		c.logger.Warn("transient failure; retrying the batch", "what", what, "attempt", attempt, "wait", wait.String(), "err", err)
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// withGrace returns a context that ends grace after ctx ends.
+func withGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-done:
+		}
+	}()
+	return work, func() { close(done); cancel() }
+}

@@ -1,0 +1,117 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/sr"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/stacktest"
+)
+
+// flakyRegistry puts a proxy in front of the real registry that answers 503
+// while down is set, as a registry restarting or unreachable would.
+func flakyRegistry(t *testing.T) (*sr.Client, *atomic.Bool) {
+	t.Helper()
+	stacktest.Registry(t) // skips (or fails under CI) when the registry is not there
+	target, err := url.Parse(stacktest.Getenv("SCHEMA_REGISTRY_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "registry unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cl, err := sr.NewClient(sr.URLs(srv.URL + target.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, &down
+}
+
+// An unreachable registry is a transient error, never a dead letter; once
+// it answers, the record decodes, and the verdict is cached from then on.
+func TestDecodeRegistryUnavailable(t *testing.T) {
+	ctx := context.Background()
+	cl, down := flakyRegistry(t)
+	ss, err := cl.CreateSchema(ctx, stacktest.Name("decode")+"-value", sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serde sr.Serde
+	serde.Register(ss.ID, &sitewatchv1.CheckResult{}, sr.Index(0),
+		sr.EncodeFn(func(v any) ([]byte, error) { return proto.Marshal(v.(*sitewatchv1.CheckResult)) }))
+	value, err := serde.Encode(&sitewatchv1.CheckResult{
+		EventId:      uuid.Must(uuid.NewV7()).String(),
+		Target:       &sitewatchv1.Target{Id: "alpha", Url: "https://alpha.test/", Method: "GET"},
+		StartedAt:    timestamppb.Now(),
+		ResponseTime: durationpb.New(12 * time.Millisecond),
+		StatusCode:   200,
+		Outcome:      sitewatchv1.Outcome_OUTCOME_UP,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dec := NewDecoder(cl)
+	down.Store(true)
+	_, err = dec.Decode(ctx, value)
+	var dl *deadLetter
+	if err == nil || errors.As(err, &dl) {
+		t.Fatalf("registry down: got %v, want a transient (non dead-letter) error", err)
+	}
+	if !strings.Contains(err.Error(), "look up schema ID") {
+		t.Errorf("error %q does not say what failed", err)
+	}
+	down.Store(false)
+	ev, err := dec.Decode(ctx, value)
+	if err != nil {
+		t.Fatalf("registry back: %v", err)
+	}
+	if ev.TargetID != "alpha" || !ev.Up || ev.ResponseTime != 12*time.Millisecond || ev.StatusCode != 200 {
+		t.Errorf("decoded %+v", ev)
+	}
+	down.Store(true) // cached: no registry needed any more
+	if _, err := dec.Decode(ctx, value); err != nil {
+		t.Errorf("cached schema: %v", err)
+	}
+}
+
+// A schema that declares sitewatch.v1.CheckResult with a field of another
+// type is refused: its bytes would not decode field for field.
+func TestDecodeIncompatibleCheckResult(t *testing.T) {
+	ctx := context.Background()
+	cl := stacktest.Registry(t)
+	text := strings.Replace(sitewatchv1.Schema, "uint32 status_code = 7;", "string status_code = 7;", 1)
+	ss, err := cl.CreateSchema(ctx, stacktest.Name("incompatible")+"-value", sr.Schema{Schema: text, Type: sr.TypeProtobuf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := []byte{0, 0, 0, 0, 0, 0}
+	value[1], value[2], value[3], value[4] = byte(ss.ID>>24), byte(ss.ID>>16), byte(ss.ID>>8), byte(ss.ID)
+	_, err = NewDecoder(cl).Decode(ctx, value)
+	var dl *deadLetter
+	if !errors.As(err, &dl) || dl.reason != ReasonWrongSchema ||
+		!strings.Contains(dl.detail, "field 7 of sitewatch.v1.CheckResult is optional string, this recorder expects optional uint32") {
+		t.Fatalf("got %v, want a wrong_schema dead letter naming field 7", err)
+	}
+}

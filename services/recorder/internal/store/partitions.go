@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// check_results is partitioned into UTC days: check_results_pYYYYMMDD holds
+// [that day 00:00 UTC, the next day 00:00 UTC).
+const (
+	partitionPrefix = "check_results_p"
+	partitionLayout = "20060102"
+	day             = 24 * time.Hour
+	// partitionLock is the advisory lock key that serialises creating and
+	// dropping partitions among recorders ("sitewatch" in ASCII, truncated).
+	partitionLock = 0x73697465776174
+)
+
+func dayOf(t time.Time) time.Time { return t.UTC().Truncate(day) }
+
+func partitionName(d time.Time) string { return partitionPrefix + d.Format(partitionLayout) }
+
+// loadPartitions reads the existing partitions of check_results.
+func (s *Store) loadPartitions(ctx context.Context) error {
+	days, err := s.Partitions(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range days {
+		s.parts[d] = true
+	}
+	return nil
+}
+
+// Partitions lists the days that have a partition, oldest first.
+func (s *Store) Partitions(ctx context.Context) ([]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i
+		JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'check_results'::regclass`)
+	if err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	var days []time.Time
+	for _, n := range names {
+		d, err := time.Parse(partitionLayout, strings.TrimPrefix(n, partitionPrefix))
+		if err != nil || !strings.HasPrefix(n, partitionPrefix) {
+			continue // not one of ours; left alone
+		}
+		days = append(days, d)
+	}
+	sort.Slice(days, func(i, j int) bool { return days[i].Before(days[j]) })
+	return days, nil
+}
+
+// ensurePartitions creates the partitions missing for the events' days.
+func (s *Store) ensurePartitions(ctx context.Context, events []Event) error {
+	var missing []time.Time
+	seen := map[time.Time]bool{}
+	s.mu.Lock()
+	for i := range events {
+		d := dayOf(events[i].CheckedAt)
+		if !s.parts[d] && !seen[d] {
+			seen[d] = true
+			missing = append(missing, d)
+		}
+	}
+	s.mu.Unlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	return s.createPartitions(ctx, missing)
+}
+
+// createPartitions creates the given days' partitions where missing, in a
+// short transaction of its own (creating a partition briefly locks the parent
+// table), under an advisory lock so that two recorders never race to create
+// the same one.
+func (s *Store) createPartitions(ctx context.Context, days []time.Time) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("create partitions: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(partitionLock)); err != nil {
+		return fmt.Errorf("create partitions: %w", err)
+	}
+	for _, d := range days {
+		sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF check_results
+			FOR VALUES FROM ('%s') TO ('%s')`,
+			pgx.Identifier{partitionName(d)}.Sanitize(),
+			d.Format(time.RFC3339), d.Add(day).Format(time.RFC3339))
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("create partition %s: %w", partitionName(d), err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("create partitions: %w", err)
+	}
+	s.mu.Lock()
+	for _, d := range days {
+		s.parts[d] = true
+	}
+	s.mu.Unlock()
+	s.logger.Debug("partitions ensured", "days", len(days))
+	return nil
+}
+
+// Maintain creates the partitions from `behind` days before now's day to
+// `ahead` days after it, and, with a retention, drops every partition that
+// ends at or before now minus the retention (all its rows are expired). It
+// returns the names of the partitions dropped.
+func (s *Store) Maintain(ctx context.Context, now time.Time, behind, ahead int) ([]string, error) {
+	today := dayOf(now)
+	var want []time.Time
+	for i := -behind; i <= ahead; i++ {
+		want = append(want, today.Add(time.Duration(i)*day))
+	}
+	if err := s.createPartitions(ctx, want); err != nil {
+		return nil, err
+	}
+	if s.retention <= 0 {
+		return nil, nil
+	}
+	cutoff := now.Add(-s.retention)
+	days, err := s.Partitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var dropped []string
+	for _, d := range days {
+		if d.Add(day).After(cutoff) {
+			break
+		}
+		if err := s.dropPartition(ctx, d); err != nil {
+			return dropped, err
+		}
+		dropped = append(dropped, partitionName(d))
+		s.logger.Info("dropped expired partition", "partition", partitionName(d), "retention", s.retention.String())
+	}
+	return dropped, nil
+}
+
+func (s *Store) dropPartition(ctx context.Context, d time.Time) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("drop partition: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(partitionLock)); err != nil {
+		return fmt.Errorf("drop partition: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{partitionName(d)}.Sanitize()); err != nil {
+		return fmt.Errorf("drop partition %s: %w", partitionName(d), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("drop partition %s: %w", partitionName(d), err)
+	}
+	s.mu.Lock()
+	delete(s.parts, d)
+	s.mu.Unlock()
+	return nil
+}

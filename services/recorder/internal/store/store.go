@@ -1,0 +1,522 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Event is one check result as the recorder stores it. Durations are whole
+// microseconds in the database; a nil phase did not happen.
+type Event struct {
+	EventID   [16]byte
+	TargetID  string
+	URL       string
+	Method    string
+	CheckedAt time.Time
+	Up        bool
+	// FailureKind is one of dns, connect, tls, timeout, http_status,
+	// content_mismatch, other; empty when up.
+	FailureKind  string
+	ResponseTime time.Duration
+
+	DNS, Connect, TLSHandshake, TimeToFirstByte *time.Duration
+
+	StatusCode    int32 // 0: no response arrived
+	BytesRead     int64
+	BodyTruncated bool
+
+	HasContentCheck bool
+	ContentPattern  string
+	ContentMatched  bool
+
+	TLSCertExpiresAt time.Time // zero: not HTTPS
+	Redirects        int32
+	Error            string
+
+	ProberInstance string
+	ProberRegion   string
+}
+
+// Result tells what a Write did.
+type Result struct {
+	// Inserted is the number of new raw rows; the others were known event IDs.
+	Inserted int
+	// InsertedCheckedAt holds the checked_at of each inserted row (for the
+	// end-to-end delay metric).
+	InsertedCheckedAt []time.Time
+}
+
+// Store writes batches of events into PostgreSQL and keeps the partitions of
+// check_results.
+type Store struct {
+	pool      *pgxpool.Pool
+	logger    *slog.Logger
+	retention time.Duration
+	bounds    []int64 // latency_bounds_us()
+	// probe: ask which events are stored before copying (see write).
+	probe atomic.Bool
+
+	mu    sync.Mutex
+	parts map[time.Time]bool // UTC days whose partition exists
+}
+
+// Config of a Store.
+type Config struct {
+	// Retention drops raw partitions wholly older than now minus Retention;
+	// zero keeps everything.
+	Retention time.Duration
+	// MaxConns bounds the pool (default 4).
+	MaxConns int32
+}
+
+// stagingDDL creates, on every connection of the pool, the temporary tables
+// a batch's rollup increments and target summaries are copied into before
+// one upsert statement. ON COMMIT DELETE ROWS empties them at each commit, so
+// a connection keeps reusing them.
+var stagingDDL = []string{
+	`CREATE TEMP TABLE hourly_staging (
+		target_id text, hour timestamptz, checks bigint, up bigint, down bigint,
+		failures_dns bigint, failures_connect bigint, failures_tls bigint, failures_timeout bigint,
+		failures_http_status bigint, failures_content_mismatch bigint, failures_other bigint,
+		response_time_min_us bigint, response_time_max_us bigint, response_time_sum_us bigint,
+		latency_histogram integer[]
+	) ON COMMIT DELETE ROWS`,
+	`CREATE TEMP TABLE targets_staging (
+		target_id text, url text, method text, first_seen timestamptz, last_seen timestamptz,
+		last_event_id uuid, last_outcome text, last_failure_kind text, last_status_code integer,
+		last_response_time_us bigint, last_error text, last_up_at timestamptz, last_down_at timestamptz
+	) ON COMMIT DELETE ROWS`,
+}
+
+var rawColumns = []string{
+	"event_id", "target_id", "checked_at",
+	"outcome", "failure_kind", "response_time_us",
+	"dns_us", "connect_us", "tls_handshake_us", "ttfb_us",
+	"status_code", "bytes_read", "body_truncated",
+	"content_pattern", "content_matched", "tls_cert_expires_at",
+	"redirects", "error", "prober_instance", "prober_region",
+}
+
+// Open connects to the database at url (which must be migrated) and loads the
+// list of existing partitions.
+func Open(ctx context.Context, url string, cfg Config, logger *slog.Logger) (*Store, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors can quote the URL, password included.
+		return nil, errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
+	}
+	pcfg.MaxConns = 4
+	if cfg.MaxConns > 0 {
+		pcfg.MaxConns = cfg.MaxConns
+	}
+	pcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		for _, ddl := range stagingDDL {
+			if _, err := c.Exec(ctx, ddl); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	s := &Store{pool: pool, logger: logger, retention: cfg.Retention, parts: map[time.Time]bool{}}
+	// The histogram's buckets are the database's: one source of truth.
+	if err := pool.QueryRow(ctx, `SELECT latency_bounds_us()`).Scan(&s.bounds); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("read latency buckets (is the database migrated?): %w", err)
+	}
+	if len(s.bounds) == 0 || s.bounds[0] != 0 || !slices.IsSorted(s.bounds) {
+		pool.Close()
+		return nil, fmt.Errorf("latency_bounds_us() = %v: want ascending bounds from 0", s.bounds)
+	}
+	if err := s.loadPartitions(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers (readiness).
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Write stores a batch in one transaction: the raw rows whose event IDs are
+// new, the hourly rollup incremented by exactly those rows, and the targets.
+// A batch written twice, whole or in part, changes nothing the second time.
+// Partitions missing for the batch's days are created first.
+//
+// Keeping the hourly rollup in the transaction that writes the raw rows is
+// TwiN/gatus's idea; unlike its additive upsert, the increments here come
+// only from rows this transaction inserted, so a redelivered event cannot be
+// counted twice.
+func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
+	if len(events) == 0 {
+		return Result{}, nil
+	}
+	if err := s.ensurePartitions(ctx, events); err != nil {
+		return Result{}, err
+	}
+	probed := s.probe.Load()
+	res, err := s.write(ctx, events, probed)
+	if !probed && isCode(err, "23505") {
+		// Some of these events are stored already (a redelivery, a replay, a
+		// rebalance): ask first, from now on until a batch has none.
+		s.probe.Store(true)
+		res, err = s.write(ctx, events, true)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.Contains(pgErr.Message, "no partition") {
+		// A partition this store believed in was dropped meanwhile (by
+		// another recorder's retention pass): forget what we know and let
+		// the retry create it again.
+		s.mu.Lock()
+		s.parts = map[time.Time]bool{}
+		s.mu.Unlock()
+		if lerr := s.loadPartitions(ctx); lerr != nil {
+			return Result{}, errors.Join(err, lerr)
+		}
+	}
+	return res, err
+}
+
+// write runs one batch's transaction:
+//
+//  1. with probe, ask which of the batch's (event_id, checked_at) keys are
+//     stored already (redeliveries, replays) and keep the others; each key
+//     once, in event ID order;
+//  2. COPY those rows straight into check_results (COPY's bulk path is much
+//     cheaper per row than INSERT ... SELECT ... ON CONFLICT);
+//  3. add exactly those rows to the hourly rollup and upsert the targets,
+//     from aggregates copied into temporary tables, in one statement.
+//
+// The unique key is the arbiter, not step 1: when a row in the COPY is
+// stored already (no probe, or another recorder committed it in between,
+// two owners during a rebalance) the COPY fails on the key, the transaction
+// rolls back whole, and Write retries with a probe. So the rollup is
+// incremented in the same transaction as, and only by, the rows this
+// transaction inserted. Without duplicates, which is the steady state,
+// probing costs about 1.3 us an event for nothing, so Write probes only from
+// a collision until a batch comes without duplicates. Rows go in event ID
+// order and rollup and target rows in key order, so two recorders lock in
+// the same order and do not deadlock.
+func (s *Store) write(ctx context.Context, events []Event, probe bool) (Result, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+
+	fresh, unique, err := s.newEvents(ctx, tx, events, probe)
+	if err != nil {
+		return Result{}, err
+	}
+	if probe && len(fresh) == unique {
+		s.probe.Store(false) // no duplicates: back to copying straight away
+	}
+	if len(fresh) > 0 {
+		if err := copyRaw(ctx, tx, fresh); err != nil {
+			return Result{}, fmt.Errorf("copy into check_results: %w", err)
+		}
+		hourly := s.rollup(fresh)
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"hourly_staging"}, hourlyColumns, pgx.CopyFromRows(hourly)); err != nil {
+			return Result{}, fmt.Errorf("copy rollup increments: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"targets_staging"}, targetColumns, pgx.CopyFromRows(summarize(fresh))); err != nil {
+			return Result{}, fmt.Errorf("copy target summaries: %w", err)
+		}
+		if _, err := tx.Exec(ctx, upsertSQL); err != nil {
+			return Result{}, fmt.Errorf("upsert rollup and targets: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Result{}, fmt.Errorf("commit: %w", err)
+	}
+	res := Result{Inserted: len(fresh), InsertedCheckedAt: make([]time.Time, len(fresh))}
+	for i, e := range fresh {
+		res.InsertedCheckedAt[i] = e.CheckedAt
+	}
+	return res, nil
+}
+
+type eventKey struct {
+	id [16]byte
+	at int64 // microseconds, PostgreSQL's precision
+}
+
+func keyOf(e *Event) eventKey { return eventKey{e.EventID, e.CheckedAt.UnixMicro()} }
+
+// newEvents returns the events of the batch, each key once, sorted by event
+// ID, and how many there are; with probe, only those whose keys are not
+// stored yet.
+func (s *Store) newEvents(ctx context.Context, tx pgx.Tx, events []Event, probe bool) ([]*Event, int, error) {
+	seen := make(map[eventKey]bool, len(events))
+	ids := make([][16]byte, 0, len(events))
+	ats := make([]time.Time, 0, len(events))
+	batch := make([]*Event, 0, len(events))
+	for i := range events {
+		e := &events[i]
+		k := keyOf(e)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		batch = append(batch, e)
+		ids = append(ids, e.EventID)
+		ats = append(ats, e.CheckedAt)
+	}
+	if !probe {
+		sortByID(batch)
+		return batch, len(batch), nil
+	}
+	rows, err := tx.Query(ctx, `SELECT b.event_id, b.checked_at
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS b(event_id, checked_at)
+		WHERE EXISTS (SELECT FROM check_results c WHERE c.event_id = b.event_id AND c.checked_at = b.checked_at)`, ids, ats)
+	if err != nil {
+		return nil, 0, fmt.Errorf("look up stored events: %w", err)
+	}
+	var id [16]byte
+	var at time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &at}, func() error {
+		delete(seen, eventKey{id, at.UnixMicro()})
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("look up stored events: %w", err)
+	}
+	fresh := batch[:0]
+	for _, e := range batch {
+		if seen[keyOf(e)] {
+			fresh = append(fresh, e)
+		}
+	}
+	sortByID(fresh)
+	return fresh, len(batch), nil
+}
+
+func sortByID(events []*Event) {
+	slices.SortFunc(events, func(a, b *Event) int {
+		if c := bytes.Compare(a.EventID[:], b.EventID[:]); c != 0 {
+			return c
+		}
+		return a.CheckedAt.Compare(b.CheckedAt)
+	})
+}
+
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+func outcome(e *Event) string {
+	if e.Up {
+		return "up"
+	}
+	return "down"
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return clean(s)
+}
+
+// clean replaces NUL characters, which are valid UTF-8 and so valid in a
+// Protobuf string but which PostgreSQL text refuses: one such event would
+// otherwise fail its batch forever.
+func clean(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+var hourlyColumns = []string{
+	"target_id", "hour", "checks", "up", "down",
+	"failures_dns", "failures_connect", "failures_tls", "failures_timeout",
+	"failures_http_status", "failures_content_mismatch", "failures_other",
+	"response_time_min_us", "response_time_max_us", "response_time_sum_us", "latency_histogram",
+}
+
+var failureIndex = map[string]int{
+	"dns": 0, "connect": 1, "tls": 2, "timeout": 3, "http_status": 4, "content_mismatch": 5, "other": 6,
+}
+
+type hourKey struct {
+	target string
+	hour   int64 // Unix seconds of the UTC hour
+}
+
+type hourAgg struct {
+	checks, up, down    int64
+	failures            [7]int64
+	minUS, maxUS, sumUS int64
+	histogram           []int32
+}
+
+// rollup aggregates new events per target and UTC hour, in key order. The
+// histogram bucket of a response time is the last bound at or below it, as
+// width_bucket(response_time_us, latency_bounds_us()) would say.
+func (s *Store) rollup(events []*Event) [][]any {
+	aggs := map[hourKey]*hourAgg{}
+	for _, e := range events {
+		k := hourKey{clean(e.TargetID), e.CheckedAt.Unix() - mod(e.CheckedAt.Unix(), 3600)}
+		a := aggs[k]
+		us := e.ResponseTime.Microseconds()
+		if a == nil {
+			a = &hourAgg{minUS: us, maxUS: us, histogram: make([]int32, len(s.bounds))}
+			aggs[k] = a
+		}
+		a.checks++
+		if e.Up {
+			a.up++
+		} else {
+			a.down++
+			if i, ok := failureIndex[e.FailureKind]; ok {
+				a.failures[i]++
+			}
+		}
+		a.minUS, a.maxUS, a.sumUS = min(a.minUS, us), max(a.maxUS, us), a.sumUS+us
+		b, _ := slices.BinarySearch(s.bounds, us+1) // bounds at or below us
+		a.histogram[max(b, 1)-1]++
+	}
+	keys := make([]hourKey, 0, len(aggs))
+	for k := range aggs {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b hourKey) int {
+		if c := strings.Compare(a.target, b.target); c != 0 {
+			return c
+		}
+		return int(a.hour - b.hour)
+	})
+	rows := make([][]any, len(keys))
+	for i, k := range keys {
+		a := aggs[k]
+		rows[i] = []any{k.target, time.Unix(k.hour, 0).UTC(), a.checks, a.up, a.down,
+			a.failures[0], a.failures[1], a.failures[2], a.failures[3], a.failures[4], a.failures[5], a.failures[6],
+			a.minUS, a.maxUS, a.sumUS, a.histogram}
+	}
+	return rows
+}
+
+func mod(a, b int64) int64 { return ((a % b) + b) % b }
+
+var targetColumns = []string{
+	"target_id", "url", "method", "first_seen", "last_seen", "last_event_id", "last_outcome",
+	"last_failure_kind", "last_status_code", "last_response_time_us", "last_error", "last_up_at", "last_down_at",
+}
+
+// summarize gives per target of the batch its first and last check, its
+// latest event (greatest checked_at, then event ID) and its latest up and
+// down checks, in target order.
+func summarize(events []*Event) [][]any {
+	type summary struct {
+		first, last, lastUp, lastDown time.Time
+		latest                        *Event
+	}
+	sums := map[string]*summary{}
+	for _, e := range events {
+		t := clean(e.TargetID)
+		s := sums[t]
+		if s == nil {
+			s = &summary{first: e.CheckedAt, last: e.CheckedAt, latest: e}
+			sums[t] = s
+		}
+		if e.CheckedAt.Before(s.first) {
+			s.first = e.CheckedAt
+		}
+		if c := e.CheckedAt.Compare(s.latest.CheckedAt); c > 0 || (c == 0 && bytes.Compare(e.EventID[:], s.latest.EventID[:]) > 0) {
+			s.latest, s.last = e, e.CheckedAt
+		}
+		if e.Up && e.CheckedAt.After(s.lastUp) {
+			s.lastUp = e.CheckedAt
+		}
+		if !e.Up && e.CheckedAt.After(s.lastDown) {
+			s.lastDown = e.CheckedAt
+		}
+	}
+	targets := make([]string, 0, len(sums))
+	for t := range sums {
+		targets = append(targets, t)
+	}
+	slices.Sort(targets)
+	rows := make([][]any, len(targets))
+	for i, t := range targets {
+		s := sums[t]
+		l := s.latest
+		var status any
+		if l.StatusCode != 0 {
+			status = l.StatusCode
+		}
+		rows[i] = []any{t, clean(l.URL), clean(l.Method), s.first, s.last, l.EventID, outcome(l),
+			nullString(l.FailureKind), status, l.ResponseTime.Microseconds(), nullString(l.Error),
+			nullTime(s.lastUp), nullTime(s.lastDown)}
+	}
+	return rows
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// upsertSQL adds the staged rollup increments to check_results_hourly and
+// folds the staged target summaries into targets (the latest event wins,
+// whatever order events arrive in), both in key order.
+const upsertSQL = `WITH hourly AS (
+	INSERT INTO check_results_hourly AS h
+	SELECT * FROM hourly_staging ORDER BY target_id, hour
+	ON CONFLICT (target_id, hour) DO UPDATE SET
+		checks = h.checks + excluded.checks,
+		up = h.up + excluded.up,
+		down = h.down + excluded.down,
+		failures_dns = h.failures_dns + excluded.failures_dns,
+		failures_connect = h.failures_connect + excluded.failures_connect,
+		failures_tls = h.failures_tls + excluded.failures_tls,
+		failures_timeout = h.failures_timeout + excluded.failures_timeout,
+		failures_http_status = h.failures_http_status + excluded.failures_http_status,
+		failures_content_mismatch = h.failures_content_mismatch + excluded.failures_content_mismatch,
+		failures_other = h.failures_other + excluded.failures_other,
+		response_time_min_us = least(h.response_time_min_us, excluded.response_time_min_us),
+		response_time_max_us = greatest(h.response_time_max_us, excluded.response_time_max_us),
+		response_time_sum_us = h.response_time_sum_us + excluded.response_time_sum_us,
+		latency_histogram = latency_histogram_add(h.latency_histogram, excluded.latency_histogram)
+)
+INSERT INTO targets AS t
+SELECT * FROM targets_staging ORDER BY target_id
+ON CONFLICT (target_id) DO UPDATE SET
+	first_seen = least(t.first_seen, excluded.first_seen),
+	last_seen = greatest(t.last_seen, excluded.last_seen),
+	last_up_at = greatest(t.last_up_at, excluded.last_up_at),
+	last_down_at = greatest(t.last_down_at, excluded.last_down_at),
+` + latestColumns
+
+// latestColumns take the staged values only when the staged event is at
+// least as recent as the stored one.
+const latestColumns = `	url = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.url ELSE t.url END,
+	method = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.method ELSE t.method END,
+	last_event_id = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_event_id ELSE t.last_event_id END,
+	last_outcome = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_outcome ELSE t.last_outcome END,
+	last_failure_kind = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_failure_kind ELSE t.last_failure_kind END,
+	last_status_code = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_status_code ELSE t.last_status_code END,
+	last_response_time_us = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_response_time_us ELSE t.last_response_time_us END,
+	last_error = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_error ELSE t.last_error END`
