@@ -91,7 +91,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.RegistryURL != "" {
 		u, err := url.Parse(c.RegistryURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("SCHEMA_REGISTRY_URL: %q is not an http(s) URL", c.RegistryURL))
+			// Not u.Redacted(): an unparsable URL may still hold a password.
+			errs = append(errs, errors.New("SCHEMA_REGISTRY_URL: not an http(s) URL such as http://HOST:PORT/apis/ccompat/v7"))
 		}
 	}
 	return c, errors.Join(errs...)
@@ -104,9 +105,20 @@ func (c Config) String() string {
 		s += fmt.Sprintf(" sasl=%s user=%s", c.SASLMechanism, c.SASLUsername)
 	}
 	if c.RegistryURL != "" {
-		s += " registry=" + c.RegistryURL
+		s += " registry=" + redactURL(c.RegistryURL)
 	}
 	return s
+}
+
+// redactURL hides a password in the URL's user info (net/http turns
+// https://key:secret@host/ into basic auth, so such URLs work and must not
+// be logged as they are).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }
 
 // ClientOpts returns the franz-go options for the brokers, TLS and SASL.

@@ -23,7 +23,7 @@ func TestFromEnvDefaultsAndParsing(t *testing.T) {
 		"KAFKA_SASL_MECHANISM": "scram-sha-512",
 		"KAFKA_SASL_USERNAME":  "svc",
 		"KAFKA_SASL_PASSWORD":  "s3cret",
-		"SCHEMA_REGISTRY_URL":  "https://reg.example:8081/apis/ccompat/v7",
+		"SCHEMA_REGISTRY_URL":  "https://key:regs3cret@reg.example:8081/apis/ccompat/v7",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -38,8 +38,8 @@ func TestFromEnvDefaultsAndParsing(t *testing.T) {
 	if err != nil || len(opts) != 2 {
 		t.Fatalf("ClientOpts: %d options, %v", len(opts), err)
 	}
-	if s := c.String(); strings.Contains(s, "s3cret") {
-		t.Fatalf("String() leaks the password: %s", s)
+	if s := c.String(); strings.Contains(s, "s3cret") || !strings.Contains(s, "registry=https://key:xxxxx@reg.example:8081/apis/ccompat/v7") {
+		t.Fatalf("String() leaks a password or hides the registry: %s", s)
 	}
 }
 
@@ -58,7 +58,7 @@ func TestFromEnvBad(t *testing.T) {
 		{"mechanism without user", map[string]string{"KAFKA_SASL_MECHANISM": "PLAIN"},
 			"KAFKA_SASL_USERNAME: required with KAFKA_SASL_MECHANISM=PLAIN"},
 		{"registry not a URL", map[string]string{"SCHEMA_REGISTRY_URL": "localhost:8081"},
-			`SCHEMA_REGISTRY_URL: "localhost:8081" is not an http(s) URL`},
+			"SCHEMA_REGISTRY_URL: not an http(s) URL such as http://HOST:PORT/apis/ccompat/v7"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
