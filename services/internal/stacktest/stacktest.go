@@ -10,7 +10,6 @@
 package stacktest
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,8 +17,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,16 +25,14 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 )
 
 const howToStart = "start the stack with `go tool task stack:up` (or export the variables of .stack/env)"
 
 // Getenv looks a variable up in the environment, then in .stack/env.
 func Getenv(name string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return stackEnv()[name]
+	return stackenv.Lookup(os.Getenv)(name)
 }
 
 // unavailable skips the test, or fails it under CI.
@@ -176,39 +171,4 @@ func Database(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
-}
-
-// stackEnv reads the `export NAME=value` lines of .stack/env in the first
-// directory at or above the working directory that has a go.work file.
-func stackEnv() map[string]string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return nil
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return nil
-		}
-		dir = parent
-	}
-	f, err := os.Open(filepath.Join(dir, ".stack", "env"))
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export ")
-		name, value, ok := strings.Cut(line, "=")
-		if !ok || strings.HasPrefix(name, "#") {
-			continue
-		}
-		env[strings.TrimSpace(name)] = strings.Trim(strings.TrimSpace(value), `"'`)
-	}
-	return env
 }

@@ -39,9 +39,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 )
 
 func main() {
@@ -110,7 +110,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := createTopic(ctx, kcfg, topic); err != nil {
 		return err
 	}
-	defer cleanUpKafka(kcfg, topic, stderr)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := stackenv.RemoveTopic(ctx, kcfg, topic); err != nil {
+			fmt.Fprintln(stderr, "e2ebench:", err)
+		}
+	}()
 
 	targetsFile := filepath.Join(work, "targets.yaml")
 	if err := writeTargets(targetsFile, c); err != nil {
@@ -511,38 +517,4 @@ func createTopic(ctx context.Context, kcfg kafkaenv.Config, topic string) error 
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	return nil
-}
-
-// cleanUpKafka deletes the run's topics and schema subject from the shared
-// stack, so that repeated runs do not fill it.
-func cleanUpKafka(kcfg kafkaenv.Config, topic string, stderr io.Writer) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	opts, err := kcfg.ClientOpts()
-	if err == nil {
-		var cl *kgo.Client
-		if cl, err = kgo.NewClient(opts...); err == nil {
-			// The recorder's dead-letter topic exists only if it dead-lettered.
-			var resps kadm.DeleteTopicResponses
-			resps, err = kadm.NewClient(cl).DeleteTopics(ctx, topic, topic+".dlq")
-			if err == nil {
-				if r, ok := resps[topic]; ok && r.Err != nil {
-					err = r.Err
-				}
-			}
-			cl.Close()
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "e2ebench: delete topic %s: %v\n", topic, err)
-	}
-	if registry, err := kcfg.Registry(); err == nil {
-		subject := topic + "-value"
-		if _, err := registry.DeleteSubject(ctx, subject, sr.SoftDelete); err == nil {
-			_, err = registry.DeleteSubject(ctx, subject, sr.HardDelete)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "e2ebench: delete subject %s: %v\n", subject, err)
-		}
-	}
 }

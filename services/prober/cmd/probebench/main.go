@@ -37,12 +37,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
 	"github.com/sitewatch/sitewatch/services/prober/internal/config"
 	"github.com/sitewatch/sitewatch/services/prober/internal/publish"
@@ -128,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		published = func(check.Result) {}
 		produced = func() float64 { return 0 }
 	} else {
-		kcfg, err := kafkaenv.FromEnv(getenvWithStack(getenv))
+		kcfg, err := kafkaenv.FromEnv(stackenv.Lookup(getenv))
 		if err != nil {
 			return err
 		}
@@ -145,7 +144,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		defer pub.Close()
-		defer cleanUp(kcfg, topic, stderr)
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := stackenv.RemoveTopic(ctx, kcfg, topic); err != nil {
+				fmt.Fprintln(stderr, "probebench:", err)
+			}
+		}()
 		published = pub.Publish
 		produced = func() float64 { return counter(reg, "sitewatch_prober_results_produced_total") }
 	}
@@ -468,62 +473,4 @@ func counter(g prometheus.Gatherer, name string) float64 {
 		}
 	}
 	return 0
-}
-
-// getenvWithStack falls back to the stack's .stack/env, found above the
-// working directory, for what the environment does not set.
-func getenvWithStack(getenv func(string) string) func(string) string {
-	env := map[string]string{}
-	if dir, err := os.Getwd(); err == nil {
-		for {
-			data, err := os.ReadFile(filepath.Join(dir, ".stack", "env"))
-			if err == nil {
-				for _, line := range strings.Split(string(data), "\n") {
-					line = strings.TrimPrefix(strings.TrimSpace(line), "export ")
-					if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
-						env[k] = strings.Trim(v, `"'`)
-					}
-				}
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return func(k string) string {
-		if v := getenv(k); v != "" {
-			return v
-		}
-		return env[k]
-	}
-}
-
-// cleanUp deletes the run's topic and subject from the shared stack, so
-// that repeated runs do not fill it.
-func cleanUp(kcfg kafkaenv.Config, topic string, stderr io.Writer) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	opts, err := kcfg.ClientOpts()
-	if err == nil {
-		var cl *kgo.Client
-		if cl, err = kgo.NewClient(opts...); err == nil {
-			_, err = kadm.NewClient(cl).DeleteTopic(ctx, topic)
-			cl.Close()
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "probebench: delete topic %s: %v\n", topic, err)
-	}
-	if registry, err := kcfg.Registry(); err == nil {
-		subject := topic + "-value"
-		if _, err := registry.DeleteSubject(ctx, subject, sr.SoftDelete); err == nil {
-			_, err = registry.DeleteSubject(ctx, subject, sr.HardDelete)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "probebench: delete subject %s: %v\n", subject, err)
-		}
-	}
 }

@@ -51,6 +51,7 @@ import (
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
@@ -96,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if c.events < 1 || c.partitions < 1 || c.targets < 1 || c.batch < 1 {
 		return errors.New("-events, -partitions, -targets and -batch must be positive")
 	}
-	getenv = withStackEnv(getenv)
+	getenv = stackenv.Lookup(getenv)
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b, err := setup(ctx, c, getenv, logger)
 	if err != nil {
@@ -625,34 +626,4 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
-// withStackEnv falls back to the stack's .stack/env for unset variables.
-func withStackEnv(getenv func(string) string) func(string) string {
-	env := map[string]string{}
-	dir, _ := os.Getwd()
-	for dir != "" {
-		if f, err := os.Open(dir + "/.stack/env"); err == nil {
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export ")
-				if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
-					env[k] = strings.Trim(v, `"'`)
-				}
-			}
-			f.Close()
-			break
-		}
-		parent := dir[:max(strings.LastIndex(dir, "/"), 0)]
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return func(k string) string {
-		if v := getenv(k); v != "" {
-			return v
-		}
-		return env[k]
-	}
 }
