@@ -16,6 +16,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -144,6 +146,16 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 		return r
 	}
 	for k, vs := range t.Headers {
+		// net/http sends the Host header from req.Host (else the URL's
+		// host) and ignores one in req.Header (see the net/http docs of
+		// Request.Host), so a target's Host header is moved there, as
+		// prometheus/blackbox_exporter prober/http.go does.
+		if textproto.CanonicalMIMEHeaderKey(k) == "Host" {
+			if len(vs) > 0 {
+				req.Host = vs[0]
+			}
+			continue
+		}
 		req.Header[k] = vs
 	}
 	if req.Header.Get("User-Agent") == "" {
@@ -154,8 +166,12 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 	if t.TLSSkipVerify {
 		transport = p.skipVerify
 	}
+	var rt http.RoundTripper = transport
+	if req.Host != "" && req.URL.Scheme == "https" {
+		rt = newVhostTransport(transport, req.Host)
+	}
 	client := http.Client{
-		Transport: transport,
+		Transport: rt,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if !t.FollowRedirects {
 				return http.ErrUseLastResponse
@@ -229,6 +245,38 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 		r.Outcome = sitewatchv1.Outcome_OUTCOME_UP
 	}
 	return r
+}
+
+// vhostTransport makes the TLS handshake of a request with a Host header
+// for that host: it sends it as the server name (SNI) and verifies the
+// certificate against it. So a check of https://10.0.0.5/ with Host:
+// shop.example.com gets and verifies the certificate that the visitors of
+// shop.example.com get, as prometheus/blackbox_exporter prober/http.go does
+// when its tls_config names no server_name. Only the requests that carry
+// the Host header use it: the first, and those of relative redirects, which
+// net/http sends with the same Host (golang/go#22233); an absolute redirect
+// drops the Host header, and its handshake is for its URL's host again.
+type vhostTransport struct {
+	base, named *http.Transport
+	host        string
+}
+
+// newVhostTransport clones base for host. A clone per check is cheap
+// enough for the few targets with a Host header, and holds no connections
+// after its check: keep-alives are off.
+func newVhostTransport(base *http.Transport, host string) *vhostTransport {
+	named := base.Clone()
+	// The server name is the host without a port ("[::1]:8443" -> "::1");
+	// crypto/tls sends no SNI for an IP address but still verifies it.
+	named.TLSClientConfig.ServerName = (&url.URL{Host: host}).Hostname()
+	return &vhostTransport{base: base, named: named, host: host}
+}
+
+func (v *vhostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Host == v.host {
+		return v.named.RoundTrip(req)
+	}
+	return v.base.RoundTrip(req)
 }
 
 func (p *Prober) fail(r *Result, kind sitewatchv1.FailureKind, err error, tr *tracer) {

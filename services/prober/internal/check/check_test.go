@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -357,5 +359,94 @@ func TestEvent(t *testing.T) {
 	if tm.GetConnect().AsDuration() != r.Connect || tm.GetTlsHandshake().AsDuration() != r.TLSHandshake ||
 		tm.GetTimeToFirstByte().AsDuration() != r.TimeToFirstByte {
 		t.Errorf("timings %v, want %v %v %v", tm, r.Connect, r.TLSHandshake, r.TimeToFirstByte)
+	}
+}
+
+func TestCheckHostHeader(t *testing.T) {
+	// vhosts records, per request, the path, the Host it came with and
+	// the TLS server name (SNI) of its connection.
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	vhosts := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sni := "-"
+		if r.TLS != nil {
+			sni = r.TLS.ServerName
+		}
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s host=%s sni=%s", r.URL.Path, r.Host, sni))
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/relative":
+			http.Redirect(w, r, "/page", http.StatusFound)
+		case "/absolute":
+			addr := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+			http.Redirect(w, r, "https://"+addr.String()+"/page", http.StatusFound)
+		}
+	})
+	plain := httptest.NewServer(vhosts)
+	t.Cleanup(plain.Close)
+	// httptest's certificate is for 127.0.0.1, ::1, example.com and
+	// *.example.com.
+	secure := httptest.NewTLSServer(vhosts)
+	t.Cleanup(secure.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(secure.Certificate())
+	prober := New(Options{RootCAs: roots})
+	plainHost := strings.TrimPrefix(plain.URL, "http://")
+	secureHost := strings.TrimPrefix(secure.URL, "https://")
+
+	tests := []struct {
+		name    string
+		url     string
+		headers http.Header
+		skip    bool
+		kind    sitewatchv1.FailureKind
+		errHas  string
+		want    []string
+	}{
+		{"plain without a Host header", plain.URL + "/page", nil, false, 0, "",
+			[]string{"/page host=" + plainHost + " sni=-"}},
+		{"plain Host header", plain.URL + "/page", http.Header{"Host": {"shop.example.com"}}, false, 0, "",
+			[]string{"/page host=shop.example.com sni=-"}},
+		{"plain Host header in lower case", plain.URL + "/page", http.Header{"host": {"shop.example.com"}}, false, 0, "",
+			[]string{"/page host=shop.example.com sni=-"}},
+		// crypto/tls sends no server name for an IP address.
+		{"TLS without a Host header", secure.URL + "/page", nil, false, 0, "",
+			[]string{"/page host=" + secureHost + " sni="}},
+		{"TLS Host header is the server name", secure.URL + "/page", http.Header{"Host": {"shop.example.com"}}, false, 0, "",
+			[]string{"/page host=shop.example.com sni=shop.example.com"}},
+		{"TLS Host header with a port", secure.URL + "/page", http.Header{"HOST": {"shop.example.com:8443"}}, false, 0, "",
+			[]string{"/page host=shop.example.com:8443 sni=shop.example.com"}},
+		{"TLS certificate verified for the Host header", secure.URL + "/page", http.Header{"Host": {"shop.example.org"}}, false,
+			sitewatchv1.FailureKind_FAILURE_KIND_TLS, "not shop.example.org", nil},
+		{"TLS certificate not verified, server name still sent", secure.URL + "/page", http.Header{"Host": {"shop.example.org"}}, true, 0, "",
+			[]string{"/page host=shop.example.org sni=shop.example.org"}},
+		// net/http keeps the Host header through a relative redirect
+		// only (golang/go#22233); the server name follows it.
+		{"TLS relative redirect keeps both", secure.URL + "/relative", http.Header{"Host": {"shop.example.com"}}, false, 0, "",
+			[]string{"/relative host=shop.example.com sni=shop.example.com", "/page host=shop.example.com sni=shop.example.com"}},
+		{"TLS absolute redirect drops both", secure.URL + "/absolute", http.Header{"Host": {"shop.example.com"}}, false, 0, "",
+			[]string{"/absolute host=shop.example.com sni=shop.example.com", "/page host=" + secureHost + " sni="}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			r := prober.Check(context.Background(), target(tt.url, func(t *config.Target) {
+				t.Headers = tt.headers
+				t.TLSSkipVerify = tt.skip
+			}))
+			if r.FailureKind != tt.kind || !strings.Contains(r.Err, tt.errHas) || (tt.errHas == "") != (r.Err == "") {
+				t.Errorf("outcome %v kind %v error %q, want kind %v error containing %q", r.Outcome, r.FailureKind, r.Err, tt.kind, tt.errHas)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(seen, tt.want) {
+				t.Errorf("the server saw %q, want %q", seen, tt.want)
+			}
+		})
 	}
 }

@@ -63,7 +63,12 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	queue   queue
+	// draining holds the entries of removed targets whose run is still
+	// going, by ID, so that a target removed and added back before that
+	// run ends gets its entry back, running flag and all, and is not run
+	// twice at once.
+	draining map[string]*entry
+	queue    queue
 }
 
 type entry struct {
@@ -83,12 +88,13 @@ func New(job Job, o Options) *Scheduler {
 		o.Concurrency = 1
 	}
 	return &Scheduler{
-		job:     job,
-		opts:    o,
-		clock:   o.Clock,
-		sem:     make(chan struct{}, o.Concurrency),
-		wake:    make(chan struct{}, 1),
-		entries: map[string]*entry{},
+		job:      job,
+		opts:     o,
+		clock:    o.Clock,
+		sem:      make(chan struct{}, o.Concurrency),
+		wake:     make(chan struct{}, 1),
+		entries:  map[string]*entry{},
+		draining: map[string]*entry{},
 	}
 }
 
@@ -98,7 +104,9 @@ func New(job Job, o Options) *Scheduler {
 // definition from its next run on. New targets, and targets whose interval
 // changed, get their first runs spread evenly over their interval from now,
 // in the order given. Removed targets get no new runs; a run in progress
-// finishes.
+// finishes, and a target added back while it runs is the same target to
+// the scheduler: its next run is skipped if that run is still going, and
+// with an unchanged interval it keeps its rhythm.
 func (s *Scheduler) Set(targets []*config.Target) {
 	s.mu.Lock()
 	now := s.clock.Now()
@@ -107,6 +115,22 @@ func (s *Scheduler) Set(targets []*config.Target) {
 	for _, t := range targets {
 		keep[t.ID] = true
 		e, ok := s.entries[t.ID]
+		if !ok {
+			// Added back while the run from before its removal goes
+			// on: the same entry, so the running flag holds.
+			if e, ok = s.draining[t.ID]; ok {
+				delete(s.draining, t.ID)
+				s.entries[t.ID] = e
+				if e.interval == t.Interval {
+					// Due when it would have been had it stayed (if
+					// that passed meanwhile, takeDue skips it as an
+					// overlap, as it would have).
+					e.target = t
+					heap.Push(&s.queue, e)
+					continue
+				}
+			}
+		}
 		switch {
 		case ok && e.interval == t.Interval:
 			e.target = t
@@ -114,7 +138,9 @@ func (s *Scheduler) Set(targets []*config.Target) {
 			// Keep the entry, and with it the running flag: the new
 			// rhythm must not overlap a run of the old one.
 			e.target, e.interval = t, t.Interval
-			heap.Remove(&s.queue, e.index)
+			if e.index >= 0 { // not when back from draining
+				heap.Remove(&s.queue, e.index)
+			}
 			fresh = append(fresh, e)
 		default:
 			e = &entry{target: t, interval: t.Interval, index: -1}
@@ -126,6 +152,9 @@ func (s *Scheduler) Set(targets []*config.Target) {
 		if !keep[id] {
 			delete(s.entries, id)
 			heap.Remove(&s.queue, e.index)
+			if e.running {
+				s.draining[id] = e
+			}
 		}
 	}
 	for j, e := range fresh {
@@ -162,7 +191,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 			case <-ctx.Done():
 				s.mu.Lock()
 				for _, r := range due[i:] {
-					r.e.running = false
+					s.ended(r.e)
 				}
 				s.mu.Unlock()
 				return
@@ -231,10 +260,19 @@ func (s *Scheduler) do(ctx context.Context, r run) {
 	defer func() { <-s.sem }()
 	defer func() {
 		s.mu.Lock()
-		r.e.running = false
+		s.ended(r.e)
 		s.mu.Unlock()
 	}()
 	s.job(ctx, r.t)
+}
+
+// ended marks e's run as ended, and forgets e if its target was removed
+// meanwhile (and not added back). s.mu must be held.
+func (s *Scheduler) ended(e *entry) {
+	e.running = false
+	if s.draining[e.target.ID] == e {
+		delete(s.draining, e.target.ID)
+	}
 }
 
 // queue is a min-heap of entries by next due time.

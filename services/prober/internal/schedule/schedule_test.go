@@ -385,6 +385,101 @@ func TestReloadWithANewIntervalRespreads(t *testing.T) {
 	}
 }
 
+func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
+	// a runs from 0s and is still running when two reloads at 5s remove
+	// it and add it back.
+	tests := []struct {
+		name string
+		// interval when added back (it was 10s)
+		interval time.Duration
+		// skips right after it is added back
+		skipsBack []string
+		// still running at stillAt, skipped; released, it runs at nextAt
+		stillAt, nextAt time.Duration
+		wantNext        string
+	}{
+		{"same interval keeps its rhythm", 10 * time.Second, nil, 10 * time.Second, 20 * time.Second, "a@20s"},
+		// A new rhythm from 5s: its first run, due at once, is skipped.
+		{"new interval starts a new rhythm", 20 * time.Second, []string{"a:overlap:1"}, 25 * time.Second, 45 * time.Second, "a@45s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			var mu sync.Mutex
+			running, maxRunning := 0, 0
+			job := func(ctx context.Context, tg *config.Target) {
+				mu.Lock()
+				running++
+				maxRunning = max(maxRunning, running)
+				mu.Unlock()
+				<-release
+				mu.Lock()
+				running--
+				mu.Unlock()
+			}
+			h := start(t, job, 10, targets(10*time.Second, "a"))
+			h.keepRunning = true
+			// Let every run end before h.stop waits for them, also when
+			// the test fails early.
+			var once sync.Once
+			end := func() { once.Do(func() { close(release) }) }
+			t.Cleanup(end)
+			if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
+				t.Fatalf("runs %v", runs)
+			}
+			h.at(t, 5*time.Second)
+			arms := h.clock.armCount()
+			h.s.Set(nil)
+			h.s.Set(targets(tt.interval, "a"))
+			h.clock.waitArmed(t, arms)
+			if runs, skips := h.rec.take(); len(runs) != 0 || !equal(skips, tt.skipsBack) {
+				t.Errorf("right after it came back: runs %v skips %v, want none and %v", runs, skips, tt.skipsBack)
+			}
+			if runs, skips := h.at(t, tt.stillAt); len(runs) != 0 || !equal(skips, []string{"a:overlap:1"}) {
+				t.Errorf("at %v: runs %v skips %v, want none and [a:overlap:1]", tt.stillAt, runs, skips)
+			}
+			end()
+			waitIdle(t, h.s, "a")
+			if runs, skips := h.at(t, tt.nextAt); !equal(runs, []string{tt.wantNext}) || len(skips) != 0 {
+				t.Errorf("at %v: runs %v skips %v after the run ended, want [%s] none", tt.nextAt, runs, skips, tt.wantNext)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if maxRunning != 1 {
+				t.Errorf("%d runs of one target at once", maxRunning)
+			}
+		})
+	}
+}
+
+func TestRemovedWhileRunningIsForgottenWhenItEnds(t *testing.T) {
+	release := make(chan struct{})
+	h := start(t, func(context.Context, *config.Target) { <-release }, 10, targets(10*time.Second, "a", "b"))
+	h.keepRunning = true
+	h.at(t, 0) // a runs
+	h.s.Set(targets(10*time.Second, "b"))
+	if n := h.s.Len(); n != 1 {
+		t.Errorf("%d targets, want 1", n)
+	}
+	close(release)
+	waitFor(t, func() bool {
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		return len(h.s.draining) == 0
+	})
+	// a is gone for good: no more runs, even once its run has ended; b
+	// keeps its rhythm.
+	h.keepRunning = false
+	var got []string
+	for _, off := range []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second} {
+		runs, _ := h.at(t, off)
+		got = append(got, runs...)
+	}
+	if want := []string{"b@5s", "b@15s"}; !equal(got, want) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+}
+
 func TestConcurrencyIsBounded(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
