@@ -8,12 +8,14 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
@@ -53,6 +55,13 @@ type Consumer struct {
 	m      *metrics
 	logger *slog.Logger
 	now    func() time.Time
+
+	// stored holds, per topic and partition, the offset after the last
+	// record whose batch is stored: what may be committed. Offsets polled
+	// but not stored (a batch that failed, the batch decoded behind it)
+	// are never in it.
+	storedMu sync.Mutex
+	stored   map[string]map[int32]kgo.EpochOffset
 }
 
 // New joins the group (lazily, at the first poll) with the connection
@@ -69,7 +78,8 @@ func New(cfg Config, opts []kgo.Opt, schemas SchemaSource, w Writer, reg prometh
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, dec: NewDecoder(schemas), w: w, m: m, logger: logger, now: time.Now}
+	c := &Consumer{cfg: cfg, dec: NewDecoder(schemas), w: w, m: m, logger: logger, now: time.Now,
+		stored: map[string]map[int32]kgo.EpochOffset{}}
 	c.cl, err = kgo.NewClient(append(slices.Clip(opts),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topic),
@@ -81,11 +91,14 @@ func New(cfg Config, opts []kgo.Opt, schemas SchemaSource, w Writer, reg prometh
 		// so no batch is ever half-written across two owners.
 		kgo.BlockRebalanceOnPoll(),
 		// Should a commit have failed, commit what is stored before giving
-		// partitions away, so the next owner need not redo it.
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
-			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-				logger.Warn("commit on revoke failed; the next owner redelivers (harmless)", "err", err)
-			}
+		// partitions away, so the next owner need not redo it. Only what is
+		// stored: CommitUncommittedOffsets would commit every polled
+		// offset, and so lose a batch that could not be stored.
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+			c.commitStored(ctx, revoked)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			c.takeStored(lost)
 		}),
 		kgo.WithLogger(kslog.New(logger.With("component", "kafka"))),
 	)...)
@@ -95,8 +108,89 @@ func New(cfg Config, opts []kgo.Opt, schemas SchemaSource, w Writer, reg prometh
 	return c, nil
 }
 
-// Close leaves the group and closes the client.
-func (c *Consumer) Close() { c.cl.Close() }
+// leaveTimeout bounds leaving the group, and the commit on revoke that
+// leaving makes, when Kafka does not answer.
+const leaveTimeout = 5 * time.Second
+
+// Close leaves the group (committing what is stored) and closes the client.
+// It waits at most about twice leaveTimeout; call it after Run has returned.
+func (c *Consumer) Close() {
+	// With BlockRebalanceOnPoll, leaving waits for AllowRebalance: without
+	// it Close would wait forever once a poll has returned records (franz-go
+	// Client.Close). The partitions' final revoke commits what is stored.
+	c.cl.AllowRebalance()
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	if err := c.cl.LeaveGroupContext(ctx); err != nil {
+		c.logger.Warn("leaving the group failed; the group waits for the session timeout", "err", err)
+	}
+	c.cl.Close()
+}
+
+// markStored records that the batch of recs is stored: their offsets may be
+// committed.
+func (c *Consumer) markStored(recs []*kgo.Record) {
+	c.storedMu.Lock()
+	defer c.storedMu.Unlock()
+	for _, r := range recs {
+		parts := c.stored[r.Topic]
+		if parts == nil {
+			parts = map[int32]kgo.EpochOffset{}
+			c.stored[r.Topic] = parts
+		}
+		if o, ok := parts[r.Partition]; !ok || r.Offset+1 > o.Offset {
+			parts[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		}
+	}
+}
+
+// takeStored removes the given partitions' stored offsets and returns them:
+// a partition that comes back later starts afresh, so an old offset is never
+// committed over a newer owner's.
+func (c *Consumer) takeStored(parts map[string][]int32) map[string]map[int32]kgo.EpochOffset {
+	c.storedMu.Lock()
+	defer c.storedMu.Unlock()
+	taken := map[string]map[int32]kgo.EpochOffset{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			o, ok := c.stored[topic][p]
+			if !ok {
+				continue
+			}
+			delete(c.stored[topic], p)
+			if taken[topic] == nil {
+				taken[topic] = map[int32]kgo.EpochOffset{}
+			}
+			taken[topic][p] = o
+		}
+	}
+	return taken
+}
+
+// commitStored commits, for the revoked partitions, the offsets of what is
+// stored, within leaveTimeout.
+func (c *Consumer) commitStored(ctx context.Context, revoked map[string][]int32) {
+	offsets := c.takeStored(revoked)
+	if len(offsets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, leaveTimeout)
+	defer cancel()
+	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err == nil {
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if err == nil {
+						err = kerr.ErrorForCode(p.ErrorCode)
+					}
+				}
+			}
+		}
+		if err != nil {
+			c.logger.Warn("commit on revoke failed; the next owner redelivers (harmless)", "err", err)
+		}
+	})
+}
 
 // Ping checks that a broker answers (readiness).
 func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
@@ -104,7 +198,8 @@ func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
 // Run consumes until ctx ends, then finishes the batches in hand (within
 // ShutdownGrace), commits them and returns nil. It returns an error only when
 // a batch in hand could not be stored in time (its offsets are then not
-// committed: the group redelivers it).
+// committed: the group redelivers it). Either way it returns with rebalances
+// allowed, so that Close can leave the group.
 //
 // Batches are pipelined: while one batch is being written to PostgreSQL,
 // the next is polled and decoded. Offsets are committed per batch, in order,
@@ -112,6 +207,9 @@ func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
 // whenever the pipeline runs dry, and at least every rebalanceEvery under a
 // steady flow (the pipeline is drained for it).
 func (c *Consumer) Run(ctx context.Context) error {
+	// Whatever the way out, nothing is in hand any more: let the group
+	// rebalance, so that leaving it (Close) does not wait forever.
+	defer c.cl.AllowRebalance()
 	c.ensureDLQTopic(ctx)
 	var inflight *flight
 	lastAllowed := time.Now()
@@ -277,6 +375,7 @@ func (c *Consumer) store(ctx context.Context, b *batch) error {
 	if err != nil {
 		return fmt.Errorf("batch not stored (will be redelivered): %w", err)
 	}
+	c.markStored(b.recs)
 	stored := time.Now()
 	c.m.stored.Add(float64(res.Inserted))
 	c.m.duplicates.Add(float64(len(b.events) - res.Inserted))
