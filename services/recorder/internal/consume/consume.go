@@ -282,11 +282,12 @@ const rebalanceEvery = time.Second
 
 // batch is one poll's records, decoded.
 type batch struct {
-	recs    []*kgo.Record
-	events  []store.Event
-	dead    []*kgo.Record
-	reasons []string
-	polled  time.Time
+	recs      []*kgo.Record
+	events    []store.Event
+	eventRecs []*kgo.Record // the record of each event
+	dead      []*kgo.Record
+	reasons   []string
+	polled    time.Time
 }
 
 // prepare decodes a polled batch and sorts out its dead letters. An
@@ -322,6 +323,7 @@ func (c *Consumer) prepare(ctx context.Context, recs []*kgo.Record) (*batch, err
 			continue
 		}
 		b.events = append(b.events, ev)
+		b.eventRecs = append(b.eventRecs, r)
 	}
 	return b, nil
 }
@@ -366,14 +368,26 @@ func (c *Consumer) store(ctx context.Context, b *batch) error {
 			c.m.deadLettered.WithLabelValues(reason).Inc()
 		}
 	}
-	var res store.Result
-	err := c.retry(work, "database", func() error {
-		var err error
-		res, err = c.w.Write(work, b.events)
-		return err
-	})
+	res, refused, err := c.write(work, b.events, 0)
 	if err != nil {
 		return fmt.Errorf("batch not stored (will be redelivered): %w", err)
+	}
+	if len(refused) > 0 {
+		// The other events are stored; should these dead letters fail, the
+		// batch is redelivered, its stored events skipped as known, and
+		// these refused again.
+		dead := make([]*kgo.Record, len(refused))
+		for i, rf := range refused {
+			r := b.eventRecs[rf.index]
+			dead[i] = dlqRecord(DLQTopic(c.cfg.Topic), r, &deadLetter{ReasonRejectedByDatabase, rf.detail})
+			c.logger.Warn("dead-lettering record", "topic", r.Topic, "partition", r.Partition,
+				"offset", r.Offset, "reason", ReasonRejectedByDatabase, "detail", rf.detail)
+		}
+		err := c.retry(work, "dead-letter", func() error { return c.cl.ProduceSync(work, dead...).FirstErr() })
+		if err != nil {
+			return fmt.Errorf("batch not stored (will be redelivered): %w", err)
+		}
+		c.m.deadLettered.WithLabelValues(ReasonRejectedByDatabase).Add(float64(len(refused)))
 	}
 	c.markStored(b.recs)
 	stored := time.Now()
@@ -391,6 +405,53 @@ func (c *Consumer) store(ctx context.Context, b *batch) error {
 	c.m.batchDuration.Observe(time.Since(b.polled).Seconds())
 	c.logger.Debug("batch stored", "records", len(b.recs), "inserted", res.Inserted, "dead_lettered", len(b.dead))
 	return nil
+}
+
+// refusal is an event the database refuses for good: events[index], why.
+type refusal struct {
+	index  int
+	detail string
+}
+
+// write stores events (the batch's from its index first on), retrying
+// transient failures. When the database refuses the events for good
+// (store.Refused), it halves them and writes each half, down to the single
+// events it refuses, which it returns, unstored, instead of retrying them
+// forever: one bad event would otherwise stall its partition.
+func (c *Consumer) write(ctx context.Context, events []store.Event, first int) (store.Result, []refusal, error) {
+	var res store.Result
+	var refused string
+	err := c.retry(ctx, "database", func() error {
+		var err error
+		res, err = c.w.Write(ctx, events)
+		if detail, ok := store.Refused(err); ok {
+			refused = detail
+			return nil
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return store.Result{}, nil, err
+	case refused == "":
+		return res, nil, nil
+	case len(events) == 1:
+		return store.Result{}, []refusal{{first, refused}}, nil
+	}
+	c.logger.Warn("the database refuses the batch; halving it to find the events it refuses",
+		"events", len(events), "err", refused)
+	mid := len(events) / 2
+	res, rf, err := c.write(ctx, events[:mid], first)
+	if err != nil {
+		return store.Result{}, nil, err
+	}
+	res2, rf2, err := c.write(ctx, events[mid:], first+mid)
+	if err != nil {
+		return store.Result{}, nil, err
+	}
+	res.Inserted += res2.Inserted
+	res.InsertedCheckedAt = append(res.InsertedCheckedAt, res2.InsertedCheckedAt...)
+	return res, append(rf, rf2...), nil
 }
 
 // policy dead-letters events outside the time window the recorder keeps.

@@ -44,6 +44,19 @@ const (
 	ReasonExpired = "expired"
 	// ReasonFuture: the check started further in the future than allowed.
 	ReasonFuture = "future"
+	// ReasonRejectedByDatabase: PostgreSQL refuses the event itself for good
+	// (a data exception, a program limit exceeded, a constraint other than
+	// the unique key); dlq.detail holds the SQLSTATE and message.
+	ReasonRejectedByDatabase = "rejected_by_database"
+)
+
+// Bounds of an event's strings, beyond which it is an invalid event.
+const (
+	// maxTargetID is the prober's own limit (its configuration refuses a
+	// longer id). The target id is indexed: a btree entry over about 2.7 KB
+	// is refused by PostgreSQL, every time.
+	maxTargetID = 200
+	maxURL      = 8 << 10
 )
 
 const checkResultName protoreflect.FullName = "sitewatch.v1.CheckResult"
@@ -270,6 +283,11 @@ func toEvent(m *sitewatchv1.CheckResult) (store.Event, error) {
 	e.TargetID, e.URL, e.Method = m.GetTarget().GetId(), m.GetTarget().GetUrl(), m.GetTarget().GetMethod()
 	if e.TargetID == "" {
 		bad("target.id is empty")
+	} else if len(e.TargetID) > maxTargetID {
+		bad("target.id is %d bytes long (at most %d)", len(e.TargetID), maxTargetID)
+	}
+	if len(e.URL) > maxURL {
+		bad("target.url is %d bytes long (at most %d)", len(e.URL), maxURL)
 	}
 	if m.StartedAt == nil {
 		bad("started_at is missing")

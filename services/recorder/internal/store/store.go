@@ -181,7 +181,7 @@ func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 		res, err = s.write(ctx, events, true)
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.Contains(pgErr.Message, "no partition") {
+	if errors.As(err, &pgErr) && isNoPartition(pgErr) {
 		// A partition this store believed in was dropped meanwhile (by
 		// another recorder's retention pass): forget what we know and let
 		// the retry create it again.
@@ -316,6 +316,34 @@ func sortByID(events []*Event) {
 		}
 		return a.CheckedAt.Compare(b.CheckedAt)
 	})
+}
+
+// Refused tells whether err is PostgreSQL refusing the data itself, so that
+// the same events would fail again however often they are retried: a data
+// exception (SQLSTATE class 22), a program limit exceeded (class 54, such as
+// a btree entry too large), an integrity constraint violated (class 23) other
+// than the unique key (23505: a redelivery, which Write handles) and other
+// than a row finding no partition (23514 "no partition", which the retry
+// mends by creating it). It then returns "SQLSTATE code: message".
+// Everything else (connections, serialization failures, deadlocks, shutdown)
+// is transient.
+func Refused(err error) (string, bool) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return "", false
+	}
+	switch class := pgErr.Code[:2]; {
+	case class == "22", class == "54":
+	case class == "23" && pgErr.Code != "23505" && !isNoPartition(pgErr):
+	default:
+		return "", false
+	}
+	return "SQLSTATE " + pgErr.Code + ": " + pgErr.Message, true
+}
+
+// isNoPartition: a row's partition does not exist (pgErr.Code 23514).
+func isNoPartition(pgErr *pgconn.PgError) bool {
+	return pgErr.Code == "23514" && strings.Contains(pgErr.Message, "no partition")
 }
 
 func isCode(err error, code string) bool {

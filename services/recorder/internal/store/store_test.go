@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
@@ -388,4 +391,54 @@ func sumUS(events []store.Event) int64 {
 		s += e.ResponseTime.Microseconds()
 	}
 	return s
+}
+
+// incompressible returns n bytes PostgreSQL cannot compress below n/2: an
+// index entry of it keeps its size.
+func incompressible(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[rand.IntN(62)]
+	}
+	return string(b)
+}
+
+// An event PostgreSQL refuses for good fails its batch with an error Refused
+// recognises, and nothing of the batch is stored; transient errors, the
+// unique key and a missing partition are not refusals.
+func TestRefused(t *testing.T) {
+	s, conn := openStore(t, store.Config{})
+	at := time.Now().UTC().Truncate(time.Hour)
+	big := ev(incompressible(6000), at, "", ms(5)) // over btree's 2704-byte entry limit
+	_, err := s.Write(context.Background(), []store.Event{ev("alpha", at, "", ms(1)), big})
+	detail, ok := store.Refused(err)
+	if !ok || !strings.HasPrefix(detail, "SQLSTATE 54000: index row size ") {
+		t.Fatalf("a 6 KB target id: Refused(%v) = %q, %v; want SQLSTATE 54000", err, detail, ok)
+	}
+	expect(t, "rows after the refused batch", query(t, conn, `SELECT count(*) FROM check_results`), "0")
+
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "22003", Message: "bigint out of range"}, true},
+		{fmt.Errorf("copy: %w", &pgconn.PgError{Code: "22021", Message: "invalid byte sequence"}), true},
+		{&pgconn.PgError{Code: "54000", Message: "index row size 6016 exceeds"}, true},
+		{&pgconn.PgError{Code: "23502", Message: "null value violates not-null constraint"}, true},
+		{&pgconn.PgError{Code: "23514", Message: `new row violates check constraint "x"`}, true},
+		{&pgconn.PgError{Code: "23514", Message: `no partition of relation "check_results" found for row`}, false},
+		{&pgconn.PgError{Code: "23505", Message: "duplicate key value"}, false},
+		{&pgconn.PgError{Code: "40001", Message: "could not serialize access"}, false},
+		{&pgconn.PgError{Code: "40P01", Message: "deadlock detected"}, false},
+		{&pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}, false},
+		{&pgconn.PgError{Code: "08006", Message: "connection failure"}, false},
+		{&pgconn.PgError{Code: "53300", Message: "too many connections"}, false},
+		{errors.New("dial tcp: connection refused"), false},
+		{context.DeadlineExceeded, false},
+		{nil, false},
+	} {
+		if _, got := store.Refused(tc.err); got != tc.want {
+			t.Errorf("Refused(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }
