@@ -379,20 +379,22 @@ func (c *Consumer) store(ctx context.Context, b *batch) error {
 		dead := make([]*kgo.Record, len(refused))
 		for i, rf := range refused {
 			r := b.eventRecs[rf.index]
-			dead[i] = dlqRecord(DLQTopic(c.cfg.Topic), r, &deadLetter{ReasonRejectedByDatabase, rf.detail})
+			dead[i] = dlqRecord(DLQTopic(c.cfg.Topic), r, &rf.deadLetter)
 			c.logger.Warn("dead-lettering record", "topic", r.Topic, "partition", r.Partition,
-				"offset", r.Offset, "reason", ReasonRejectedByDatabase, "detail", rf.detail)
+				"offset", r.Offset, "reason", rf.reason, "detail", rf.detail)
 		}
 		err := c.retry(work, "dead-letter", func() error { return c.cl.ProduceSync(work, dead...).FirstErr() })
 		if err != nil {
 			return fmt.Errorf("batch not stored (will be redelivered): %w", err)
 		}
-		c.m.deadLettered.WithLabelValues(ReasonRejectedByDatabase).Add(float64(len(refused)))
+		for _, rf := range refused {
+			c.m.deadLettered.WithLabelValues(rf.reason).Inc()
+		}
 	}
 	c.markStored(b.recs)
 	stored := time.Now()
 	c.m.stored.Add(float64(res.Inserted))
-	c.m.duplicates.Add(float64(len(b.events) - res.Inserted))
+	c.m.duplicates.Add(float64(len(b.events) - len(refused) - res.Inserted))
 	for _, at := range res.InsertedCheckedAt {
 		c.m.endToEnd.Observe(stored.Sub(at).Seconds())
 	}
@@ -407,17 +409,20 @@ func (c *Consumer) store(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// refusal is an event the database refuses for good: events[index], why.
+// refusal is an event of the batch the store would not take: events[index],
+// and why.
 type refusal struct {
-	index  int
-	detail string
+	index int
+	deadLetter
 }
 
 // write stores events (the batch's from its index first on), retrying
-// transient failures. When the database refuses the events for good
-// (store.Refused), it halves them and writes each half, down to the single
-// events it refuses, which it returns, unstored, instead of retrying them
-// forever: one bad event would otherwise stall its partition.
+// transient failures, and returns the events not stored: those past the
+// retention by now (store.Result.Expired) and those the database refuses.
+// When the database refuses the events for good (store.Refused), it halves
+// them and writes each half, down to the single events it refuses, instead
+// of retrying them forever: one bad event would otherwise stall its
+// partition.
 func (c *Consumer) write(ctx context.Context, events []store.Event, first int) (store.Result, []refusal, error) {
 	var res store.Result
 	var refused string
@@ -434,9 +439,15 @@ func (c *Consumer) write(ctx context.Context, events []store.Event, first int) (
 	case err != nil:
 		return store.Result{}, nil, err
 	case refused == "":
-		return res, nil, nil
+		var rf []refusal
+		for _, i := range res.Expired {
+			rf = append(rf, refusal{first + i, deadLetter{ReasonExpired, fmt.Sprintf(
+				"started_at %s: the retention %s drops its day's partition by the time it is written",
+				events[i].CheckedAt.UTC().Format(time.RFC3339), c.cfg.Retention)}})
+		}
+		return res, rf, nil
 	case len(events) == 1:
-		return store.Result{}, []refusal{{first, refused}}, nil
+		return store.Result{}, []refusal{{first, deadLetter{ReasonRejectedByDatabase, refused}}}, nil
 	}
 	c.logger.Warn("the database refuses the batch; halving it to find the events it refuses",
 		"events", len(events), "err", refused)

@@ -116,9 +116,12 @@ func queryString(t *testing.T, url, sql string) string {
 // btree's entry limit, which decoding would have refused but a bug or a
 // lower limit elsewhere may let through) dead-letters that event with the
 // SQLSTATE, stores the others exactly, and lets the batch's offsets be
-// committed: the partition is not stalled.
+// committed: the partition is not stalled. An event whose day the
+// retention has passed by the time it is written (it was decoded before) is
+// dead-lettered as expired.
 func TestStoreDeadLettersRefusedEvents(t *testing.T) {
-	c, _, url := openConsumer(t, store.Config{}, Config{ShutdownGrace: time.Second})
+	const retention = 48 * time.Hour
+	c, _, url := openConsumer(t, store.Config{Retention: retention}, Config{ShutdownGrace: time.Second, Retention: retention})
 	at := time.Now().UTC().Truncate(time.Hour)
 	var events []store.Event
 	for i := range 7 {
@@ -129,6 +132,7 @@ func TestStoreDeadLettersRefusedEvents(t *testing.T) {
 		huge[i] = byte('a' + rand.IntN(26))
 	}
 	events[4].TargetID = string(huge)
+	events[5].CheckedAt = at.Add(-4 * 24 * time.Hour)
 	recs := produced(t, c, events)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -136,20 +140,32 @@ func TestStoreDeadLettersRefusedEvents(t *testing.T) {
 	if err := c.store(ctx, &batch{recs: recs, events: events, eventRecs: recs, polled: time.Now()}); err != nil {
 		t.Fatalf("store: %v", err)
 	}
-	// 1+2+3+4+6+7 ms without the refused event's 5 ms.
+	// 1+2+3+4+7 ms without the refused event's 5 ms and the expired one's 6.
 	if got, want := queryString(t, url, `SELECT format('raw=%s checks=%s sum=%s', (SELECT count(*) FROM check_results),
-		sum(checks), sum(response_time_sum_us)) FROM check_results_hourly`), "raw=6 checks=6 sum=23000"; got != want {
+		sum(checks), sum(response_time_sum_us)) FROM check_results_hourly`), "raw=5 checks=5 sum=17000"; got != want {
 		t.Errorf("stored %s, want %s", got, want)
 	}
-	dead := deadLetters(t, c, 1)[0]
-	if header(dead, HeaderReason) != ReasonRejectedByDatabase || header(dead, HeaderOffset) != fmt.Sprint(recs[4].Offset) ||
-		!strings.HasPrefix(header(dead, HeaderDetail), "SQLSTATE 54000: index row size ") || string(dead.Value) != "event 4" {
-		t.Errorf("dead letter: reason %q offset %q detail %q value %q, want %s of offset %d with SQLSTATE 54000",
-			header(dead, HeaderReason), header(dead, HeaderOffset), header(dead, HeaderDetail), dead.Value,
-			ReasonRejectedByDatabase, recs[4].Offset)
+	dead := deadLetters(t, c, 2)
+	for i, want := range []struct {
+		rec            int
+		reason, detail string
+	}{
+		{4, ReasonRejectedByDatabase, "SQLSTATE 54000: index row size "},
+		{5, ReasonExpired, "started_at " + events[5].CheckedAt.Format(time.RFC3339) + ": the retention 48h0m0s drops its day's partition"},
+	} {
+		d := dead[i]
+		if header(d, HeaderReason) != want.reason || header(d, HeaderOffset) != fmt.Sprint(recs[want.rec].Offset) ||
+			!strings.HasPrefix(header(d, HeaderDetail), want.detail) || string(d.Value) != fmt.Sprint("event ", want.rec) {
+			t.Errorf("dead letter %d: reason %q offset %q detail %q value %q, want %s of offset %d, detail %q...",
+				i, header(d, HeaderReason), header(d, HeaderOffset), header(d, HeaderDetail), d.Value,
+				want.reason, recs[want.rec].Offset, want.detail)
+		}
+		if got := testutil.ToFloat64(c.m.deadLettered.WithLabelValues(want.reason)); got != 1 {
+			t.Errorf("%s dead letters counted: %v, want 1", want.reason, got)
+		}
 	}
-	if got := testutil.ToFloat64(c.m.deadLettered.WithLabelValues(ReasonRejectedByDatabase)); got != 1 {
-		t.Errorf("%s dead letters counted: %v, want 1", ReasonRejectedByDatabase, got)
+	if got := testutil.ToFloat64(c.m.duplicates); got != 0 {
+		t.Errorf("duplicates counted: %v, want 0", got)
 	}
 	if got, want := c.stored[c.cfg.Topic][0].Offset, recs[6].Offset+1; got != want {
 		t.Errorf("stored offset %d, want %d (the whole batch)", got, want)

@@ -56,6 +56,11 @@ type Result struct {
 	// InsertedCheckedAt holds the checked_at of each inserted row (for the
 	// end-to-end delay metric).
 	InsertedCheckedAt []time.Time
+	// Expired holds the indexes, in the batch written, of the events not
+	// stored because their day is past the retention: its partition is, or
+	// is about to be, dropped, and creating it again would let a redelivered
+	// event be counted twice in the rollup.
+	Expired []int
 }
 
 // Store writes batches of events into PostgreSQL and keeps the partitions of
@@ -159,15 +164,18 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // Write stores a batch in one transaction: the raw rows whose event IDs are
 // new, the hourly rollup incremented by exactly those rows, and the targets.
 // A batch written twice, whole or in part, changes nothing the second time.
-// Partitions missing for the batch's days are created first.
+// Partitions missing for the batch's days are created first; events of days
+// the retention drops (as of now, as Maintain judges) are not stored but
+// returned in Result.Expired.
 //
 // Keeping the hourly rollup in the transaction that writes the raw rows is
 // TwiN/gatus's idea; unlike its additive upsert, the increments here come
 // only from rows this transaction inserted, so a redelivered event cannot be
 // counted twice.
 func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
+	events, expired := s.unexpired(events, time.Now())
 	if len(events) == 0 {
-		return Result{}, nil
+		return Result{Expired: expired}, nil
 	}
 	if err := s.ensurePartitions(ctx, events); err != nil {
 		return Result{}, err
@@ -184,7 +192,8 @@ func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 	if errors.As(err, &pgErr) && isNoPartition(pgErr) {
 		// A partition this store believed in was dropped meanwhile (by
 		// another recorder's retention pass): forget what we know and let
-		// the retry create it again.
+		// the retry create it again, or, when the retention drops its day
+		// by then, return its events as expired.
 		s.mu.Lock()
 		s.parts = map[time.Time]bool{}
 		s.mu.Unlock()
@@ -192,7 +201,11 @@ func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 			return Result{}, errors.Join(err, lerr)
 		}
 	}
-	return res, err
+	if err != nil {
+		return Result{}, err
+	}
+	res.Expired = expired
+	return res, nil
 }
 
 // write runs one batch's transaction:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -246,7 +247,10 @@ func TestWriteExactRollups(t *testing.T) {
 // exactly the partitions that end before now minus the retention.
 func TestPartitionsAndRetention(t *testing.T) {
 	ctx := context.Background()
-	s, conn := openStore(t, store.Config{Retention: 10 * 24 * time.Hour})
+	// A store without retention writes old events; one with a retention of
+	// ten days maintains the partitions.
+	all, conn := openStore(t, store.Config{})
+	s := reopen(t, conn, store.Config{Retention: 10 * 24 * time.Hour})
 	now := time.Now().UTC()
 	today := now.Truncate(24 * time.Hour)
 	d := func(n int) time.Time { return today.Add(time.Duration(n) * 24 * time.Hour) }
@@ -258,7 +262,7 @@ func TestPartitionsAndRetention(t *testing.T) {
 	for _, n := range []int{-30, -12, -11, -10, -9, -1, 0, 3} {
 		events = append(events, ev("alpha", d(n).Add(time.Hour), "", ms(10)))
 	}
-	if _, err := s.Write(ctx, events); err != nil {
+	if _, err := all.Write(ctx, events); err != nil {
 		t.Fatal(err)
 	}
 	names := func() string {
@@ -288,13 +292,28 @@ func TestPartitionsAndRetention(t *testing.T) {
 	// raw rows only.
 	expect(t, "rollup kept", query(t, conn, `SELECT count(*), sum(checks) FROM check_results_hourly`), "8 | 8")
 
-	// A late event for the day just dropped: the store recreates the
-	// partition on demand (the consumer dead-letters events older than the
-	// retention before they get here).
-	if _, err := s.Write(ctx, []store.Event{ev("alpha", d(-11).Add(2*time.Hour), "", ms(10))}); err != nil {
+	// A late event for the day just dropped: the store with the retention
+	// does not create the partition again, the event is expired (the
+	// consumer dead-letters it); one for a day kept gets its partition.
+	res, err := s.Write(ctx, []store.Event{ev("alpha", d(-11).Add(2*time.Hour), "", ms(10)), ev("alpha", d(-8).Add(time.Hour), "", ms(10))})
+	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, "partitions after a late event", names(), "-11 -10 -9 -2 -1 0 1 2 3")
+	if res.Inserted != 1 || !slices.Equal(res.Expired, []int{0}) {
+		t.Errorf("late events: inserted %d, expired %v; want 1 inserted, event 0 expired", res.Inserted, res.Expired)
+	}
+	expect(t, "partitions after late events", names(), "-10 -9 -8 -2 -1 0 1 2 3")
+}
+
+// reopen opens another Store on conn's database.
+func reopen(t testing.TB, conn *pgx.Conn, cfg store.Config) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), conn.Config().ConnString(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
 
 // The recorder buckets response times in Go with the bounds it reads from
@@ -440,5 +459,52 @@ func TestRefused(t *testing.T) {
 		if _, got := store.Refused(tc.err); got != tc.want {
 			t.Errorf("Refused(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// A batch written after the retention has passed one of its days (another
+// recorder's Maintain dropped that day's partition meanwhile) does not
+// create the partition again: the day's events come back as expired and
+// reach neither the raw table nor the rollup, where a redelivered event
+// whose raw row was dropped would otherwise be counted a second time.
+func TestWriteSkipsExpiredDays(t *testing.T) {
+	ctx := context.Background()
+	s, conn := openStore(t, store.Config{Retention: 48 * time.Hour})
+	now := time.Now().UTC()
+	today := now.Truncate(24 * time.Hour)
+	gone := today.Add(-4 * 24 * time.Hour)
+	dropped, err := s.Maintain(ctx, now, 5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(dropped, "check_results_p"+gone.Format("20060102")) {
+		t.Fatalf("Maintain dropped %v, want the partition of %s among them", dropped, gone.Format(time.DateOnly))
+	}
+	events := []store.Event{
+		ev("alpha", gone.Add(time.Hour), "", ms(7)),
+		ev("alpha", today.Add(-24*time.Hour+time.Hour), "", ms(3)),
+		ev("beta", gone.Add(2*time.Hour), "timeout", ms(9)),
+	}
+	res, err := s.Write(ctx, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 1 || !slices.Equal(res.Expired, []int{0, 2}) {
+		t.Errorf("Write: inserted %d, expired %v; want 1 inserted, events 0 and 2 expired", res.Inserted, res.Expired)
+	}
+	days, err := s.Partitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(days, func(d time.Time) bool { return d.Equal(gone) }) {
+		t.Errorf("the expired day %s has a partition again", gone.Format(time.DateOnly))
+	}
+	expect(t, "raw rows and rollup", query(t, conn, `SELECT (SELECT count(*) FROM check_results), sum(checks),
+		sum(response_time_sum_us) FROM check_results_hourly`), "1 | 1 | 3000")
+
+	// Only expired events: nothing to write, nothing created.
+	res, err = s.Write(ctx, events[2:])
+	if err != nil || res.Inserted != 0 || !slices.Equal(res.Expired, []int{0}) {
+		t.Errorf("Write of an expired event: %+v, %v; want it expired", res, err)
 	}
 }
