@@ -746,3 +746,74 @@ func TestRecorderRebalance(t *testing.T) {
 		t.Errorf("after the rebalances: %s, want raw=600 checks=600 targets=20", got)
 	}
 }
+
+// With PostgreSQL gone for longer than the shutdown grace, SIGTERM still
+// ends the recorder promptly, with an error; the group keeps the offsets of
+// what was stored, not of what was polled (the batch that failed and the one
+// decoded behind it), and the next recorder stores the rest exactly once.
+func TestRecorderStopsWhenBatchCannotBeStored(t *testing.T) {
+	f := newFixture(t, 1)
+	u, err := url.Parse(f.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newTCPProxy(t, u.Host)
+	dbURL := f.env["DATABASE_URL"]
+	u.Host = proxy.addr
+	f.env["DATABASE_URL"] = u.String()
+
+	base := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	produce := func(from, to int) {
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			m := check(t, "", base.Add(time.Duration(i)*time.Minute), time.Duration(10+i)*time.Millisecond)
+			recs = append(recs, &kgo.Record{Key: []byte("alpha"), Value: f.encode("new", m)})
+		}
+		f.produce(recs...)
+	}
+	const grace = 2 * time.Second
+	r := f.start("-shutdown-grace", grace.String())
+	produce(0, 3)
+	f.waitDrained(r)
+
+	proxy.down()
+	produce(3, 12) // batches of 4: one in flight, the next decoded behind it
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(r.metrics(t), `sitewatch_recorder_retries_total{what="database"} 2`+"\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no database retries while PostgreSQL is away:\n%s", grep(r.metrics(t), "retries"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopped := time.Now()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		if err == nil || !strings.Contains(err.Error(), "batch not stored") {
+			t.Errorf("recorder exited with %v, want a batch not stored", err)
+		}
+		if took := time.Since(stopped); took > grace+10*time.Second {
+			t.Errorf("recorder took %s to stop, want at most the grace %s and a few seconds", took, grace)
+		}
+	case <-time.After(grace + 30*time.Second):
+		t.Fatalf("recorder did not stop within %s of SIGTERM with the database away\nlogs:\n%s", grace+30*time.Second, r.logs.String())
+	}
+	committed, err := f.adm.FetchOffsets(context.Background(), f.group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := committed.Lookup(f.topic, 0); o.At != 3 {
+		t.Errorf("committed offset %d after a failed batch, want 3 (what was stored)", o.At)
+	}
+
+	proxy.up()
+	f.env["DATABASE_URL"] = dbURL
+	r = f.start()
+	f.waitDrained(r)
+	r.stop(t)
+	if got := rows(t, f.db, `SELECT format('raw=%s checks=%s sum=%s', (SELECT count(*) FROM check_results), sum(checks), sum(response_time_sum_us))
+		FROM check_results_hourly`); got != "raw=12 checks=12 sum=186000" {
+		t.Errorf("after the restart: %s, want raw=12 checks=12 sum=186000", got)
+	}
+}

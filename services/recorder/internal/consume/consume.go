@@ -8,12 +8,14 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
@@ -53,6 +55,13 @@ type Consumer struct {
 	m      *metrics
 	logger *slog.Logger
 	now    func() time.Time
+
+	// stored holds, per topic and partition, the offset after the last
+	// record whose batch is stored: what may be committed. Offsets polled
+	// but not stored (a batch that failed, the batch decoded behind it)
+	// are never in it.
+	storedMu sync.Mutex
+	stored   map[string]map[int32]kgo.EpochOffset
 }
 
 // New joins the group (lazily, at the first poll) with the connection
@@ -69,7 +78,8 @@ func New(cfg Config, opts []kgo.Opt, schemas SchemaSource, w Writer, reg prometh
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, dec: NewDecoder(schemas), w: w, m: m, logger: logger, now: time.Now}
+	c := &Consumer{cfg: cfg, dec: NewDecoder(schemas), w: w, m: m, logger: logger, now: time.Now,
+		stored: map[string]map[int32]kgo.EpochOffset{}}
 	c.cl, err = kgo.NewClient(append(slices.Clip(opts),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topic),
@@ -81,11 +91,14 @@ func New(cfg Config, opts []kgo.Opt, schemas SchemaSource, w Writer, reg prometh
 		// so no batch is ever half-written across two owners.
 		kgo.BlockRebalanceOnPoll(),
 		// Should a commit have failed, commit what is stored before giving
-		// partitions away, so the next owner need not redo it.
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
-			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-				logger.Warn("commit on revoke failed; the next owner redelivers (harmless)", "err", err)
-			}
+		// partitions away, so the next owner need not redo it. Only what is
+		// stored: CommitUncommittedOffsets would commit every polled
+		// offset, and so lose a batch that could not be stored.
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+			c.commitStored(ctx, revoked)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			c.takeStored(lost)
 		}),
 		kgo.WithLogger(kslog.New(logger.With("component", "kafka"))),
 	)...)
@@ -95,8 +108,89 @@ func New(cfg Config, opts []kgo.Opt, schemas SchemaSource, w Writer, reg prometh
 	return c, nil
 }
 
-// Close leaves the group and closes the client.
-func (c *Consumer) Close() { c.cl.Close() }
+// leaveTimeout bounds leaving the group, and the commit on revoke that
+// leaving makes, when Kafka does not answer.
+const leaveTimeout = 5 * time.Second
+
+// Close leaves the group (committing what is stored) and closes the client.
+// It waits at most about twice leaveTimeout; call it after Run has returned.
+func (c *Consumer) Close() {
+	// With BlockRebalanceOnPoll, leaving waits for AllowRebalance: without
+	// it Close would wait forever once a poll has returned records (franz-go
+	// Client.Close). The partitions' final revoke commits what is stored.
+	c.cl.AllowRebalance()
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	if err := c.cl.LeaveGroupContext(ctx); err != nil {
+		c.logger.Warn("leaving the group failed; the group waits for the session timeout", "err", err)
+	}
+	c.cl.Close()
+}
+
+// markStored records that the batch of recs is stored: their offsets may be
+// committed.
+func (c *Consumer) markStored(recs []*kgo.Record) {
+	c.storedMu.Lock()
+	defer c.storedMu.Unlock()
+	for _, r := range recs {
+		parts := c.stored[r.Topic]
+		if parts == nil {
+			parts = map[int32]kgo.EpochOffset{}
+			c.stored[r.Topic] = parts
+		}
+		if o, ok := parts[r.Partition]; !ok || r.Offset+1 > o.Offset {
+			parts[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		}
+	}
+}
+
+// takeStored removes the given partitions' stored offsets and returns them:
+// a partition that comes back later starts afresh, so an old offset is never
+// committed over a newer owner's.
+func (c *Consumer) takeStored(parts map[string][]int32) map[string]map[int32]kgo.EpochOffset {
+	c.storedMu.Lock()
+	defer c.storedMu.Unlock()
+	taken := map[string]map[int32]kgo.EpochOffset{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			o, ok := c.stored[topic][p]
+			if !ok {
+				continue
+			}
+			delete(c.stored[topic], p)
+			if taken[topic] == nil {
+				taken[topic] = map[int32]kgo.EpochOffset{}
+			}
+			taken[topic][p] = o
+		}
+	}
+	return taken
+}
+
+// commitStored commits, for the revoked partitions, the offsets of what is
+// stored, within leaveTimeout.
+func (c *Consumer) commitStored(ctx context.Context, revoked map[string][]int32) {
+	offsets := c.takeStored(revoked)
+	if len(offsets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, leaveTimeout)
+	defer cancel()
+	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err == nil {
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if err == nil {
+						err = kerr.ErrorForCode(p.ErrorCode)
+					}
+				}
+			}
+		}
+		if err != nil {
+			c.logger.Warn("commit on revoke failed; the next owner redelivers (harmless)", "err", err)
+		}
+	})
+}
 
 // Ping checks that a broker answers (readiness).
 func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
@@ -104,7 +198,8 @@ func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
 // Run consumes until ctx ends, then finishes the batches in hand (within
 // ShutdownGrace), commits them and returns nil. It returns an error only when
 // a batch in hand could not be stored in time (its offsets are then not
-// committed: the group redelivers it).
+// committed: the group redelivers it). Either way it returns with rebalances
+// allowed, so that Close can leave the group.
 //
 // Batches are pipelined: while one batch is being written to PostgreSQL,
 // the next is polled and decoded. Offsets are committed per batch, in order,
@@ -112,6 +207,9 @@ func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
 // whenever the pipeline runs dry, and at least every rebalanceEvery under a
 // steady flow (the pipeline is drained for it).
 func (c *Consumer) Run(ctx context.Context) error {
+	// Whatever the way out, nothing is in hand any more: let the group
+	// rebalance, so that leaving it (Close) does not wait forever.
+	defer c.cl.AllowRebalance()
 	c.ensureDLQTopic(ctx)
 	var inflight *flight
 	lastAllowed := time.Now()
@@ -184,11 +282,12 @@ const rebalanceEvery = time.Second
 
 // batch is one poll's records, decoded.
 type batch struct {
-	recs    []*kgo.Record
-	events  []store.Event
-	dead    []*kgo.Record
-	reasons []string
-	polled  time.Time
+	recs      []*kgo.Record
+	events    []store.Event
+	eventRecs []*kgo.Record // the record of each event
+	dead      []*kgo.Record
+	reasons   []string
+	polled    time.Time
 }
 
 // prepare decodes a polled batch and sorts out its dead letters. An
@@ -224,6 +323,7 @@ func (c *Consumer) prepare(ctx context.Context, recs []*kgo.Record) (*batch, err
 			continue
 		}
 		b.events = append(b.events, ev)
+		b.eventRecs = append(b.eventRecs, r)
 	}
 	return b, nil
 }
@@ -268,18 +368,33 @@ func (c *Consumer) store(ctx context.Context, b *batch) error {
 			c.m.deadLettered.WithLabelValues(reason).Inc()
 		}
 	}
-	var res store.Result
-	err := c.retry(work, "database", func() error {
-		var err error
-		res, err = c.w.Write(work, b.events)
-		return err
-	})
+	res, refused, err := c.write(work, b.events, 0)
 	if err != nil {
 		return fmt.Errorf("batch not stored (will be redelivered): %w", err)
 	}
+	if len(refused) > 0 {
+		// The other events are stored; should these dead letters fail, the
+		// batch is redelivered, its stored events skipped as known, and
+		// these refused again.
+		dead := make([]*kgo.Record, len(refused))
+		for i, rf := range refused {
+			r := b.eventRecs[rf.index]
+			dead[i] = dlqRecord(DLQTopic(c.cfg.Topic), r, &rf.deadLetter)
+			c.logger.Warn("dead-lettering record", "topic", r.Topic, "partition", r.Partition,
+				"offset", r.Offset, "reason", rf.reason, "detail", rf.detail)
+		}
+		err := c.retry(work, "dead-letter", func() error { return c.cl.ProduceSync(work, dead...).FirstErr() })
+		if err != nil {
+			return fmt.Errorf("batch not stored (will be redelivered): %w", err)
+		}
+		for _, rf := range refused {
+			c.m.deadLettered.WithLabelValues(rf.reason).Inc()
+		}
+	}
+	c.markStored(b.recs)
 	stored := time.Now()
 	c.m.stored.Add(float64(res.Inserted))
-	c.m.duplicates.Add(float64(len(b.events) - res.Inserted))
+	c.m.duplicates.Add(float64(len(b.events) - len(refused) - res.Inserted))
 	for _, at := range res.InsertedCheckedAt {
 		c.m.endToEnd.Observe(stored.Sub(at).Seconds())
 	}
@@ -292,6 +407,62 @@ func (c *Consumer) store(ctx context.Context, b *batch) error {
 	c.m.batchDuration.Observe(time.Since(b.polled).Seconds())
 	c.logger.Debug("batch stored", "records", len(b.recs), "inserted", res.Inserted, "dead_lettered", len(b.dead))
 	return nil
+}
+
+// refusal is an event of the batch the store would not take: events[index],
+// and why.
+type refusal struct {
+	index int
+	deadLetter
+}
+
+// write stores events (the batch's from its index first on), retrying
+// transient failures, and returns the events not stored: those past the
+// retention by now (store.Result.Expired) and those the database refuses.
+// When the database refuses the events for good (store.Refused), it halves
+// them and writes each half, down to the single events it refuses, instead
+// of retrying them forever: one bad event would otherwise stall its
+// partition.
+func (c *Consumer) write(ctx context.Context, events []store.Event, first int) (store.Result, []refusal, error) {
+	var res store.Result
+	var refused string
+	err := c.retry(ctx, "database", func() error {
+		var err error
+		res, err = c.w.Write(ctx, events)
+		if detail, ok := store.Refused(err); ok {
+			refused = detail
+			return nil
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return store.Result{}, nil, err
+	case refused == "":
+		var rf []refusal
+		for _, i := range res.Expired {
+			rf = append(rf, refusal{first + i, deadLetter{ReasonExpired, fmt.Sprintf(
+				"started_at %s: the retention %s drops its day's partition by the time it is written",
+				events[i].CheckedAt.UTC().Format(time.RFC3339), c.cfg.Retention)}})
+		}
+		return res, rf, nil
+	case len(events) == 1:
+		return store.Result{}, []refusal{{first, deadLetter{ReasonRejectedByDatabase, refused}}}, nil
+	}
+	c.logger.Warn("the database refuses the batch; halving it to find the events it refuses",
+		"events", len(events), "err", refused)
+	mid := len(events) / 2
+	res, rf, err := c.write(ctx, events[:mid], first)
+	if err != nil {
+		return store.Result{}, nil, err
+	}
+	res2, rf2, err := c.write(ctx, events[mid:], first+mid)
+	if err != nil {
+		return store.Result{}, nil, err
+	}
+	res.Inserted += res2.Inserted
+	res.InsertedCheckedAt = append(res.InsertedCheckedAt, res2.InsertedCheckedAt...)
+	return res, append(rf, rf2...), nil
 }
 
 // policy dead-letters events outside the time window the recorder keeps.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,19 @@ const (
 	ReasonExpired = "expired"
 	// ReasonFuture: the check started further in the future than allowed.
 	ReasonFuture = "future"
+	// ReasonRejectedByDatabase: PostgreSQL refuses the event itself for good
+	// (a data exception, a program limit exceeded, a constraint other than
+	// the unique key); dlq.detail holds the SQLSTATE and message.
+	ReasonRejectedByDatabase = "rejected_by_database"
+)
+
+// Bounds of an event's strings, beyond which it is an invalid event.
+const (
+	// maxTargetID is the prober's own limit (its configuration refuses a
+	// longer id). The target id is indexed: a btree entry over about 2.7 KB
+	// is refused by PostgreSQL, every time.
+	maxTargetID = 200
+	maxURL      = 8 << 10
 )
 
 const checkResultName protoreflect.FullName = "sitewatch.v1.CheckResult"
@@ -66,25 +80,52 @@ type schemaVerdict struct {
 	file    protoreflect.FileDescriptor // nil when dead
 	dead    *deadLetter                 // why records with this ID are dead letters
 	expires time.Time                   // for unknown IDs only: look again after this
+	seq     uint64                      // order of caching, to evict the oldest
 }
 
 // Decoder turns Confluent wire-format records into store events. Each schema
 // ID is looked up once and its verdict cached; an unknown ID is looked up
 // again after a minute (a registry restored from a backup may learn it).
+//
+// Garbage records carry arbitrary schema IDs: the cache holds at most
+// maxVerdicts IDs (evicting expired, then dead, then the oldest verdicts),
+// and IDs not cached are looked up at most lookupRate a second, beyond a
+// burst of lookupBurst. Past that, Decode waits: a valid record must never
+// be dead-lettered for the limit.
 type Decoder struct {
 	schemas SchemaSource
 	now     func() time.Time
+	sleep   func(context.Context, time.Duration) error
 
 	mu       sync.Mutex
 	verdicts map[int]schemaVerdict
+	seq      uint64
+	tokens   float64   // lookups allowed now; negative: reserved ahead
+	refilled time.Time // when tokens was last refilled
 }
 
 // NewDecoder returns a decoder looking schemas up in src.
 func NewDecoder(src SchemaSource) *Decoder {
-	return &Decoder{schemas: src, now: time.Now, verdicts: map[int]schemaVerdict{}}
+	return &Decoder{schemas: src, now: time.Now, sleep: sleep, verdicts: map[int]schemaVerdict{}, tokens: lookupBurst}
 }
 
-const unknownIDRetry = time.Minute
+const (
+	unknownIDRetry = time.Minute
+	maxVerdicts    = 1000
+	lookupRate     = 10 // per second
+	lookupBurst    = 20
+)
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // Decode returns the event in value, or a *deadLetter error saying why the
 // record cannot be stored, or another error when the registry cannot be
@@ -148,14 +189,74 @@ func (d *Decoder) verdict(ctx context.Context, id int) (schemaVerdict, error) {
 	if ok && (v.expires.IsZero() || d.now().Before(v.expires)) {
 		return v, nil
 	}
+	if err := d.waitLookup(ctx); err != nil {
+		return schemaVerdict{}, fmt.Errorf("look up schema ID %d: %w", id, err)
+	}
 	v, err := d.lookup(ctx, id)
 	if err != nil {
 		return v, err
 	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.verdicts[id]; !ok && len(d.verdicts) >= maxVerdicts {
+		d.evictLocked()
+	}
+	d.seq++
+	v.seq = d.seq
 	d.verdicts[id] = v
-	d.mu.Unlock()
 	return v, nil
+}
+
+// waitLookup takes a token of the lookup rate limit, waiting for one when
+// the bucket is empty (a token bucket: lookupRate a second, lookupBurst at
+// most). Tokens taken ahead are reserved, so waiters queue fairly.
+func (d *Decoder) waitLookup(ctx context.Context) error {
+	d.mu.Lock()
+	now := d.now()
+	if !d.refilled.IsZero() {
+		d.tokens = min(lookupBurst, d.tokens+now.Sub(d.refilled).Seconds()*lookupRate)
+	}
+	d.refilled = now
+	d.tokens--
+	wait := time.Duration(-d.tokens / lookupRate * float64(time.Second))
+	d.mu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	if err := d.sleep(ctx, wait); err != nil {
+		d.mu.Lock()
+		d.tokens++ // give the reservation back
+		d.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// evictLocked makes room for one verdict: it drops the expired ones, or else
+// the oldest dead one (garbage IDs), or else the oldest.
+func (d *Decoder) evictLocked() {
+	now := d.now()
+	var oldest, oldestDead int
+	var oldestSeq, oldestDeadSeq uint64 = math.MaxUint64, math.MaxUint64
+	for id, v := range d.verdicts {
+		if !v.expires.IsZero() && !now.Before(v.expires) {
+			delete(d.verdicts, id)
+			continue
+		}
+		if v.seq < oldestSeq {
+			oldest, oldestSeq = id, v.seq
+		}
+		if v.dead != nil && v.seq < oldestDeadSeq {
+			oldestDead, oldestDeadSeq = id, v.seq
+		}
+	}
+	switch {
+	case len(d.verdicts) < maxVerdicts:
+	case oldestDeadSeq != math.MaxUint64:
+		delete(d.verdicts, oldestDead)
+	default:
+		delete(d.verdicts, oldest)
+	}
 }
 
 // lookup asks the registry for schema id and judges it.
@@ -270,6 +371,11 @@ func toEvent(m *sitewatchv1.CheckResult) (store.Event, error) {
 	e.TargetID, e.URL, e.Method = m.GetTarget().GetId(), m.GetTarget().GetUrl(), m.GetTarget().GetMethod()
 	if e.TargetID == "" {
 		bad("target.id is empty")
+	} else if len(e.TargetID) > maxTargetID {
+		bad("target.id is %d bytes long (at most %d)", len(e.TargetID), maxTargetID)
+	}
+	if len(e.URL) > maxURL {
+		bad("target.url is %d bytes long (at most %d)", len(e.URL), maxURL)
 	}
 	if m.StartedAt == nil {
 		bad("started_at is missing")

@@ -115,3 +115,43 @@ func TestDecodeIncompatibleCheckResult(t *testing.T) {
 		t.Fatalf("got %v, want a wrong_schema dead letter naming field 7", err)
 	}
 }
+
+// Strings longer than anything a prober sends are invalid events: a 3 KB
+// target id would otherwise be refused by PostgreSQL's btree index forever.
+func TestToEventBoundsStrings(t *testing.T) {
+	valid := func() *sitewatchv1.CheckResult {
+		return &sitewatchv1.CheckResult{
+			EventId:      uuid.Must(uuid.NewV7()).String(),
+			Target:       &sitewatchv1.Target{Id: "alpha", Url: "https://alpha.test/", Method: "GET"},
+			StartedAt:    timestamppb.Now(),
+			ResponseTime: durationpb.New(12 * time.Millisecond),
+			StatusCode:   200,
+			Outcome:      sitewatchv1.Outcome_OUTCOME_UP,
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(m *sitewatchv1.CheckResult)
+		want   string // the dead letter's detail; "" when valid
+	}{
+		{"target id at the prober's limit", func(m *sitewatchv1.CheckResult) { m.Target.Id = strings.Repeat("a", 200) }, ""},
+		{"3 KB target id", func(m *sitewatchv1.CheckResult) { m.Target.Id = strings.Repeat("a", 3000) },
+			"target.id is 3000 bytes long (at most 200)"},
+		{"8 KiB URL", func(m *sitewatchv1.CheckResult) { m.Target.Url = "https://a.test/" + strings.Repeat("x", 8192-15) }, ""},
+		{"URL over 8 KiB", func(m *sitewatchv1.CheckResult) { m.Target.Url = "https://a.test/" + strings.Repeat("x", 9000) },
+			"target.url is 9015 bytes long (at most 8192)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := valid()
+			tc.change(m)
+			_, err := toEvent(m)
+			var dl *deadLetter
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v, want a valid event", err)
+			case tc.want != "" && (!errors.As(err, &dl) || dl.reason != ReasonInvalidEvent || dl.detail != tc.want):
+				t.Fatalf("got %v, want %s: %s", err, ReasonInvalidEvent, tc.want)
+			}
+		})
+	}
+}

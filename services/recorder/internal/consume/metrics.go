@@ -62,7 +62,7 @@ func newMetrics(reg prometheus.Registerer, maxBatch int) (*metrics, error) {
 		}
 	}
 	for _, r := range []string{ReasonNoMagicByte, ReasonBadHeader, ReasonUnknownSchemaID, ReasonWrongSchema,
-		ReasonNotCheckResult, ReasonInvalidEvent, ReasonExpired, ReasonFuture} {
+		ReasonNotCheckResult, ReasonInvalidEvent, ReasonExpired, ReasonFuture, ReasonRejectedByDatabase} {
 		m.deadLettered.WithLabelValues(r)
 	}
 	for _, w := range []string{"registry", "dead-letter", "database"} {

@@ -63,7 +63,38 @@ func (s *Store) Partitions(ctx context.Context) ([]time.Time, error) {
 	return days, nil
 }
 
-// ensurePartitions creates the partitions missing for the events' days.
+// expiredDay tells whether the retention drops day d's partition at now:
+// the partition ends at or before now minus the retention (Maintain's rule).
+func (s *Store) expiredDay(d, now time.Time) bool {
+	return s.retention > 0 && !d.Add(day).After(now.Add(-s.retention))
+}
+
+// unexpired returns the events whose day the retention keeps at now, and the
+// indexes of the others. It returns events itself when all are kept.
+func (s *Store) unexpired(events []Event, now time.Time) ([]Event, []int) {
+	var expired []int
+	for i := range events {
+		if s.expiredDay(dayOf(events[i].CheckedAt), now) {
+			expired = append(expired, i)
+		}
+	}
+	if len(expired) == 0 {
+		return events, nil
+	}
+	kept := make([]Event, 0, len(events)-len(expired))
+	next := 0
+	for i := range events {
+		if next < len(expired) && expired[next] == i {
+			next++
+			continue
+		}
+		kept = append(kept, events[i])
+	}
+	return kept, expired
+}
+
+// ensurePartitions creates the partitions missing for the events' days
+// (which the caller has checked the retention keeps).
 func (s *Store) ensurePartitions(ctx context.Context, events []Event) error {
 	var missing []time.Time
 	seen := map[time.Time]bool{}
@@ -132,14 +163,13 @@ func (s *Store) Maintain(ctx context.Context, now time.Time, behind, ahead int) 
 	if s.retention <= 0 {
 		return nil, nil
 	}
-	cutoff := now.Add(-s.retention)
 	days, err := s.Partitions(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var dropped []string
 	for _, d := range days {
-		if d.Add(day).After(cutoff) {
+		if !s.expiredDay(d, now) {
 			break
 		}
 		if err := s.dropPartition(ctx, d); err != nil {

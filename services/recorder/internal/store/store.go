@@ -56,6 +56,11 @@ type Result struct {
 	// InsertedCheckedAt holds the checked_at of each inserted row (for the
 	// end-to-end delay metric).
 	InsertedCheckedAt []time.Time
+	// Expired holds the indexes, in the batch written, of the events not
+	// stored because their day is past the retention: its partition is, or
+	// is about to be, dropped, and creating it again would let a redelivered
+	// event be counted twice in the rollup.
+	Expired []int
 }
 
 // Store writes batches of events into PostgreSQL and keeps the partitions of
@@ -159,15 +164,18 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // Write stores a batch in one transaction: the raw rows whose event IDs are
 // new, the hourly rollup incremented by exactly those rows, and the targets.
 // A batch written twice, whole or in part, changes nothing the second time.
-// Partitions missing for the batch's days are created first.
+// Partitions missing for the batch's days are created first; events of days
+// the retention drops (as of now, as Maintain judges) are not stored but
+// returned in Result.Expired.
 //
 // Keeping the hourly rollup in the transaction that writes the raw rows is
 // TwiN/gatus's idea; unlike its additive upsert, the increments here come
 // only from rows this transaction inserted, so a redelivered event cannot be
 // counted twice.
 func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
+	events, expired := s.unexpired(events, time.Now())
 	if len(events) == 0 {
-		return Result{}, nil
+		return Result{Expired: expired}, nil
 	}
 	if err := s.ensurePartitions(ctx, events); err != nil {
 		return Result{}, err
@@ -181,10 +189,11 @@ func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 		res, err = s.write(ctx, events, true)
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.Contains(pgErr.Message, "no partition") {
+	if errors.As(err, &pgErr) && isNoPartition(pgErr) {
 		// A partition this store believed in was dropped meanwhile (by
 		// another recorder's retention pass): forget what we know and let
-		// the retry create it again.
+		// the retry create it again, or, when the retention drops its day
+		// by then, return its events as expired.
 		s.mu.Lock()
 		s.parts = map[time.Time]bool{}
 		s.mu.Unlock()
@@ -192,7 +201,11 @@ func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 			return Result{}, errors.Join(err, lerr)
 		}
 	}
-	return res, err
+	if err != nil {
+		return Result{}, err
+	}
+	res.Expired = expired
+	return res, nil
 }
 
 // write runs one batch's transaction:
@@ -316,6 +329,34 @@ func sortByID(events []*Event) {
 		}
 		return a.CheckedAt.Compare(b.CheckedAt)
 	})
+}
+
+// Refused tells whether err is PostgreSQL refusing the data itself, so that
+// the same events would fail again however often they are retried: a data
+// exception (SQLSTATE class 22), a program limit exceeded (class 54, such as
+// a btree entry too large), an integrity constraint violated (class 23) other
+// than the unique key (23505: a redelivery, which Write handles) and other
+// than a row finding no partition (23514 "no partition", which the retry
+// mends by creating it). It then returns "SQLSTATE code: message".
+// Everything else (connections, serialization failures, deadlocks, shutdown)
+// is transient.
+func Refused(err error) (string, bool) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return "", false
+	}
+	switch class := pgErr.Code[:2]; {
+	case class == "22", class == "54":
+	case class == "23" && pgErr.Code != "23505" && !isNoPartition(pgErr):
+	default:
+		return "", false
+	}
+	return "SQLSTATE " + pgErr.Code + ": " + pgErr.Message, true
+}
+
+// isNoPartition: a row's partition does not exist (pgErr.Code 23514).
+func isNoPartition(pgErr *pgconn.PgError) bool {
+	return pgErr.Code == "23514" && strings.Contains(pgErr.Message, "no partition")
 }
 
 func isCode(err error, code string) bool {

@@ -2,9 +2,12 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
@@ -243,7 +247,10 @@ func TestWriteExactRollups(t *testing.T) {
 // exactly the partitions that end before now minus the retention.
 func TestPartitionsAndRetention(t *testing.T) {
 	ctx := context.Background()
-	s, conn := openStore(t, store.Config{Retention: 10 * 24 * time.Hour})
+	// A store without retention writes old events; one with a retention of
+	// ten days maintains the partitions.
+	all, conn := openStore(t, store.Config{})
+	s := reopen(t, conn, store.Config{Retention: 10 * 24 * time.Hour})
 	now := time.Now().UTC()
 	today := now.Truncate(24 * time.Hour)
 	d := func(n int) time.Time { return today.Add(time.Duration(n) * 24 * time.Hour) }
@@ -255,7 +262,7 @@ func TestPartitionsAndRetention(t *testing.T) {
 	for _, n := range []int{-30, -12, -11, -10, -9, -1, 0, 3} {
 		events = append(events, ev("alpha", d(n).Add(time.Hour), "", ms(10)))
 	}
-	if _, err := s.Write(ctx, events); err != nil {
+	if _, err := all.Write(ctx, events); err != nil {
 		t.Fatal(err)
 	}
 	names := func() string {
@@ -285,13 +292,28 @@ func TestPartitionsAndRetention(t *testing.T) {
 	// raw rows only.
 	expect(t, "rollup kept", query(t, conn, `SELECT count(*), sum(checks) FROM check_results_hourly`), "8 | 8")
 
-	// A late event for the day just dropped: the store recreates the
-	// partition on demand (the consumer dead-letters events older than the
-	// retention before they get here).
-	if _, err := s.Write(ctx, []store.Event{ev("alpha", d(-11).Add(2*time.Hour), "", ms(10))}); err != nil {
+	// A late event for the day just dropped: the store with the retention
+	// does not create the partition again, the event is expired (the
+	// consumer dead-letters it); one for a day kept gets its partition.
+	res, err := s.Write(ctx, []store.Event{ev("alpha", d(-11).Add(2*time.Hour), "", ms(10)), ev("alpha", d(-8).Add(time.Hour), "", ms(10))})
+	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, "partitions after a late event", names(), "-11 -10 -9 -2 -1 0 1 2 3")
+	if res.Inserted != 1 || !slices.Equal(res.Expired, []int{0}) {
+		t.Errorf("late events: inserted %d, expired %v; want 1 inserted, event 0 expired", res.Inserted, res.Expired)
+	}
+	expect(t, "partitions after late events", names(), "-10 -9 -8 -2 -1 0 1 2 3")
+}
+
+// reopen opens another Store on conn's database.
+func reopen(t testing.TB, conn *pgx.Conn, cfg store.Config) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), conn.Config().ConnString(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
 
 // The recorder buckets response times in Go with the bounds it reads from
@@ -388,4 +410,101 @@ func sumUS(events []store.Event) int64 {
 		s += e.ResponseTime.Microseconds()
 	}
 	return s
+}
+
+// incompressible returns n bytes PostgreSQL cannot compress below n/2: an
+// index entry of it keeps its size.
+func incompressible(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[rand.IntN(62)]
+	}
+	return string(b)
+}
+
+// An event PostgreSQL refuses for good fails its batch with an error Refused
+// recognises, and nothing of the batch is stored; transient errors, the
+// unique key and a missing partition are not refusals.
+func TestRefused(t *testing.T) {
+	s, conn := openStore(t, store.Config{})
+	at := time.Now().UTC().Truncate(time.Hour)
+	big := ev(incompressible(6000), at, "", ms(5)) // over btree's 2704-byte entry limit
+	_, err := s.Write(context.Background(), []store.Event{ev("alpha", at, "", ms(1)), big})
+	detail, ok := store.Refused(err)
+	if !ok || !strings.HasPrefix(detail, "SQLSTATE 54000: index row size ") {
+		t.Fatalf("a 6 KB target id: Refused(%v) = %q, %v; want SQLSTATE 54000", err, detail, ok)
+	}
+	expect(t, "rows after the refused batch", query(t, conn, `SELECT count(*) FROM check_results`), "0")
+
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "22003", Message: "bigint out of range"}, true},
+		{fmt.Errorf("copy: %w", &pgconn.PgError{Code: "22021", Message: "invalid byte sequence"}), true},
+		{&pgconn.PgError{Code: "54000", Message: "index row size 6016 exceeds"}, true},
+		{&pgconn.PgError{Code: "23502", Message: "null value violates not-null constraint"}, true},
+		{&pgconn.PgError{Code: "23514", Message: `new row violates check constraint "x"`}, true},
+		{&pgconn.PgError{Code: "23514", Message: `no partition of relation "check_results" found for row`}, false},
+		{&pgconn.PgError{Code: "23505", Message: "duplicate key value"}, false},
+		{&pgconn.PgError{Code: "40001", Message: "could not serialize access"}, false},
+		{&pgconn.PgError{Code: "40P01", Message: "deadlock detected"}, false},
+		{&pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}, false},
+		{&pgconn.PgError{Code: "08006", Message: "connection failure"}, false},
+		{&pgconn.PgError{Code: "53300", Message: "too many connections"}, false},
+		{errors.New("dial tcp: connection refused"), false},
+		{context.DeadlineExceeded, false},
+		{nil, false},
+	} {
+		if _, got := store.Refused(tc.err); got != tc.want {
+			t.Errorf("Refused(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// A batch written after the retention has passed one of its days (another
+// recorder's Maintain dropped that day's partition meanwhile) does not
+// create the partition again: the day's events come back as expired and
+// reach neither the raw table nor the rollup, where a redelivered event
+// whose raw row was dropped would otherwise be counted a second time.
+func TestWriteSkipsExpiredDays(t *testing.T) {
+	ctx := context.Background()
+	s, conn := openStore(t, store.Config{Retention: 48 * time.Hour})
+	now := time.Now().UTC()
+	today := now.Truncate(24 * time.Hour)
+	gone := today.Add(-4 * 24 * time.Hour)
+	dropped, err := s.Maintain(ctx, now, 5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(dropped, "check_results_p"+gone.Format("20060102")) {
+		t.Fatalf("Maintain dropped %v, want the partition of %s among them", dropped, gone.Format(time.DateOnly))
+	}
+	events := []store.Event{
+		ev("alpha", gone.Add(time.Hour), "", ms(7)),
+		ev("alpha", today.Add(-24*time.Hour+time.Hour), "", ms(3)),
+		ev("beta", gone.Add(2*time.Hour), "timeout", ms(9)),
+	}
+	res, err := s.Write(ctx, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 1 || !slices.Equal(res.Expired, []int{0, 2}) {
+		t.Errorf("Write: inserted %d, expired %v; want 1 inserted, events 0 and 2 expired", res.Inserted, res.Expired)
+	}
+	days, err := s.Partitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(days, func(d time.Time) bool { return d.Equal(gone) }) {
+		t.Errorf("the expired day %s has a partition again", gone.Format(time.DateOnly))
+	}
+	expect(t, "raw rows and rollup", query(t, conn, `SELECT (SELECT count(*) FROM check_results), sum(checks),
+		sum(response_time_sum_us) FROM check_results_hourly`), "1 | 1 | 3000")
+
+	// Only expired events: nothing to write, nothing created.
+	res, err = s.Write(ctx, events[2:])
+	if err != nil || res.Inserted != 0 || !slices.Equal(res.Expired, []int{0}) {
+		t.Errorf("Write of an expired event: %+v, %v; want it expired", res, err)
+	}
 }
