@@ -25,7 +25,7 @@ var reloadSizes = flag.String("reload-sizes", "10000,100000", "BenchmarkReload: 
 // by one of 2 (remove) and of 2 replaced by N (add). Before each timed
 // reload, every current target has the series a running prober gives it
 // (a check counter, a skip counter, a certificate expiry).
-// task bench runs it with -benchtime 1x and reports ns/op; parse-ns/op is
+// task bench runs it with -benchtime 3x and reports ns/op; parse-ns/op is
 // the share of the parse alone.
 func BenchmarkReload(b *testing.B) {
 	var sizes []int
