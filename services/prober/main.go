@@ -287,6 +287,8 @@ type worker struct {
 
 func (w *worker) check(ctx context.Context, t *config.Target) {
 	r := w.probe(ctx, t)
+	// net/http quotes the URL in its errors, hiding only a password.
+	r.Err = t.Redact(r.Err)
 	defer w.publish(r)
 	if !w.metrics.observe(&r) {
 		// Removed by a reload while it ran: its result is still a true
