@@ -32,9 +32,9 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	// MaxBodyBytesLimit bounds max_body_bytes. A check with a pattern holds
 	// the decoded body up to the cap in memory, so the cap is the memory a
-	// check may take: 64 MiB is 64 times the default and far above any page
-	// a browser renders, while a few hundred checks at once stay within a
-	// prober's memory. More every interval is a download test, not a check.
+	// check may take, times the checks running at once: 64 MiB is 64 times
+	// the default and far above any page a browser renders. More every
+	// interval is a download test, not an availability check.
 	MaxBodyBytesLimit = 64 << 20
 
 	// MaxRedirects bounds the redirects followed: a loop ends as a failure
