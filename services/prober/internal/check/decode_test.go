@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -268,4 +269,46 @@ func TestCheckEncodedBodyTimeout(t *testing.T) {
 		r.BytesRead != int64(len(gz)/2) {
 		t.Errorf("kind %v error %q bytes read %d, want TIMEOUT reading the body after %d bytes", r.FailureKind, r.Err, r.BytesRead, len(gz)/2)
 	}
+}
+
+// FuzzBody reads arbitrary bodies under arbitrary Content-Encoding values:
+// never a panic, never more than the cap decoded or the bound on the wire,
+// and every failure either names the coding or refuses the header.
+func FuzzBody(f *testing.F) {
+	f.Add("gzip", encode(f, "gzip", []byte(page)), int64(20))
+	f.Add("deflate", encode(f, "deflate", []byte(page)), int64(1000))
+	f.Add("deflate", encode(f, "raw-deflate", []byte(page)), int64(1000))
+	f.Add("br", encode(f, "br", []byte(page)), int64(1000))
+	f.Add("zstd", encode(f, "zstd", []byte(page)), int64(1000))
+	f.Add("deflate, gzip", encode(f, "deflate, gzip", []byte(page)), int64(0))
+	f.Add("identity", []byte(page), int64(10))
+	f.Add("gzip, compress", []byte{}, int64(10))
+	f.Fuzz(func(t *testing.T, header string, data []byte, limit int64) {
+		if limit < 0 {
+			limit = -limit
+		}
+		if limit < 0 {
+			limit = 0
+		}
+		limit %= 1 << 20
+		resp := &http.Response{Header: http.Header{"Content-Encoding": {header}}, Body: io.NopCloser(bytes.NewReader(data))}
+		b, err := newBody(resp, limit)
+		if err != nil {
+			var ue *errUnsupported
+			if !errors.As(err, &ue) {
+				t.Fatalf("newBody: %v", err)
+			}
+			return
+		}
+		defer b.close()
+		n, err := io.Copy(io.Discard, b.content)
+		err = b.readError(err)
+		if n != b.content.n || n > limit || b.wire.n > wireLimit(limit) || b.wire.n > int64(len(data)) {
+			t.Fatalf("decoded %d (counted %d) of cap %d, wire %d of %d", n, b.content.n, limit, b.wire.n, len(data))
+		}
+		var de *decodeError
+		if err != nil && !errors.As(err, &de) {
+			t.Fatalf("error %v names no coding", err)
+		}
+	})
 }
