@@ -34,13 +34,13 @@ const (
 	wireSlack = 64 << 10
 )
 
-// errUnsupported is the error of a Content-Encoding that is not decoded.
-type errUnsupported struct {
+// unsupportedError is the error of a Content-Encoding that is not decoded.
+type unsupportedError struct {
 	header, coding string
 	codings        int
 }
 
-func (e *errUnsupported) Error() string {
+func (e *unsupportedError) Error() string {
 	if e.coding == "" {
 		return fmt.Sprintf("Content-Encoding %q has %d codings, more than %d", e.header, e.codings, maxCodings)
 	}
@@ -109,7 +109,7 @@ type body struct {
 }
 
 // newBody prepares reading resp's body, decoding its Content-Encoding, at
-// most limit decoded bytes. The error is an *errUnsupported.
+// most limit decoded bytes. The error is an *unsupportedError.
 func newBody(resp *http.Response, limit int64) (*body, error) {
 	header := resp.Header.Values("Content-Encoding")
 	var codings []string
@@ -123,13 +123,13 @@ func newBody(resp *http.Response, limit int64) (*body, error) {
 				c = "gzip"
 			case "gzip", "deflate", "br", "zstd":
 			default:
-				return nil, &errUnsupported{coding: c}
+				return nil, &unsupportedError{coding: c}
 			}
 			codings = append(codings, c)
 		}
 	}
 	if len(codings) > maxCodings {
-		return nil, &errUnsupported{header: strings.Join(header, ", "), codings: len(codings)}
+		return nil, &unsupportedError{header: strings.Join(header, ", "), codings: len(codings)}
 	}
 	b := &body{wire: &capReader{r: resp.Body, limit: limit, errMore: errWireCap}}
 	if len(codings) > 0 {

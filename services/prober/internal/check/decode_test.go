@@ -294,7 +294,7 @@ func FuzzBody(f *testing.F) {
 		resp := &http.Response{Header: http.Header{"Content-Encoding": {header}}, Body: io.NopCloser(bytes.NewReader(data))}
 		b, err := newBody(resp, limit)
 		if err != nil {
-			var ue *errUnsupported
+			var ue *unsupportedError
 			if !errors.As(err, &ue) {
 				t.Fatalf("newBody: %v", err)
 			}
