@@ -98,7 +98,7 @@ func TestCheckDecodesContentEncodings(t *testing.T) {
 	prober := New(Options{})
 
 	gz := encode(t, "gzip", []byte(page))
-	bomb := encode(t, "gzip", make([]byte, 64<<20)) // 64 MiB of zeros in about 64 KiB
+	bomb := encode(t, "gzip", make([]byte, 16<<20)) // 16 MiB of zeros in about 16 KiB
 	const otherKind = sitewatchv1.FailureKind_FAILURE_KIND_OTHER
 	tests := []struct {
 		name     string
@@ -186,6 +186,23 @@ func TestCheckDecodesContentEncodings(t *testing.T) {
 				t.Errorf("pattern not matched")
 			}
 		})
+	}
+}
+
+// Encoded bytes that decode to nothing (here empty gzip members, one after
+// the other) are read only up to the cap plus an eighth and 64 KiB, not
+// until the timeout.
+func TestCheckBoundsTheEncodedBody(t *testing.T) {
+	site := &encodedSite{}
+	srv := httptest.NewServer(site)
+	t.Cleanup(srv.Close)
+	empty := encode(t, "gzip", nil)
+	site.serve([]string{"gzip"}, bytes.Repeat(empty, 100000))
+	r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) { t.MaxBodyBytes = 1000 }))
+	if want := int64(1000 + 125 + 64<<10); r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.BytesRead != want ||
+		r.DecodedBytes != 0 || !r.BodyTruncated {
+		t.Errorf("outcome %v (%s) bytes read %d decoded %d truncated %t, want up, %d, 0, truncated",
+			r.Outcome, r.Err, r.BytesRead, r.DecodedBytes, r.BodyTruncated, want)
 	}
 }
 
