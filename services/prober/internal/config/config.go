@@ -31,6 +31,12 @@ const (
 	DefaultTimeout      = 10 * time.Second
 	DefaultMethod       = http.MethodGet
 	DefaultMaxBodyBytes = 1 << 20
+	// MaxBodyBytesLimit bounds max_body_bytes. A check with a pattern holds
+	// the decoded body up to the cap in memory, so the cap is the memory a
+	// check may take, times the checks running at once: 64 MiB is 64 times
+	// the default and far above any page a browser renders. More every
+	// interval is a download test, not an availability check.
+	MaxBodyBytesLimit = 64 << 20
 
 	// MaxRedirects bounds the redirects followed: a loop ends as a failure
 	// instead of running until the timeout.
@@ -400,7 +406,10 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 	if v := pick(r.maxBodyBytes, d.maxBodyBytes); v != nil {
 		if s, ok := p.scalar(v, where, "max_body_bytes"); ok {
 			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil || n < 0 {
+			switch {
+			case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-"), err == nil && n > MaxBodyBytesLimit:
+				p.errorf(v, where, "max_body_bytes", "%s is above the limit of %d (%d MiB)", s, MaxBodyBytesLimit, MaxBodyBytesLimit>>20)
+			case err != nil || n < 0:
 				p.errorf(v, where, "max_body_bytes", "%q is not a number of bytes (0 or more)", s)
 			}
 			t.MaxBodyBytes = n

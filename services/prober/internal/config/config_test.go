@@ -78,6 +78,16 @@ targets:
 
 // Bad files, each checked by its exact message (the way blackbox_exporter's
 // config/config_test.go TestLoadBadConfigs does).
+func TestParseMaxBodyBytesAtTheLimit(t *testing.T) {
+	f, err := Parse("t.yaml", []byte("targets:\n  - id: a\n    url: https://example.com/\n    max_body_bytes: 67108864\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Targets[0].MaxBodyBytes; got != 64<<20 {
+		t.Errorf("max_body_bytes %d, want the limit %d", got, 64<<20)
+	}
+}
+
 func TestParseBadFiles(t *testing.T) {
 	tests := []struct {
 		name string
@@ -132,6 +142,18 @@ func TestParseBadFiles(t *testing.T) {
 			want: []string{
 				`bad.yaml:4: target "a": interval: "30" is not a duration such as 30s or 1m30s`,
 				`bad.yaml:5: target "a": timeout: -1s is not positive`,
+			},
+		},
+		{
+			// 9223372036854775807 passed and made every check read
+			// nothing (the cap plus one overflowed).
+			name: "max_body_bytes above the limit",
+			yaml: "defaults:\n  max_body_bytes: 9223372036854775807\ntargets:\n  - id: a\n    url: https://example.com/\n  - id: b\n    url: https://example.org/\n    max_body_bytes: 67108865\n  - id: c\n    url: https://example.net/\n    max_body_bytes: 99999999999999999999\n  - id: d\n    url: https://example.net/\n    max_body_bytes: -1\n",
+			want: []string{
+				`bad.yaml:2: target "a": max_body_bytes: 9223372036854775807 is above the limit of 67108864 (64 MiB)`,
+				`bad.yaml:8: target "b": max_body_bytes: 67108865 is above the limit of 67108864 (64 MiB)`,
+				`bad.yaml:11: target "c": max_body_bytes: 99999999999999999999 is above the limit of 67108864 (64 MiB)`,
+				`bad.yaml:14: target "d": max_body_bytes: "-1" is not a number of bytes (0 or more)`,
 			},
 		},
 		{
