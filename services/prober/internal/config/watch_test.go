@@ -122,3 +122,59 @@ func TestWatchSeesAConfigMapSymlinkSwap(t *testing.T) {
 		t.Fatalf("the test's swap is wrong: %q, %v", b, err)
 	}
 }
+
+func TestWatchSeesTheDirectoryReplaced(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		replace func(t *testing.T, dir, fresh string)
+	}{
+		// A deploy that prepares a new directory and renames it over
+		// the old one (rename(2) of directories: the old one first).
+		{"renamed over", func(t *testing.T, dir, fresh string) {
+			if err := os.Rename(dir, dir+".old"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(fresh, dir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		// rm -r conf; mkdir conf; cp ... conf/
+		{"removed and made again", func(t *testing.T, dir, fresh string) {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			settle() // the watch notices the directory is gone
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(dir, "targets.yaml"), "b")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "conf")
+			fresh := dir + ".new"
+			for _, d := range []string{dir, fresh} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(dir, "targets.yaml")
+			writeFile(t, path, "a")
+			writeFile(t, filepath.Join(fresh, "targets.yaml"), "b")
+			calls := watch(t, path)
+
+			tt.replace(t, dir, fresh)
+			settle()
+			if n := calls.Load(); n < 1 {
+				t.Fatalf("%d calls after the directory was replaced, want at least 1", n)
+			}
+			// The new directory is watched: an edit there is seen.
+			before := calls.Load()
+			writeFile(t, path, "c")
+			settle()
+			if n := calls.Load() - before; n != 1 {
+				t.Errorf("%d calls after the file in the new directory was written, want 1", n)
+			}
+		})
+	}
+}
