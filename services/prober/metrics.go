@@ -26,7 +26,7 @@ type metrics struct {
 	certExpiry *prometheus.GaugeVec
 
 	// mu guards live, the IDs of the current targets (true: https://).
-	// observe records only their results, so the check of a removed
+	// observe and skip record only theirs, so the check of a removed
 	// target that ends after the reload leaves no series behind.
 	mu   sync.RWMutex
 	live map[string]bool
@@ -90,6 +90,17 @@ func (m *metrics) observe(r *check.Result) bool {
 		m.certExpiry.WithLabelValues(r.Target.ID).Set(float64(r.CertNotAfter.Unix()))
 	}
 	return true
+}
+
+// skip counts runs of t skipped, as schedule.Options.OnSkip, unless t is
+// no longer current: a reload forgets the series before the scheduler's Set,
+// and meanwhile the scheduler may still skip a run of a removed target.
+func (m *metrics) skip(t *config.Target, reason string, runs int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if _, ok := m.live[t.ID]; ok {
+		m.skipped.WithLabelValues(t.ID, reason).Add(float64(runs))
+	}
 }
 
 // setTargets makes next the current targets and deletes the series of the
