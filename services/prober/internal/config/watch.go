@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -23,7 +24,9 @@ import (
 // is a symlink through `..data`, itself a symlink that is replaced by a
 // rename (kubernetes/kubernetes pkg/volume/util/atomic_writer.go). So on an
 // event of another name, the file's path is resolved through its symlinks,
-// and a path that differs from the last one resolved is a change.
+// and a path that differs from the last one resolved is a change; so is an
+// event of the file the path resolves to, when the targets file is a
+// symlink to another file of the directory (targets.yaml -> prod.yaml).
 //
 // The watch is on the directory's inode: when the directory itself is
 // removed or renamed (a deploy that renames a new directory over it, or
@@ -85,7 +88,7 @@ func Watch(ctx context.Context, path string, debounce time.Duration, changed fun
 					continue
 				}
 				now := resolve()
-				if filepath.Clean(ev.Name) != name && now == resolved {
+				if filepath.Clean(ev.Name) != name && now == resolved && !sameFile(ev.Name, name) {
 					continue
 				}
 				resolved = now
@@ -103,4 +106,15 @@ func Watch(ctx context.Context, path string, debounce time.Duration, changed fun
 		}
 	}()
 	return nil
+}
+
+// sameFile reports whether the paths a and b, their symlinks followed, are
+// one file.
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }

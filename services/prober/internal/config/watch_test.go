@@ -178,3 +178,28 @@ func TestWatchSeesTheDirectoryReplaced(t *testing.T) {
 		})
 	}
 }
+
+func TestWatchSeesTheFileASymlinkPointsTo(t *testing.T) {
+	// targets.yaml -> prod.yaml, beside it: the file edited is prod.yaml.
+	dir := t.TempDir()
+	real := filepath.Join(dir, "prod.yaml")
+	writeFile(t, real, "a")
+	if err := os.Symlink("prod.yaml", filepath.Join(dir, "targets.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	calls := watch(t, filepath.Join(dir, "targets.yaml"))
+
+	writeFile(t, real, "b") // in place
+	settle()
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d calls after the file pointed to was written, want 1", n)
+	}
+	writeFile(t, filepath.Join(dir, ".prod.yaml.swp"), "c") // by rename
+	if err := os.Rename(filepath.Join(dir, ".prod.yaml.swp"), real); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d calls after the file pointed to was saved by rename, want 2", n)
+	}
+}
