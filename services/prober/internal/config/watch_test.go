@@ -203,3 +203,58 @@ func TestWatchSeesTheFileASymlinkPointsTo(t *testing.T) {
 		t.Errorf("%d calls after the file pointed to was saved by rename, want 2", n)
 	}
 }
+
+func TestWatchSeesAConfigMapSwapOfANestedPath(t *testing.T) {
+	// A ConfigMap item with path conf/targets.yaml: conf -> ..data/conf,
+	// so the directory watched is the old version's, which the kubelet
+	// removes after the swap.
+	dir := t.TempDir()
+	version := func(name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, name, "conf"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, name, "conf", "targets.yaml"), content)
+	}
+	symlink := func(target, link string) {
+		t.Helper()
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..v1", "a")
+	symlink("..v1", "..data")
+	symlink("..data/conf", "conf")
+	path := filepath.Join(dir, "conf", "targets.yaml")
+	calls := watch(t, path)
+
+	version("..v2", "b")
+	symlink("..v2", "..data_tmp")
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "..v1")); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	if n := calls.Load(); n < 1 {
+		t.Fatalf("%d calls for a ConfigMap update, want at least 1", n)
+	}
+	// The next update is seen too: the new version's directory is watched.
+	before := calls.Load()
+	version("..v3", "c")
+	symlink("..v3", "..data_tmp")
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "..v2")); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	if n := calls.Load() - before; n < 1 {
+		t.Errorf("%d calls for the second ConfigMap update, want at least 1", n)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "c" {
+		t.Fatalf("the test's swap is wrong: %q, %v", b, err)
+	}
+}
