@@ -80,7 +80,9 @@ func (t *Target) Redact(s string) string {
 	if t.secretUser == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, "//"+t.secretUser, "//xxxxx")
+	// The user name and what ends it, so that a host that begins with the
+	// same letters (a redirect's URL in the error) stays as it is.
+	return strings.NewReplacer("//"+t.secretUser+"@", "//xxxxx@", "//"+t.secretUser+":", "//xxxxx:").Replace(s)
 }
 
 // StatusRange is an inclusive range of HTTP status codes; a single code has

@@ -281,6 +281,8 @@ func TestPublicURLHidesTheSecret(t *testing.T) {
 		{"https://TOKEN@example.com/", "https://xxxxx@example.com/", `Get "https://TOKEN@example.com/": EOF`, `Get "https://xxxxx@example.com/": EOF`},
 		{"https://sk_test_4eC3:@127.0.0.1/", "https://xxxxx:@127.0.0.1/", `Get "https://sk_test_4eC3:***@127.0.0.1/": EOF`, `Get "https://xxxxx:***@127.0.0.1/": EOF`},
 		{"http://t%40k@127.0.0.1:8080/", "http://xxxxx@127.0.0.1:8080/", `Get "http://t%40k@127.0.0.1:8080/": EOF`, `Get "http://xxxxx@127.0.0.1:8080/": EOF`},
+		// Only the user name is replaced, not a host that starts alike.
+		{"http://api@127.0.0.1/", "http://xxxxx@127.0.0.1/", `Get "http://api.example.com/v2": dial tcp: lookup api.example.com: no such host`, `Get "http://api.example.com/v2": dial tcp: lookup api.example.com: no such host`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
