@@ -18,7 +18,7 @@ import (
 func BenchmarkCheck(b *testing.B) {
 	page := strings.Repeat("<p>The quick brown fox jumps over the lazy dog.</p>\n", 40)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(page))
+		_, _ = w.Write([]byte(page))
 	}))
 	defer srv.Close()
 	for _, bc := range []struct {
