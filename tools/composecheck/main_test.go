@@ -92,9 +92,8 @@ func TestCheck(t *testing.T) {
 			name: "schema: unknown key",
 			edit: replace(t, "compose.yaml", "stop_grace_period: 40s", "stop_grace_seconds: 40"),
 			want: []string{
-				// (An additional property meets the schema's "false".)
-				f + "Compose Specification schema: services.recorder.stop_grace_seconds false schema",
-				f + "compose-go loader: validating $DIR/compose.yaml: services.recorder.stop_grace_seconds false schema",
+				f + "Compose Specification schema: services.recorder additional properties 'stop_grace_seconds' not allowed",
+				f + "compose-go loader: validating $DIR/compose.yaml: services.recorder additional properties 'stop_grace_seconds' not allowed",
 			},
 		},
 		{
