@@ -265,3 +265,38 @@ echo "$@" >>%q
 		})
 	}
 }
+
+// `task drill` runs the stack natively even where Docker answers (the drills
+// stop and start its services through deploy/native/stack.sh): the Taskfile
+// runs in a scratch tree whose deploy/stack.sh records what it was given and
+// fails, which ends the task before any drill.
+func TestDrillForcesTheNativeStack(t *testing.T) {
+	taskfile, err := os.ReadFile("../Taskfile.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	writeExecutable(t, filepath.Join(root, "Taskfile.yml"), string(taskfile))
+	record := filepath.Join(root, "stack-calls")
+	writeExecutable(t, filepath.Join(root, "deploy/stack.sh"),
+		fmt.Sprintf("#!/usr/bin/env bash\necho \"SITEWATCH_STACK=${SITEWATCH_STACK:-} $*\" >>%q\nexit 1\n", record))
+	cmd := exec.Command("go", "tool", "task", "-d", root, "drill")
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SITEWATCH_STACK=") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("task drill succeeded with a failing stack.sh:\n%s", out)
+	}
+	calls, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatalf("stack.sh was not called: %v\n%s", err, out)
+	}
+	if want := "SITEWATCH_STACK=native up\n"; string(calls) != want {
+		t.Errorf("stack.sh called with %q, want %q", calls, want)
+	}
+}
