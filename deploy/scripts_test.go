@@ -17,9 +17,29 @@ import (
 	"testing"
 )
 
-// systemPath holds bash and the coreutils but neither docker (in
-// /usr/local/bin here) nor go (in /usr/local/go/bin).
-const systemPath = "/usr/bin:/bin"
+// toolPath returns a directory of links to exactly the named commands, for
+// PATH: neither docker nor go is there unless named, wherever the machine
+// keeps them.
+func toolPath(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		p, err := exec.LookPath(n)
+		if err != nil {
+			t.Skipf("%s not found: %v", n, err)
+		}
+		if err := os.Symlink(p, filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// What stack.sh needs to choose, and bench.sh up to its check for go.
+var (
+	stackTools = []string{"bash", "dirname", "timeout"}
+	benchTools = []string{"bash", "env", "dirname", "mkdir", "rm", "mktemp", "curl", "paste", "sed", "cat"}
+)
 
 func bash(t *testing.T) string {
 	t.Helper()
@@ -62,6 +82,7 @@ func runScript(t *testing.T, env []string, args ...string) (string, string, int)
 // both answer, and says why it picked what it picked.
 func TestStackChoosesComposeOnlyWhenBothAnswer(t *testing.T) {
 	fake := t.TempDir()
+	system := toolPath(t, stackTools...)
 	writeExecutable(t, filepath.Join(fake, "docker"), `#!/bin/sh
 case "$1 $2" in
   "info "*) exit "$FAKE_INFO" ;;
@@ -78,37 +99,37 @@ exit 3
 	}{
 		{
 			name:       "no docker command",
-			env:        []string{"PATH=" + systemPath},
+			env:        []string{"PATH=" + system},
 			wantStdout: "native\n",
 			wantStderr: "[stack] native stack (deploy/native/stack.sh): no docker command on PATH\n",
 		},
 		{
 			name:       "a client without an engine",
-			env:        []string{"PATH=" + fake + ":" + systemPath, "FAKE_INFO=1", "FAKE_COMPOSE=0"},
+			env:        []string{"PATH=" + fake + ":" + system, "FAKE_INFO=1", "FAKE_COMPOSE=0"},
 			wantStdout: "native\n",
 			wantStderr: "[stack] native stack (deploy/native/stack.sh): 'docker info' does not answer: no Docker engine reachable\n",
 		},
 		{
 			name:       "an engine without the Compose plugin",
-			env:        []string{"PATH=" + fake + ":" + systemPath, "FAKE_INFO=0", "FAKE_COMPOSE=1"},
+			env:        []string{"PATH=" + fake + ":" + system, "FAKE_INFO=0", "FAKE_COMPOSE=1"},
 			wantStdout: "native\n",
 			wantStderr: "[stack] native stack (deploy/native/stack.sh): 'docker info' answers but 'docker compose version' does not: the Compose plugin is missing\n",
 		},
 		{
 			name:       "engine and plugin",
-			env:        []string{"PATH=" + fake + ":" + systemPath, "FAKE_INFO=0", "FAKE_COMPOSE=0"},
+			env:        []string{"PATH=" + fake + ":" + system, "FAKE_INFO=0", "FAKE_COMPOSE=0"},
 			wantStdout: "compose\n",
 			wantStderr: "[stack] Docker Compose (compose.yaml): 'docker info' and 'docker compose version' answer\n",
 		},
 		{
 			name:       "forced native where Docker answers (drills, .ci/run)",
-			env:        []string{"PATH=" + fake + ":" + systemPath, "FAKE_INFO=0", "FAKE_COMPOSE=0", "SITEWATCH_STACK=native"},
+			env:        []string{"PATH=" + fake + ":" + system, "FAKE_INFO=0", "FAKE_COMPOSE=0", "SITEWATCH_STACK=native"},
 			wantStdout: "native\n",
 			wantStderr: "[stack] native stack (deploy/native/stack.sh): forced by SITEWATCH_STACK=native\n",
 		},
 		{
 			name:       "an unknown choice",
-			env:        []string{"PATH=" + systemPath, "SITEWATCH_STACK=podman"},
+			env:        []string{"PATH=" + system, "SITEWATCH_STACK=podman"},
 			wantStderr: "SITEWATCH_STACK=podman: want native or compose\n",
 			wantCode:   2,
 		},
@@ -186,6 +207,7 @@ func TestBenchStartsAStackThatDoesNotAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tools := toolPath(t, benchTools...)
 	up := startFakeStack(t)
 	down := fakeStack{kafka: closedAddr(t), pg: closedAddr(t), registry: "http://" + closedAddr(t) + "/apis/ccompat/v7"}
 	tests := []struct {
@@ -242,7 +264,7 @@ echo "$@" >>%q
 			if tt.env != nil {
 				writeExecutable(t, filepath.Join(root, ".stack/env"), tt.env.env())
 			}
-			_, stderr, code := runScript(t, []string{"PATH=" + systemPath, "BENCH_QUICK=1"}, filepath.Join(root, "deploy/bench/bench.sh"))
+			_, stderr, code := runScript(t, []string{"PATH=" + tools, "BENCH_QUICK=1"}, filepath.Join(root, "deploy/bench/bench.sh"))
 			if code != 1 {
 				t.Errorf("exit %d, want 1", code)
 			}
