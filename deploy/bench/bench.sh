@@ -28,6 +28,11 @@
 #      limit of the storage design), RSS while draining, and the delay to the
 #      committed row at 1,000 events/s.
 #
+#   6. Reloads of the targets file (BenchmarkReload in services/prober, run
+#      with `go test -bench -benchtime 3x`, the mean of 3): a file of 10,000 and of 100,000
+#      targets replaced by one of 2 (removed) and the reverse (added), beside
+#      the parse of the same large file alone. No services needed.
+#
 # Kafka, the registry and PostgreSQL come from .stack/env; when there is none,
 # or one of the three does not answer there (after `task down`), the stack is
 # started with deploy/stack.sh up first. The benchmark programs create their
@@ -469,6 +474,32 @@ rec_figure() { rec_column "$1" 2; }
 rec_note() { rec_column "$1" 3; }
 num() { tr -dc '0-9.' <<<"${1%% *}"; }
 
+# --- 7. reload of the targets file ------------------------------------------
+
+RELOAD_SIZES=(10000 100000)
+log "reload: go test -bench BenchmarkReload -benchtime 3x (services/prober), ${RELOAD_SIZES[*]} targets"
+RELOAD_OK=""
+go test -count=1 -run '^$' -bench '^BenchmarkReload$' -benchtime 3x github.com/sitewatch/sitewatch/services/prober \
+  -args -reload-sizes "$(IFS=,; echo "${RELOAD_SIZES[*]}")" >"$LOGS/reload.log" 2>&1 && RELOAD_OK=1
+# reload_s STEP N [parse]: seconds of BenchmarkReload/STEP_N, or of its parse alone.
+reload_s() {
+  awk -v name="BenchmarkReload/$1_$2" -v unit="${3:+parse-}ns/op" '
+    index($1, name "-") == 1 || $1 == name {for (i = 3; i < NF; i++) if ($(i + 1) == unit) {printf "%.3f", $i / 1e9; exit}}' "$LOGS/reload.log"
+}
+reload_rows() {
+  local n removed added parse
+  for n in "${RELOAD_SIZES[@]}"; do
+    removed=$(reload_s remove "$n") added=$(reload_s add "$n") parse=$(reload_s add "$n" parse)
+    if [[ -z $RELOAD_OK || -z $removed || -z $added ]]; then
+      printf '| 7. Prober reload, %s targets | %s | | |\n' "$(fmt_int "$n")" "$(failed reload.log)"
+      continue
+    fi
+    printf '| 7. Prober reload (read, parse, drop the series of the removed targets, reschedule): %s targets removed (file of %s replaced by one of 2), and added (2 → %s) | **removed %s s, added %s s** | parsing the %s-target file alone: %s s | removed %s, added %s |\n' \
+      "$(fmt_int "$n")" "$(fmt_int "$n")" "$(fmt_int "$n")" "$removed" "$added" "$(fmt_int "$n")" "$parse" \
+      "$(ratio "$removed" "$parse")" "$(ratio "$added" "$parse")"
+  done
+}
+
 LOAD_END=$(loadavg)
 log "load average at end: $LOAD_END"
 
@@ -574,6 +605,7 @@ table() {
     printf '| 6. Prober RSS with 10,000 targets | %s | | |\n' "$(failed probebench-memory.err)"
   fi
   recorder_rss_row
+  reload_rows
   echo
   echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: getrusage over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
 }

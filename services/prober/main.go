@@ -287,7 +287,15 @@ type worker struct {
 
 func (w *worker) check(ctx context.Context, t *config.Target) {
 	r := w.probe(ctx, t)
-	w.metrics.observe(&r)
+	// net/http quotes the URL in its errors, hiding only a password.
+	r.Err = t.Redact(r.Err)
+	defer w.publish(r)
+	if !w.metrics.observe(&r) {
+		// Removed by a reload while it ran: its result is still a true
+		// observation, published, but it must not bring back the state
+		// and series that the reload forgot.
+		return
+	}
 	if prev, ok := w.last.Swap(t.ID, r.Outcome); !ok || prev != r.Outcome {
 		log := w.logger.With("target", t.ID, "check_id", r.EventID.String())
 		if r.Outcome == sitewatchv1.Outcome_OUTCOME_UP {
@@ -296,7 +304,6 @@ func (w *worker) check(ctx context.Context, t *config.Target) {
 			log.Warn("target down", "failure_kind", r.FailureKind.String(), "status", r.StatusCode, "err", r.Err)
 		}
 	}
-	w.publish(r)
 }
 
 // reloader applies a new targets file when it is valid and different.
@@ -307,28 +314,20 @@ type reloader struct {
 	worker  *worker
 	logger  *slog.Logger
 
-	mu      sync.Mutex
-	last    []byte
-	current map[string]bool // target IDs
+	mu   sync.Mutex
+	last []byte
 }
 
 // forget drops the metric series and state of the targets that go away, so
-// that a prober whose targets change over months does not grow.
+// that a prober whose targets change over months does not grow. It comes
+// before the scheduler's Set, so that the targets added are current when
+// their first checks end.
 func (rl *reloader) forget(next []*config.Target) {
-	keep := make(map[string]bool, len(next))
-	for _, t := range next {
-		keep[t.ID] = true
-	}
-	for id := range rl.current {
-		if !keep[id] {
-			rl.metrics.checks.DeletePartialMatch(prometheus.Labels{"target": id})
-			rl.metrics.skipped.DeletePartialMatch(prometheus.Labels{"target": id})
-			if rl.worker != nil {
-				rl.worker.last.Delete(id)
-			}
+	for _, id := range rl.metrics.setTargets(next) {
+		if rl.worker != nil {
+			rl.worker.last.Delete(id)
 		}
 	}
-	rl.current = keep
 }
 
 func (rl *reloader) reload(why string) {

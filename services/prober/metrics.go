@@ -2,11 +2,14 @@ package main
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
+	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
 
 // metrics are the prober's own Prometheus metrics; the publisher registers
@@ -18,6 +21,15 @@ type metrics struct {
 	skipped  *prometheus.CounterVec
 	targets  prometheus.Gauge
 	reloads  *prometheus.CounterVec
+	// certExpiry has a series per https:// target once a check of it saw a
+	// certificate.
+	certExpiry *prometheus.GaugeVec
+
+	// mu guards live, the IDs of the current targets (true: https://).
+	// observe records only their results, so the check of a removed
+	// target that ends after the reload leaves no series behind.
+	mu   sync.RWMutex
+	live map[string]bool
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,15 +62,67 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "sitewatch_prober_config_reloads_total",
 			Help: "Reloads of the targets file, by result (ok, error: the old targets kept running).",
 		}, []string{"result"}),
+		// Named and valued as blackbox_exporter's probe_ssl_earliest_cert_expiry.
+		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sitewatch_prober_tls_earliest_cert_expiry_seconds",
+			Help: "Earliest NotAfter of the certificate chain an https:// target presented at its last check that got one, as a Unix timestamp.",
+		}, []string{"target"}),
 	}
-	reg.MustRegister(m.checks, m.duration, m.lag, m.skipped, m.targets, m.reloads)
+	reg.MustRegister(m.checks, m.duration, m.lag, m.skipped, m.targets, m.reloads, m.certExpiry)
 	return m
 }
 
-func (m *metrics) observe(r *check.Result) {
+// observe records a check's result; it reports false, and records nothing,
+// when the target is no longer current.
+func (m *metrics) observe(r *check.Result) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	https, ok := m.live[r.Target.ID]
+	if !ok {
+		return false
+	}
 	outcome := outcomeLabel[r.Outcome]
 	m.checks.WithLabelValues(r.Target.ID, outcome, kindLabel[r.FailureKind]).Inc()
 	m.duration.WithLabelValues(outcome).Observe(r.ResponseTime.Seconds())
+	// A check that failed before the handshake keeps the last date seen:
+	// the certificate has not changed because the site is down.
+	if https && !r.CertNotAfter.IsZero() {
+		m.certExpiry.WithLabelValues(r.Target.ID).Set(float64(r.CertNotAfter.Unix()))
+	}
+	return true
+}
+
+// setTargets makes next the current targets and deletes the series of the
+// others; it returns the IDs of the targets removed.
+//
+// Each series is deleted by its exact labels, from the closed sets of label
+// values: a few dozen map deletions per removed target. DeletePartialMatch
+// scans every series of a vector, which made a reload that removes n of n
+// targets O(n²): 7 s for 10,000 targets, 2 minutes for 20,000 (issue 8).
+func (m *metrics) setTargets(next []*config.Target) (removed []string) {
+	live := make(map[string]bool, len(next))
+	for _, t := range next {
+		live[t.ID] = strings.HasPrefix(t.PublicURL, "https://")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, https := range m.live {
+		now, ok := live[id]
+		if !ok {
+			removed = append(removed, id)
+			for _, l := range checkLabels {
+				m.checks.DeleteLabelValues(id, l[0], l[1])
+			}
+			for _, reason := range skipReasons {
+				m.skipped.DeleteLabelValues(id, reason)
+			}
+		}
+		if https && !now {
+			m.certExpiry.DeleteLabelValues(id)
+		}
+	}
+	m.live = live
+	return removed
 }
 
 // Label values: the enum names without their prefix, in lower case
@@ -67,6 +131,19 @@ func (m *metrics) observe(r *check.Result) {
 var (
 	outcomeLabel = enumLabels[sitewatchv1.Outcome](sitewatchv1.Outcome_name, "OUTCOME_", map[string]string{"unspecified": "unknown"})
 	kindLabel    = enumLabels[sitewatchv1.FailureKind](sitewatchv1.FailureKind_name, "FAILURE_KIND_", map[string]string{"unspecified": "none"})
+
+	// checkLabels is every (outcome, failure_kind) pair of
+	// sitewatch_prober_checks_total, skipReasons every reason of
+	// sitewatch_prober_checks_skipped_total.
+	checkLabels = func() (pairs [][2]string) {
+		for _, o := range outcomeLabel {
+			for _, k := range kindLabel {
+				pairs = append(pairs, [2]string{o, k})
+			}
+		}
+		return pairs
+	}()
+	skipReasons = schedule.SkipReasons()
 )
 
 func enumLabels[E ~int32](names map[int32]string, prefix string, rename map[string]string) map[E]string {

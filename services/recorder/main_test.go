@@ -31,8 +31,9 @@ import (
 )
 
 // oldSchema is an earlier CheckResult: without bytes_read, body_truncated,
-// content_check, tls_cert_expires_at and redirects (fields 8-11 and 15), as
-// a producer that has not upgraded still registers and writes it.
+// content_check, tls_cert_expires_at, redirects, protocol and decoded_bytes
+// (fields 8-11 and 15-17), as a producer that has not upgraded still
+// registers and writes it.
 const oldSchema = `syntax = "proto3";
 package sitewatch.v1;
 import "google/protobuf/duration.proto";
@@ -329,6 +330,9 @@ func TestRecorderEndToEnd(t *testing.T) {
 	withContent.ContentCheck = &sitewatchv1.ContentCheck{Pattern: "Welcome", Matched: true}
 	withContent.TlsCertExpiresAt = timestamppb.New(time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC))
 	withContent.BytesRead, withContent.Redirects = 1234, 2
+	withContent.Protocol, withContent.DecodedBytes = "HTTP/2.0", proto.Int64(5678)
+	httpStatus := withTarget(check(t, "http_status", at(5), ms(120)), "beta")
+	httpStatus.Protocol, httpStatus.DecodedBytes = "HTTP/1.1", proto.Int64(0)
 	valid := []struct {
 		version string
 		m       *sitewatchv1.CheckResult
@@ -337,7 +341,7 @@ func TestRecorderEndToEnd(t *testing.T) {
 		{"old", check(t, "", at(1), ms(20))},
 		{"old", withTarget(check(t, "timeout", at(0), ms(400)), "beta")},
 		{"new", withContent},
-		{"new", withTarget(check(t, "http_status", at(5), ms(120)), "beta")},
+		{"new", httpStatus},
 		{"new", withTarget(check(t, "dns", at(60), ms(2)), "gamma")},
 	}
 	var validRecs []*kgo.Record
@@ -409,6 +413,18 @@ gamma 11 checks=1 up=0 down=1 timeout=0 http_status=0 dns=1 min=2000 max=2000 su
 		to_char(tls_cert_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS'), prober_instance, prober_region)
 		FROM check_results WHERE content_pattern IS NOT NULL`), "Welcome t 1234 2 2027-01-02T03:04:05 p1 local"; got != want {
 		t.Errorf("event with every field: %q, want %q", got, want)
+	}
+	// Events of the old schema, and of a check without a response, have
+	// neither; a decoded body of 0 bytes is 0, not NULL.
+	if got, want := rows(t, f.db, `SELECT concat_ws(' ', target_id, to_char(checked_at AT TIME ZONE 'UTC', 'HH24:MI'),
+		coalesce(protocol, '-'), coalesce(decoded_bytes::text, '-'))
+		FROM check_results ORDER BY target_id, checked_at`), `alpha 10:00 - -
+alpha 10:01 - -
+alpha 10:02 HTTP/2.0 5678
+beta 10:00 - -
+beta 10:05 HTTP/1.1 0
+gamma 11:00 - -`; got != want {
+		t.Errorf("protocol and decoded bytes:\n%s\nwant:\n%s", got, want)
 	}
 	if got, want := rows(t, f.db, `SELECT concat_ws(' ', target_id, state, url) FROM target_status ORDER BY 1`),
 		"alpha up https://alpha.test/\nbeta down https://beta.test/\ngamma down https://gamma.test/"; got != want {

@@ -175,9 +175,14 @@ type CheckResult struct {
 	Timings *PhaseTimings `protobuf:"bytes,6,opt,name=timings,proto3" json:"timings,omitempty"`
 	// HTTP status code of the last response; 0 when no response arrived.
 	StatusCode uint32 `protobuf:"varint,7,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
-	// Bytes of the response body read (at most the target's cap).
+	// Bytes of the response body read from the connection, before any
+	// Content-Encoding is undone: what the body cost on the wire. For a body
+	// sent without an encoding it equals decoded_bytes; an encoded body is
+	// read until decoded_bytes reaches the cap (or the encoded bytes reach
+	// the cap plus an eighth and 64 KiB).
 	BytesRead int64 `protobuf:"varint,8,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
-	// True when reading stopped at the target's body cap.
+	// True when reading stopped at the target's body cap (max_body_bytes,
+	// which applies to the decoded body).
 	BodyTruncated bool `protobuf:"varint,9,opt,name=body_truncated,json=bodyTruncated,proto3" json:"body_truncated,omitempty"`
 	// The content check, present only when the target has a pattern.
 	ContentCheck *ContentCheck `protobuf:"bytes,10,opt,name=content_check,json=contentCheck,proto3" json:"content_check,omitempty"`
@@ -191,7 +196,17 @@ type CheckResult struct {
 	// The error text of a failed check, as the prober saw it.
 	Error string `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
 	// Number of redirects followed.
-	Redirects     uint32 `protobuf:"varint,15,opt,name=redirects,proto3" json:"redirects,omitempty"`
+	Redirects uint32 `protobuf:"varint,15,opt,name=redirects,proto3" json:"redirects,omitempty"`
+	// The HTTP version of the last response as Go's net/http names it
+	// ("HTTP/1.1", "HTTP/2.0"); over TLS it is negotiated with ALPN. Empty
+	// when no response arrived, and in events of probers older than this
+	// field.
+	Protocol string `protobuf:"bytes,16,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// Bytes of the response body after its Content-Encoding (gzip, deflate,
+	// br, zstd, or several) was undone: what the pattern was matched against,
+	// at most the target's cap. Absent in events of probers older than this
+	// field.
+	DecodedBytes  *int64 `protobuf:"varint,17,opt,name=decoded_bytes,json=decodedBytes,proto3,oneof" json:"decoded_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,6 +342,20 @@ func (x *CheckResult) GetError() string {
 func (x *CheckResult) GetRedirects() uint32 {
 	if x != nil {
 		return x.Redirects
+	}
+	return 0
+}
+
+func (x *CheckResult) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *CheckResult) GetDecodedBytes() int64 {
+	if x != nil && x.DecodedBytes != nil {
+		return *x.DecodedBytes
 	}
 	return 0
 }
@@ -578,7 +607,7 @@ var File_sitewatch_v1_check_result_proto protoreflect.FileDescriptor
 
 const file_sitewatch_v1_check_result_proto_rawDesc = "" +
 	"\n" +
-	"\x1fsitewatch/v1/check_result.proto\x12\fsitewatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x05\n" +
+	"\x1fsitewatch/v1/check_result.proto\x12\fsitewatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x06\n" +
 	"\vCheckResult\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12,\n" +
 	"\x06target\x18\x02 \x01(\v2\x14.sitewatch.v1.TargetR\x06target\x12,\n" +
@@ -598,7 +627,10 @@ const file_sitewatch_v1_check_result_proto_rawDesc = "" +
 	"\aoutcome\x18\f \x01(\x0e2\x15.sitewatch.v1.OutcomeR\aoutcome\x12<\n" +
 	"\ffailure_kind\x18\r \x01(\x0e2\x19.sitewatch.v1.FailureKindR\vfailureKind\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12\x1c\n" +
-	"\tredirects\x18\x0f \x01(\rR\tredirects\"B\n" +
+	"\tredirects\x18\x0f \x01(\rR\tredirects\x12\x1a\n" +
+	"\bprotocol\x18\x10 \x01(\tR\bprotocol\x12(\n" +
+	"\rdecoded_bytes\x18\x11 \x01(\x03H\x00R\fdecodedBytes\x88\x01\x01B\x10\n" +
+	"\x0e_decoded_bytes\"B\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
@@ -681,6 +713,7 @@ func file_sitewatch_v1_check_result_proto_init() {
 	if File_sitewatch_v1_check_result_proto != nil {
 		return
 	}
+	file_sitewatch_v1_check_result_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

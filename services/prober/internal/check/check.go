@@ -1,5 +1,7 @@
 // Package check runs one HTTP(S) check of a target and classifies the
-// outcome as design.md's enums define it.
+// outcome as design.md's enums define it. A check sees what a browser
+// sees: HTTP/2 where a TLS server offers it, and the body with its
+// Content-Encoding undone (decode.go) before the cap and the pattern.
 //
 // The shape follows prometheus/blackbox_exporter prober/http.go: a probe is a
 // function of (ctx, target), its timeout a context deadline, its phases from
@@ -41,10 +43,16 @@ type Result struct {
 	// http://).
 	DNS, Connect, TLSHandshake, TimeToFirstByte time.Duration
 
-	StatusCode    int // of the last response; 0 when none arrived
-	BytesRead     int64
-	BodyTruncated bool
-	Redirects     int
+	StatusCode int // of the last response; 0 when none arrived
+	// Protocol is the HTTP version of the last response ("HTTP/1.1",
+	// "HTTP/2.0"); empty when none arrived.
+	Protocol string
+	// BytesRead counts the body's bytes as sent, before its
+	// Content-Encoding is undone; DecodedBytes those after, which the cap
+	// applies to and the pattern is matched against.
+	BytesRead, DecodedBytes int64
+	BodyTruncated           bool
+	Redirects               int
 	// PatternMatched is meaningful only when the target has a pattern.
 	PatternMatched bool
 	// CertNotAfter is the earliest NotAfter of the certificate chain the
@@ -77,6 +85,9 @@ type Options struct {
 
 // New returns a Prober.
 func New(o Options) *Prober {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
 	newTransport := func(skip bool) *http.Transport {
 		dial := o.DialContext
 		if dial == nil {
@@ -90,15 +101,23 @@ func New(o Options) *Prober {
 			// Every check opens a new connection, so its timings are those
 			// of a new visitor, and no connection outlives its check.
 			DisableKeepAlives: true,
-			// The body is measured as sent; a transparent gunzip would
-			// make bytes_read and the pattern disagree with the wire.
+			// No Accept-Encoding unless the target's headers send one, so
+			// a check measures what it always did; whatever coding comes
+			// back is decoded in Check (decode.go), which net/http does
+			// only for gzip that it asked for itself.
 			DisableCompression: true,
 			TLSClientConfig: &tls.Config{
 				RootCAs:            o.RootCAs,
 				InsecureSkipVerify: skip, // per target: the targets file's tls_skip_verify
 			},
 			TLSHandshakeTimeout: 0, // the check's deadline bounds it
-			ForceAttemptHTTP2:   false,
+			// HTTP/2 over TLS when the server offers it in ALPN, else
+			// HTTP/1.1, as browsers do: a custom DialContext or
+			// TLSClientConfig alone turns HTTP/2 off (net/http docs of
+			// Transport.Protocols). Plain http:// stays HTTP/1.1, as in
+			// browsers. Without keep-alives an HTTP/2 connection serves
+			// one check too.
+			Protocols: protocols,
 		}
 	}
 	return &Prober{
@@ -187,40 +206,39 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 	resp, err := client.Do(req)
 	if err != nil {
 		if resp != nil {
-			r.StatusCode = resp.StatusCode
+			r.StatusCode, r.Protocol = resp.StatusCode, resp.Proto
 		}
 		p.fail(&r, classify(ctx, err, tr), err, tr)
 		return r
 	}
 	defer resp.Body.Close()
-	r.StatusCode = resp.StatusCode
+	r.StatusCode, r.Protocol = resp.StatusCode, resp.Proto
 	if resp.TLS != nil {
 		r.CertNotAfter = earliestNotAfter(resp.TLS.PeerCertificates)
 	}
 
-	// Read one byte more than the cap to tell a body of exactly the cap
-	// from a longer one.
-	limited := io.LimitReader(resp.Body, t.MaxBodyBytes+1)
-	var n int64
+	b, err := newBody(resp, t.MaxBodyBytes)
+	if err != nil {
+		p.fail(&r, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, err, tr)
+		return r
+	}
+	defer b.close()
 	var buf *bytes.Buffer
 	if t.Pattern != nil {
-		buf = p.bufs.Get().(*bytes.Buffer)
-		buf.Reset()
-		defer p.bufs.Put(buf)
-		n, err = buf.ReadFrom(limited)
+		buf = p.getBuffer()
+		defer p.putBuffer(buf)
+		_, err = buf.ReadFrom(b.content)
 	} else {
-		n, err = io.Copy(io.Discard, limited)
+		_, err = io.Copy(io.Discard, b.content)
 	}
-	if n > t.MaxBodyBytes {
-		n = t.MaxBodyBytes
-		r.BodyTruncated = true
-		if buf != nil {
-			buf.Truncate(int(n))
+	r.BytesRead, r.DecodedBytes, r.BodyTruncated = b.wire.n, b.content.n, b.truncated()
+	if err = b.readError(err); err != nil {
+		var de *decodeError
+		if errors.As(err, &de) {
+			p.fail(&r, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, err, tr)
+		} else {
+			p.fail(&r, classify(ctx, err, tr), fmt.Errorf("reading the body: %w", err), tr)
 		}
-	}
-	r.BytesRead = n
-	if err != nil {
-		p.fail(&r, classify(ctx, err, tr), fmt.Errorf("reading the body: %w", err), tr)
 		return r
 	}
 	tr.fill(&r)
@@ -339,4 +357,22 @@ func earliestNotAfter(certs []*x509.Certificate) time.Time {
 		}
 	}
 	return min
+}
+
+// maxPooledBuffer bounds the body buffers kept for later checks: one that
+// grew for a large max_body_bytes is left to the garbage collector, so the
+// pool holds what the common caps need, not what the largest once did. The
+// default cap's buffers (up to twice 1 MiB as bytes.Buffer grows) stay.
+const maxPooledBuffer = 4 << 20
+
+func (p *Prober) getBuffer() *bytes.Buffer {
+	b := p.bufs.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func (p *Prober) putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuffer {
+		p.bufs.Put(b)
+	}
 }

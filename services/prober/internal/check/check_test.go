@@ -1,10 +1,12 @@
 package check
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -284,6 +286,8 @@ func TestCheckBodyCap(t *testing.T) {
 		{"pattern beyond the cap", 5000, "NEEDLE", 5000, true, sitewatchv1.Outcome_OUTCOME_DOWN, sitewatchv1.FailureKind_FAILURE_KIND_CONTENT_MISMATCH},
 		{"pattern within the cap", 5000, "^x+$", 5000, true, sitewatchv1.Outcome_OUTCOME_UP, 0},
 		{"no body read", 0, "", 0, true, sitewatchv1.Outcome_OUTCOME_UP, 0},
+		// cap+1 overflowed to a negative limit: nothing was read.
+		{"cap at the int64 maximum", math.MaxInt64, "NEEDLE$", size, false, sitewatchv1.Outcome_OUTCOME_UP, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,6 +302,17 @@ func TestCheckBodyCap(t *testing.T) {
 					r.BytesRead, r.BodyTruncated, r.Outcome, r.FailureKind, r.Err, tt.bytes, tt.truncated, tt.outcome, tt.kind)
 			}
 		})
+	}
+}
+
+// A body buffer that grew large for a large cap is dropped after its check,
+// not kept in the pool for every later check.
+func TestCheckDropsLargeBuffers(t *testing.T) {
+	prober := New(Options{})
+	big := bytes.NewBuffer(make([]byte, 0, 2*maxPooledBuffer))
+	prober.putBuffer(big)
+	if got := prober.getBuffer(); got == big || got.Cap() > maxPooledBuffer {
+		t.Errorf("the pool gave back a buffer of %d bytes, more than %d", got.Cap(), maxPooledBuffer)
 	}
 }
 

@@ -38,6 +38,11 @@ func (r *Result) FillEvent(e *sitewatchv1.CheckResult, prober *sitewatchv1.Probe
 	e.Timings.TimeToFirstByte = duration(e.Timings.TimeToFirstByte, r.TimeToFirstByte, false)
 	e.StatusCode = uint32(r.StatusCode)
 	e.BytesRead = r.BytesRead
+	if e.DecodedBytes == nil {
+		e.DecodedBytes = new(int64)
+	}
+	*e.DecodedBytes = r.DecodedBytes
+	e.Protocol = r.Protocol
 	e.BodyTruncated = r.BodyTruncated
 	if t.Pattern != nil {
 		if e.ContentCheck == nil {

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -30,6 +31,12 @@ const (
 	DefaultTimeout      = 10 * time.Second
 	DefaultMethod       = http.MethodGet
 	DefaultMaxBodyBytes = 1 << 20
+	// MaxBodyBytesLimit bounds max_body_bytes. A check with a pattern holds
+	// the decoded body up to the cap in memory, so the cap is the memory a
+	// check may take, times the checks running at once: 64 MiB is 64 times
+	// the default and far above any page a browser renders. More every
+	// interval is a download test, not an availability check.
+	MaxBodyBytesLimit = 64 << 20
 
 	// MaxRedirects bounds the redirects followed: a loop ends as a failure
 	// instead of running until the timeout.
@@ -43,9 +50,10 @@ var DefaultExpectStatus = []StatusRange{{Min: 200, Max: 399}}
 // Target is one website to check, with defaults applied.
 type Target struct {
 	ID  string
-	URL string // may hold a password (https://user:pass@host/): never log it
-	// PublicURL is URL with any password replaced by "xxxxx", for events
-	// and logs.
+	URL string // may hold a password or token (https://user:pass@host/): never log it
+	// PublicURL is URL with its secret replaced by "xxxxx", for events and
+	// logs: the password, or the user name when there is no password (a
+	// token: https://TOKEN@host/).
 	PublicURL string
 	Method    string
 	Headers   http.Header // may hold secrets: never log it
@@ -58,6 +66,21 @@ type Target struct {
 	FollowRedirects bool
 	TLSSkipVerify   bool
 	MaxBodyBytes    int64
+
+	// secretUser is the user name of URL when it is a secret (see
+	// PublicURL) as it appears in URL, escaped; else "".
+	secretUser string
+}
+
+// Redact returns s, a text about the target such as an error, with the
+// secret user name of its URL replaced by "xxxxx". net/http already hides a
+// URL's password in its errors ("user:***@"), but not a user name given
+// without one.
+func (t *Target) Redact(s string) string {
+	if t.secretUser == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, "//"+t.secretUser, "//xxxxx")
 }
 
 // StatusRange is an inclusive range of HTTP status codes; a single code has
@@ -92,6 +115,10 @@ func Load(path string) (*File, error) {
 // Parse validates the content of a targets file; name is used in errors.
 // The error, if any, joins one error per problem found (errors.Join).
 func Parse(name string, data []byte) (*File, error) {
+	if line, col, b, ok := firstInvalidUTF8(data); !ok {
+		// The YAML decoder says "invalid UTF-8 octet" without a line.
+		return nil, fmt.Errorf("%s:%d: not UTF-8: byte 0x%02x at column %d; save the file as UTF-8", name, line, b, col)
+	}
 	p := parser{file: name}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -292,11 +319,16 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 		case err != nil:
 			p.errorf(r.url, where, "url", "invalid: %v", unwrapURLError(err))
 		case u.Scheme != "http" && u.Scheme != "https":
-			p.errorf(r.url, where, "url", "%q is not an http:// or https:// URL", u.Redacted())
+			p.errorf(r.url, where, "url", "%q is not an http:// or https:// URL", redacted(u))
 		case u.Hostname() == "":
-			p.errorf(r.url, where, "url", "%q has no host", u.Redacted())
+			p.errorf(r.url, where, "url", "%q has no host", redacted(u))
+		case !validPort(u.Port()):
+			p.errorf(r.url, where, "url", "%q: port %s is outside 1-65535", redacted(u), u.Port())
 		default:
-			t.PublicURL = u.Redacted()
+			t.PublicURL = redacted(u)
+			if pw, _ := u.User.Password(); u.User != nil && pw == "" {
+				t.secretUser, _, _ = strings.Cut(u.User.String(), ":")
+			}
 		}
 		t.URL = s
 	}
@@ -356,6 +388,15 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 		}
 	}
 
+	if t.Method == http.MethodHead && t.Pattern != nil {
+		// Where the target says it: its pattern, else its method.
+		at := r.pattern
+		if at == nil {
+			at = pick(r.method, d.pattern)
+		}
+		p.errorf(at, where, "pattern", "not allowed with method HEAD: a response to HEAD has no body to match")
+	}
+
 	if v := pick(r.followRedirects, d.followRedirects); v != nil {
 		t.FollowRedirects, _ = p.boolean(v, where, "follow_redirects")
 	}
@@ -365,7 +406,10 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 	if v := pick(r.maxBodyBytes, d.maxBodyBytes); v != nil {
 		if s, ok := p.scalar(v, where, "max_body_bytes"); ok {
 			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil || n < 0 {
+			switch {
+			case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-"), err == nil && n > MaxBodyBytesLimit:
+				p.errorf(v, where, "max_body_bytes", "%s is above the limit of %d (%d MiB)", s, MaxBodyBytesLimit, MaxBodyBytesLimit>>20)
+			case err != nil || n < 0:
 				p.errorf(v, where, "max_body_bytes", "%q is not a number of bytes (0 or more)", s)
 			}
 			t.MaxBodyBytes = n
@@ -376,6 +420,57 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 		return nil
 	}
 	return t
+}
+
+// redacted returns u with its secret replaced by "xxxxx": the password
+// (as url.Redacted does), or else the user name, which then is a token
+// (https://TOKEN@host/, or https://TOKEN:@host/ as some APIs take it).
+func redacted(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	if pw, _ := u.User.Password(); pw != "" {
+		return u.Redacted()
+	}
+	ru := *u
+	if _, has := u.User.Password(); has {
+		ru.User = url.UserPassword("xxxxx", "")
+	} else {
+		ru.User = url.User("xxxxx")
+	}
+	return ru.String()
+}
+
+// validPort reports whether port, the digits after the host's colon (if
+// any: url.Parse admits only digits), is empty or a TCP port number.
+func validPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// firstInvalidUTF8 returns where the first byte that is not UTF-8 is, by
+// line and column (of bytes, from 1), and the byte; ok is true when there
+// is none. A file that starts with a UTF-16 byte order mark is left to the
+// YAML decoder, which reads UTF-16.
+func firstInvalidUTF8(data []byte) (line, col int, b byte, ok bool) {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) || utf8.Valid(data) {
+		return 0, 0, 0, true
+	}
+	line, start := 1, 0
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return line, i - start + 1, data[i], false
+		}
+		if r == '\n' {
+			line, start = line+1, i+size
+		}
+		i += size
+	}
+	return 0, 0, 0, true
 }
 
 func unwrapURLError(err error) error {
@@ -445,9 +540,13 @@ func (p *parser) headers(v *yaml.Node, where string) http.Header {
 		if !ok {
 			return
 		}
+		// Say nothing of the value: it may be a secret.
 		if strings.ContainsAny(s, "\r\n") {
-			// Say nothing of the value: it may be a secret.
 			p.errorf(val, where, "headers: "+key, "the value contains a line break")
+			return
+		}
+		if i := strings.IndexFunc(s, isCTL); i >= 0 {
+			p.errorf(val, where, "headers: "+key, "the value contains the control character 0x%02x (of those, only tab is allowed)", s[i])
 			return
 		}
 		h.Add(key, s)
@@ -514,6 +613,14 @@ func parseStatusRange(s string) (StatusRange, error) {
 		return StatusRange{}, fmt.Errorf("%q is an empty range: %d is above %d", s, a, b)
 	}
 	return StatusRange{a, b}, nil
+}
+
+// isCTL reports whether c is a control character that an HTTP field value
+// must not hold (RFC 9110 5.5: CTLs other than HTAB; the rule of
+// golang.org/x/net/http/httpguts.ValidHeaderFieldValue, which net/http
+// applies when it sends the request).
+func isCTL(c rune) bool {
+	return c < ' ' && c != '\t' || c == 0x7f
 }
 
 // isTokenChar reports whether c may appear in an HTTP token (RFC 9110 5.6.2).

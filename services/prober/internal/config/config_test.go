@@ -78,6 +78,16 @@ targets:
 
 // Bad files, each checked by its exact message (the way blackbox_exporter's
 // config/config_test.go TestLoadBadConfigs does).
+func TestParseMaxBodyBytesAtTheLimit(t *testing.T) {
+	f, err := Parse("t.yaml", []byte("targets:\n  - id: a\n    url: https://example.com/\n    max_body_bytes: 67108864\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Targets[0].MaxBodyBytes; got != 64<<20 {
+		t.Errorf("max_body_bytes %d, want the limit %d", got, 64<<20)
+	}
+}
+
 func TestParseBadFiles(t *testing.T) {
 	tests := []struct {
 		name string
@@ -135,6 +145,18 @@ func TestParseBadFiles(t *testing.T) {
 			},
 		},
 		{
+			// 9223372036854775807 passed and made every check read
+			// nothing (the cap plus one overflowed).
+			name: "max_body_bytes above the limit",
+			yaml: "defaults:\n  max_body_bytes: 9223372036854775807\ntargets:\n  - id: a\n    url: https://example.com/\n  - id: b\n    url: https://example.org/\n    max_body_bytes: 67108865\n  - id: c\n    url: https://example.net/\n    max_body_bytes: 99999999999999999999\n  - id: d\n    url: https://example.net/\n    max_body_bytes: -1\n",
+			want: []string{
+				`bad.yaml:2: target "a": max_body_bytes: 9223372036854775807 is above the limit of 67108864 (64 MiB)`,
+				`bad.yaml:8: target "b": max_body_bytes: 67108865 is above the limit of 67108864 (64 MiB)`,
+				`bad.yaml:11: target "c": max_body_bytes: 99999999999999999999 is above the limit of 67108864 (64 MiB)`,
+				`bad.yaml:14: target "d": max_body_bytes: "-1" is not a number of bytes (0 or more)`,
+			},
+		},
+		{
 			name: "bad status ranges",
 			yaml: "targets:\n  - id: a\n    url: https://example.com/\n    expect_status: [\"299-200\", 700, ok]\n  - id: b\n    url: https://example.org/\n    expect_status: []\n",
 			want: []string{
@@ -156,6 +178,43 @@ func TestParseBadFiles(t *testing.T) {
 				`bad.yaml:9: target "has space": headers: X-Token: the value contains a line break`,
 				`bad.yaml:5: target "has space": follow_redirects: "yes" is not true or false`,
 				`bad.yaml:6: target "has space": max_body_bytes: "lots" is not a number of bytes (0 or more)`,
+			},
+		},
+		{
+			name: "not UTF-8",
+			yaml: "targets:\n  - id: a\n    url: https://example.com/\n    pattern: caf\xe9\n",
+			want: []string{"bad.yaml:4: not UTF-8: byte 0xe9 at column 17; save the file as UTF-8"},
+		},
+		{
+			name: "port outside 1-65535",
+			yaml: "targets:\n  - id: a\n    url: https://example.com:0/\n  - id: b\n    url: http://127.0.0.1:65536/health\n" +
+				"  - id: c\n    url: https://TOKEN@example.com:99999/\n  - id: d\n    url: https://user:pass@example.com:100000/\n",
+			want: []string{
+				`bad.yaml:3: target "a": url: "https://example.com:0/": port 0 is outside 1-65535`,
+				`bad.yaml:5: target "b": url: "http://127.0.0.1:65536/health": port 65536 is outside 1-65535`,
+				`bad.yaml:7: target "c": url: "https://xxxxx@example.com:99999/": port 99999 is outside 1-65535`,
+				`bad.yaml:9: target "d": url: "https://user:xxxxx@example.com:100000/": port 100000 is outside 1-65535`,
+			},
+		},
+		{
+			name: "control characters in header values",
+			yaml: "defaults:\n  headers:\n    X-Nul: \"a\\0b\"\ntargets:\n  - id: a\n    url: https://example.com/\n" +
+				"  - id: b\n    url: https://example.org/\n    headers:\n      X-Tab: \"a\\tb\"\n      X-Bell: \"\\a\"\n      X-Esc: \"\\e[0m\"\n      X-Del: \"\\x7f\"\n      X-Cr: \"a\\rb\"\n",
+			want: []string{
+				`bad.yaml:3: target "a": headers: X-Nul: the value contains the control character 0x00 (of those, only tab is allowed)`,
+				`bad.yaml:11: target "b": headers: X-Bell: the value contains the control character 0x07 (of those, only tab is allowed)`,
+				`bad.yaml:12: target "b": headers: X-Esc: the value contains the control character 0x1b (of those, only tab is allowed)`,
+				`bad.yaml:13: target "b": headers: X-Del: the value contains the control character 0x7f (of those, only tab is allowed)`,
+				`bad.yaml:14: target "b": headers: X-Cr: the value contains a line break`,
+			},
+		},
+		{
+			name: "HEAD with a pattern",
+			yaml: "defaults:\n  pattern: ok\ntargets:\n  - id: a\n    url: https://example.com/\n    method: HEAD\n    pattern: Welcome\n" +
+				"  - id: b\n    url: https://example.org/\n    method: HEAD\n  - id: c\n    url: https://example.net/\n    method: head\n",
+			want: []string{
+				`bad.yaml:7: target "a": pattern: not allowed with method HEAD: a response to HEAD has no body to match`,
+				`bad.yaml:10: target "b": pattern: not allowed with method HEAD: a response to HEAD has no body to match`,
 			},
 		},
 		{
@@ -208,5 +267,34 @@ func TestShippedTargetsFileIsValid(t *testing.T) {
 	}
 	if len(f.Targets) < 3 {
 		t.Errorf("the shipped file has %d targets; it should show a few", len(f.Targets))
+	}
+}
+
+func TestPublicURLHidesTheSecret(t *testing.T) {
+	tests := []struct {
+		url, public string
+		// err is an error of net/http about the URL, as Redact gets it
+		err, redacted string
+	}{
+		{"https://example.com/", "https://example.com/", `Get "https://example.com/": EOF`, `Get "https://example.com/": EOF`},
+		{"https://user:s3cret@example.com/", "https://user:xxxxx@example.com/", `Get "https://user:***@example.com/": EOF`, `Get "https://user:***@example.com/": EOF`},
+		{"https://TOKEN@example.com/", "https://xxxxx@example.com/", `Get "https://TOKEN@example.com/": EOF`, `Get "https://xxxxx@example.com/": EOF`},
+		{"https://sk_test_4eC3:@127.0.0.1/", "https://xxxxx:@127.0.0.1/", `Get "https://sk_test_4eC3:***@127.0.0.1/": EOF`, `Get "https://xxxxx:***@127.0.0.1/": EOF`},
+		{"http://t%40k@127.0.0.1:8080/", "http://xxxxx@127.0.0.1:8080/", `Get "http://t%40k@127.0.0.1:8080/": EOF`, `Get "http://xxxxx@127.0.0.1:8080/": EOF`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			f, err := Parse("t.yaml", []byte("targets:\n  - id: a\n    url: \""+tt.url+"\"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tg := f.Targets[0]
+			if tg.URL != tt.url || tg.PublicURL != tt.public {
+				t.Errorf("URL %q, PublicURL %q; want %q, %q", tg.URL, tg.PublicURL, tt.url, tt.public)
+			}
+			if got := tg.Redact(tt.err); got != tt.redacted {
+				t.Errorf("Redact(%q) = %q, want %q", tt.err, got, tt.redacted)
+			}
+		})
 	}
 }

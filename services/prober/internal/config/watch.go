@@ -13,20 +13,32 @@ import (
 // per debounce period, until ctx ends.
 //
 // It watches the file's directory, not the file: editors save by writing a
-// new file and renaming it over the old one, and Kubernetes swaps a
-// ConfigMap's files through a symlink, both of which a watch on the old
-// inode would miss. Any event in the directory triggers a call; the caller
-// compares the content, so a spurious call costs one read.
+// new file and renaming it over the old one, which a watch on the old inode
+// would miss. Of the directory's events it takes those of the file's name
+// (a write, or the create of a rename over it), and no others: a log
+// written beside the file must not reload it twice a second. Kubernetes
+// swaps a ConfigMap's files without an event of the file's name: the file
+// is a symlink through `..data`, itself a symlink that is replaced by a
+// rename (kubernetes/kubernetes pkg/volume/util/atomic_writer.go). So on an
+// event of another name, the file's path is resolved through its symlinks,
+// and a path that differs from the last one resolved is a change.
 func Watch(ctx context.Context, path string, debounce time.Duration, changed func(), onError func(error)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
+	name := filepath.Clean(path)
+	dir := filepath.Dir(name)
 	if err := w.Add(dir); err != nil {
 		w.Close()
 		return fmt.Errorf("watch %s: %w", dir, err)
 	}
+	// "" while the file cannot be resolved (missing, a dangling symlink).
+	resolve := func() string {
+		r, _ := filepath.EvalSymlinks(name)
+		return r
+	}
+	resolved := resolve()
 	go func() {
 		defer w.Close()
 		timer := time.NewTimer(time.Hour)
@@ -36,10 +48,15 @@ func Watch(ctx context.Context, path string, debounce time.Duration, changed fun
 			select {
 			case <-ctx.Done():
 				return
-			case _, ok := <-w.Events:
+			case ev, ok := <-w.Events:
 				if !ok {
 					return
 				}
+				now := resolve()
+				if filepath.Clean(ev.Name) != name && now == resolved {
+					continue
+				}
+				resolved = now
 				timer.Reset(debounce)
 			case err, ok := <-w.Errors:
 				if !ok {

@@ -32,6 +32,9 @@ const (
 	SkipBehind = "behind"
 )
 
+// SkipReasons returns every reason OnSkip may give.
+func SkipReasons() []string { return []string{SkipOverlap, SkipBehind} }
+
 // Options tune a Scheduler.
 type Options struct {
 	// Clock is the time source; nil is the real clock.
@@ -103,34 +106,27 @@ func New(job Job, o Options) *Scheduler {
 // (its next run is due when it would have been) and runs with the new
 // definition from its next run on. New targets, and targets whose interval
 // changed, get their first runs spread evenly over their interval from now,
-// in the order given. Removed targets get no new runs; a run in progress
-// finishes, and a target added back while it runs is the same target to
-// the scheduler: its next run is skipped if that run is still going, and
-// with an unchanged interval it keeps its rhythm.
+// in the order given. Once Set returns, a removed target starts no run,
+// not even one that was due before and waits for a concurrency slot; a run
+// in progress finishes, and a target added back while it runs is the same
+// target to the scheduler: its next run is skipped if that run is still
+// going, and with an unchanged interval it keeps its rhythm. Set takes time
+// linear in the number of targets, old and new.
 func (s *Scheduler) Set(targets []*config.Target) {
 	s.mu.Lock()
 	now := s.clock.Now()
-	keep := make(map[string]bool, len(targets))
-	var fresh []*entry
+	// One pass over the targets, one over the old entries and one rebuild
+	// of the queue: O(n) plus the heap's O(n) init, whatever the change. A
+	// heap.Remove per removed target was O(log n) each, but a reload is
+	// also a new map and a new queue, so it is as cheap to build them whole.
+	next := make(map[string]*entry, len(targets))
+	var fresh, back []*entry
 	for _, t := range targets {
-		keep[t.ID] = true
-		e, ok := s.entries[t.ID]
-		if !ok {
-			// Added back while the run from before its removal goes
-			// on: the same entry, so the running flag holds.
-			if e, ok = s.draining[t.ID]; ok {
-				delete(s.draining, t.ID)
-				s.entries[t.ID] = e
-				if e.interval == t.Interval {
-					// Due when it would have been had it stayed (if
-					// that passed meanwhile, takeDue skips it as an
-					// overlap, as it would have).
-					e.target = t
-					heap.Push(&s.queue, e)
-					continue
-				}
-			}
+		if e, dup := next[t.ID]; dup { // the parser refuses duplicates
+			e.target = t
+			continue
 		}
+		e, ok := s.entries[t.ID]
 		switch {
 		case ok && e.interval == t.Interval:
 			e.target = t
@@ -138,29 +134,55 @@ func (s *Scheduler) Set(targets []*config.Target) {
 			// Keep the entry, and with it the running flag: the new
 			// rhythm must not overlap a run of the old one.
 			e.target, e.interval = t, t.Interval
-			if e.index >= 0 { // not when back from draining
-				heap.Remove(&s.queue, e.index)
-			}
+			e.index = -1 // out of the queue, in again below
 			fresh = append(fresh, e)
 		default:
-			e = &entry{target: t, interval: t.Interval, index: -1}
-			s.entries[t.ID] = e
-			fresh = append(fresh, e)
-		}
-	}
-	for id, e := range s.entries {
-		if !keep[id] {
-			delete(s.entries, id)
-			heap.Remove(&s.queue, e.index)
-			if e.running {
-				s.draining[id] = e
+			// Added back while the run from before its removal goes
+			// on: the same entry, so the running flag holds.
+			if e, ok = s.draining[t.ID]; ok {
+				delete(s.draining, t.ID)
+				if e.interval == t.Interval {
+					// Due when it would have been had it stayed (if
+					// that passed meanwhile, takeDue skips it as an
+					// overlap, as it would have).
+					e.target = t
+					back = append(back, e)
+				} else {
+					e.target, e.interval = t, t.Interval
+					fresh = append(fresh, e)
+				}
+			} else {
+				e = &entry{target: t, interval: t.Interval, index: -1}
+				fresh = append(fresh, e)
 			}
 		}
+		next[t.ID] = e
 	}
+	for id, e := range s.entries {
+		if next[id] != e && e.running {
+			s.draining[id] = e
+		}
+	}
+	q := s.queue[:0]
+	for _, e := range s.queue {
+		if e.index >= 0 && next[e.target.ID] == e {
+			q = append(q, e)
+		} else {
+			e.index = -1
+		}
+	}
+	clear(s.queue[len(q):]) // no references to removed entries
+	q = append(q, back...)
 	for j, e := range fresh {
 		e.next = now.Add(time.Duration(int64(e.interval) * int64(j) / int64(len(fresh))))
-		heap.Push(&s.queue, e)
+		q = append(q, e)
 	}
+	for i, e := range q {
+		e.index = i
+	}
+	s.queue = q
+	heap.Init(&s.queue)
+	s.entries = next
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -195,6 +217,21 @@ func (s *Scheduler) Run(ctx context.Context) {
 				}
 				s.mu.Unlock()
 				return
+			}
+			// Waiting for the slot, the target may have been removed by
+			// Set: once Set returns, a removed target never starts. One
+			// that changed meanwhile runs with its new definition.
+			s.mu.Lock()
+			current := s.entries[r.e.target.ID] == r.e
+			if current {
+				r.t = r.e.target
+			} else {
+				s.ended(r.e)
+			}
+			s.mu.Unlock()
+			if !current {
+				<-s.sem
+				continue
 			}
 			start := s.clock.Now()
 			if s.opts.OnRun != nil {

@@ -621,3 +621,65 @@ func TestCoalescedRunsKeepTheirDueTimes(t *testing.T) {
 		t.Errorf("lags %v, want %s", h.rec.lags, want)
 	}
 }
+
+func TestRemovedTargetsNeverRunOnceSetReturns(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var started []string
+	job := func(ctx context.Context, tg *config.Target) {
+		mu.Lock()
+		started = append(started, tg.ID)
+		mu.Unlock()
+		<-release
+	}
+	// One slot. a (due at 0s) runs at once and holds it; at 9s b (due
+	// 2.5s), c (5s) and d (7.5s) are due and wait for the slot.
+	h := start(t, job, 1, targets(10*time.Second, "a", "b", "c", "d"))
+	var once sync.Once
+	end := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(end)
+	h.keepRunning = true
+	h.clock.mu.Lock()
+	h.clock.now = t0.Add(9 * time.Second)
+	h.clock.fire()
+	h.clock.mu.Unlock()
+	waitFor(t, func() bool {
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		return h.s.entries["b"].running && h.s.entries["c"].running && h.s.entries["d"].running
+	})
+
+	// b and c go, d stays with a new URL, e is new; a is unchanged.
+	next := targets(10*time.Second, "a", "d", "e")
+	next[1].URL = "http://d.test/v2"
+	arms := h.clock.armCount()
+	h.s.Set(next)
+	end()
+	h.clock.waitArmed(t, arms)
+	h.keepRunning = false
+	got, _ := h.rec.take()
+	for _, off := range []time.Duration{10 * time.Second, 12500 * time.Millisecond, 15 * time.Second, 17500 * time.Millisecond, 20 * time.Second} {
+		runs, _ := h.at(t, off)
+		got = append(got, runs...)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	// d had waited since 9s: it runs then, with its new URL; e's first
+	// run is due at the reload; a, d and e keep their rhythm.
+	if want := []string{"a", "d", "e", "a", "d", "e", "a"}; !equal(started, want) {
+		t.Errorf("runs started %v, want %v", started, want)
+	}
+	h.rec.mu.Lock()
+	defer h.rec.mu.Unlock()
+	wantRuns := []string{"a@0s", "d@7.5s", "e@9s", "a@10s", "d@17.5s", "e@19s", "a@20s"}
+	if !equal(got, wantRuns) {
+		t.Errorf("runs %v, want %v", got, wantRuns)
+	}
+	if h.rec.urls[1] != "http://d.test/v2" {
+		t.Errorf("d ran with %s after the reload, want its new URL", h.rec.urls[1])
+	}
+	if n := h.s.Len(); n != 3 {
+		t.Errorf("%d targets, want 3", n)
+	}
+}

@@ -326,7 +326,9 @@ func (b *bench) event(n int, at *time.Time) *sitewatchv1.CheckResult {
 		StatusCode: 200,
 		BytesRead:  int64(1000 + r.IntN(50000)),
 		Outcome:    sitewatchv1.Outcome_OUTCOME_UP,
+		Protocol:   "HTTP/2.0",
 	}
+	m.DecodedBytes = proto.Int64(m.BytesRead * 4)
 	if r.IntN(50) == 0 {
 		m.Outcome, m.FailureKind = sitewatchv1.Outcome_OUTCOME_DOWN, kinds[r.IntN(len(kinds))]
 		m.StatusCode, m.Error = 503, "unexpected status 503"

@@ -58,6 +58,8 @@ const (
 	// is refused by PostgreSQL, every time.
 	maxTargetID = 200
 	maxURL      = 8 << 10
+	// maxProtocol is far above any HTTP version's name ("HTTP/2.0").
+	maxProtocol = 32
 )
 
 const checkResultName protoreflect.FullName = "sitewatch.v1.CheckResult"
@@ -436,6 +438,16 @@ func toEvent(m *sitewatchv1.CheckResult) (store.Event, error) {
 	}
 	e.StatusCode = int32(m.GetStatusCode())
 	e.BytesRead, e.BodyTruncated = m.GetBytesRead(), m.GetBodyTruncated()
+	if m.DecodedBytes != nil {
+		if *m.DecodedBytes < 0 {
+			bad("decoded_bytes %d is negative", *m.DecodedBytes)
+		}
+		e.DecodedBytes = m.DecodedBytes
+	}
+	if len(m.GetProtocol()) > maxProtocol {
+		bad("protocol is %d bytes long (at most %d)", len(m.GetProtocol()), maxProtocol)
+	}
+	e.Protocol = m.GetProtocol()
 	if cc := m.GetContentCheck(); cc != nil {
 		e.HasContentCheck, e.ContentPattern, e.ContentMatched = true, cc.GetPattern(), cc.GetMatched()
 	}

@@ -140,6 +140,11 @@ func TestToEventBoundsStrings(t *testing.T) {
 		{"8 KiB URL", func(m *sitewatchv1.CheckResult) { m.Target.Url = "https://a.test/" + strings.Repeat("x", 8192-15) }, ""},
 		{"URL over 8 KiB", func(m *sitewatchv1.CheckResult) { m.Target.Url = "https://a.test/" + strings.Repeat("x", 9000) },
 			"target.url is 9015 bytes long (at most 8192)"},
+		{"protocol", func(m *sitewatchv1.CheckResult) { m.Protocol = "HTTP/2.0" }, ""},
+		{"protocol over 32 bytes", func(m *sitewatchv1.CheckResult) { m.Protocol = strings.Repeat("H", 33) },
+			"protocol is 33 bytes long (at most 32)"},
+		{"negative decoded bytes", func(m *sitewatchv1.CheckResult) { m.DecodedBytes = proto.Int64(-1) },
+			"decoded_bytes -1 is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := valid()
@@ -153,5 +158,34 @@ func TestToEventBoundsStrings(t *testing.T) {
 				t.Fatalf("got %v, want %s: %s", err, ReasonInvalidEvent, tc.want)
 			}
 		})
+	}
+}
+
+// protocol and decoded_bytes pass through; an event of an older prober,
+// without them, has no protocol and no decoded bytes (NULL), not zero.
+func TestToEventProtocolAndDecodedBytes(t *testing.T) {
+	m := &sitewatchv1.CheckResult{
+		EventId:      uuid.Must(uuid.NewV7()).String(),
+		Target:       &sitewatchv1.Target{Id: "alpha", Url: "https://alpha.test/", Method: "GET"},
+		StartedAt:    timestamppb.Now(),
+		ResponseTime: durationpb.New(12 * time.Millisecond),
+		StatusCode:   200,
+		Outcome:      sitewatchv1.Outcome_OUTCOME_UP,
+		BytesRead:    300,
+	}
+	old, err := toEvent(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.Protocol != "" || old.DecodedBytes != nil {
+		t.Errorf("old event: protocol %q decoded bytes %v, want none", old.Protocol, old.DecodedBytes)
+	}
+	m.Protocol, m.DecodedBytes = "HTTP/2.0", proto.Int64(1200)
+	e, err := toEvent(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Protocol != "HTTP/2.0" || e.DecodedBytes == nil || *e.DecodedBytes != 1200 || e.BytesRead != 300 {
+		t.Errorf("protocol %q decoded bytes %v bytes read %d, want HTTP/2.0 1200 300", e.Protocol, e.DecodedBytes, e.BytesRead)
 	}
 }

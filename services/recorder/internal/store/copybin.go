@@ -60,6 +60,12 @@ func copyRaw(ctx context.Context, tx pgx.Tx, events []*Event) error {
 		e.optText(ev.Error)
 		e.optText(ev.ProberInstance)
 		e.optText(ev.ProberRegion)
+		e.optText(ev.Protocol)
+		if ev.DecodedBytes == nil {
+			e.null()
+		} else {
+			e.int64(*ev.DecodedBytes)
+		}
 	}
 	e.int16(-1) // trailer
 	sql := "COPY check_results (" + strings.Join(rawColumns, ", ") + ") FROM STDIN (FORMAT binary)"

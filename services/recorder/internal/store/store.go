@@ -33,8 +33,14 @@ type Event struct {
 
 	DNS, Connect, TLSHandshake, TimeToFirstByte *time.Duration
 
-	StatusCode    int32 // 0: no response arrived
+	StatusCode int32 // 0: no response arrived
+	// Protocol is the HTTP version of the response ("HTTP/1.1",
+	// "HTTP/2.0"); empty (NULL) when none arrived or the event predates it.
+	Protocol string
+	// BytesRead is the body on the wire; DecodedBytes after its
+	// Content-Encoding was undone, nil (NULL) when the event predates it.
 	BytesRead     int64
+	DecodedBytes  *int64
 	BodyTruncated bool
 
 	HasContentCheck bool
@@ -112,6 +118,7 @@ var rawColumns = []string{
 	"status_code", "bytes_read", "body_truncated",
 	"content_pattern", "content_matched", "tls_cert_expires_at",
 	"redirects", "error", "prober_instance", "prober_region",
+	"protocol", "decoded_bytes",
 }
 
 // Open connects to the database at url (which must be migrated) and loads the

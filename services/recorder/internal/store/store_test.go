@@ -141,6 +141,8 @@ func TestWriteExactRollups(t *testing.T) {
 	b2.TLSCertExpiresAt = time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
 	b2.Redirects, b2.BodyTruncated, b2.BytesRead = 1, true, 65536
 	b2.ProberInstance, b2.ProberRegion = "prober-1", "eu-west-1"
+	decoded := int64(262144)
+	b2.Protocol, b2.DecodedBytes = "HTTP/2.0", &decoded
 	b3 := ev("beta", h(-24+5, 0), "", ms(1000))
 	g1 := ev("gamma", h(12, 0), "dns", ms(2))
 	g1.Error = "lookup gamma.test: no such \x00host"
@@ -179,11 +181,11 @@ func TestWriteExactRollups(t *testing.T) {
 		gamma | %[1]sT12:00:00Z | down | dns | 2000 | NULL`, day, prev))
 	expect(t, "full raw row", query(t, conn, `SELECT event_id::text = $1, dns_us, connect_us, tls_handshake_us, ttfb_us,
 		bytes_read, body_truncated, content_pattern, content_matched, tls_cert_expires_at, redirects, error,
-		prober_instance, prober_region FROM check_results WHERE target_id = 'beta' AND outcome = 'down' AND status_code = 200`,
+		prober_instance, prober_region, protocol, decoded_bytes FROM check_results WHERE target_id = 'beta' AND outcome = 'down' AND status_code = 200`,
 		uuid.UUID(b2.EventID).String()),
-		`true | 1500 | 2250 | 10000 | 60000 | 65536 | true | Welcome | false | 2027-03-01T12:00:00Z | 1 | body does not match "Welcome" | prober-1 | eu-west-1`)
-	expect(t, "NUL replaced", query(t, conn, `SELECT error, dns_us, prober_instance FROM check_results WHERE target_id = 'gamma'`),
-		"lookup gamma.test: no such \uFFFDhost | NULL | NULL")
+		`true | 1500 | 2250 | 10000 | 60000 | 65536 | true | Welcome | false | 2027-03-01T12:00:00Z | 1 | body does not match "Welcome" | prober-1 | eu-west-1 | HTTP/2.0 | 262144`)
+	expect(t, "NUL replaced", query(t, conn, `SELECT error, dns_us, prober_instance, protocol, decoded_bytes FROM check_results WHERE target_id = 'gamma'`),
+		"lookup gamma.test: no such \uFFFDhost | NULL | NULL | NULL | NULL")
 	expect(t, "partitions", query(t, conn, `SELECT c.relname, count(r.*) FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid
 		LEFT JOIN check_results r ON r.tableoid = c.oid

@@ -1,0 +1,124 @@
+package check
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"testing"
+
+	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+)
+
+func rootsOf(srv *httptest.Server) *x509.CertPool {
+	roots := x509.NewCertPool()
+	if c := srv.Certificate(); c != nil {
+		roots.AddCert(c)
+	}
+	return roots
+}
+
+// protoSite answers with the protocol and TLS server name of the request.
+var protoSite = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sni := "-"
+	if r.TLS != nil {
+		sni = r.TLS.ServerName
+	}
+	fmt.Fprintf(w, "%s host=%s sni=%s", r.Proto, r.Host, sni)
+})
+
+// newProtoServer starts a TLS server speaking only the given protocols, as
+// an API gateway or gRPC endpoint offering only h2 does.
+func newProtoServer(t *testing.T, h1, h2 bool) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(protoSite)
+	var ps http.Protocols
+	ps.SetHTTP1(h1)
+	ps.SetHTTP2(h2)
+	srv.Config.Protocols = &ps
+	srv.TLS = &tls.Config{}
+	if h2 {
+		srv.TLS.NextProtos = append(srv.TLS.NextProtos, "h2")
+	}
+	if h1 {
+		srv.TLS.NextProtos = append(srv.TLS.NextProtos, "http/1.1")
+	}
+	srv.EnableHTTP2 = h2
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestCheckNegotiatesHTTP2(t *testing.T) {
+	h2only := newProtoServer(t, false, true)
+	h1only := newProtoServer(t, true, false)
+	both := newProtoServer(t, true, true)
+	plain := httptest.NewServer(protoSite)
+	t.Cleanup(plain.Close)
+
+	tests := []struct {
+		name    string
+		srv     *httptest.Server
+		headers http.Header
+		proto   string
+		body    string
+	}{
+		{"h2 only", h2only, nil, "HTTP/2.0", `^HTTP/2.0 host=127.0.0.1:\d+ sni=$`},
+		{"HTTP/1.1 only", h1only, nil, "HTTP/1.1", `^HTTP/1.1 host=127.0.0.1:\d+ sni=$`},
+		{"both: h2 preferred", both, nil, "HTTP/2.0", `^HTTP/2.0 `},
+		{"plain HTTP stays HTTP/1.1", plain, nil, "HTTP/1.1", `^HTTP/1.1 `},
+		{"h2 with a Host header as the server name", h2only, http.Header{"Host": {"shop.example.com"}}, "HTTP/2.0",
+			`^HTTP/2.0 host=shop.example.com sni=shop.example.com$`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(Options{RootCAs: rootsOf(tt.srv)}).Check(context.Background(), target(tt.srv.URL+"/", func(t *config.Target) {
+				t.Headers = tt.headers
+				t.Pattern = regexp.MustCompile(tt.body)
+			}))
+			if r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.Protocol != tt.proto {
+				t.Errorf("outcome %v (%s) protocol %q, want up over %q", r.Outcome, r.Err, r.Protocol, tt.proto)
+			}
+			if e := r.Event(&sitewatchv1.Prober{}); e.GetProtocol() != tt.proto {
+				t.Errorf("event protocol %q, want %q", e.GetProtocol(), tt.proto)
+			}
+		})
+	}
+
+	t.Run("no response, no protocol", func(t *testing.T) {
+		r := New(Options{}).Check(context.Background(), target("http://"+closedPort(t)+"/"))
+		if r.Protocol != "" || r.Event(&sitewatchv1.Prober{}).GetProtocol() != "" {
+			t.Errorf("protocol %q without a response", r.Protocol)
+		}
+	})
+}
+
+// Over HTTP/2 too, every check opens its own connection.
+func TestCheckUsesAFreshHTTP2ConnectionEachTime(t *testing.T) {
+	var conns int
+	srv := httptest.NewUnstartedServer(protoSite)
+	srv.EnableHTTP2 = true
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns++
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	prober := New(Options{RootCAs: rootsOf(srv)})
+	for range 3 {
+		r := prober.Check(context.Background(), target(srv.URL+"/"))
+		if r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.Protocol != "HTTP/2.0" || r.Connect <= 0 || r.TLSHandshake <= 0 {
+			t.Fatalf("outcome %v protocol %q connect %v TLS %v: %s", r.Outcome, r.Protocol, r.Connect, r.TLSHandshake, r.Err)
+		}
+	}
+	srv.Close()
+	if conns != 3 {
+		t.Errorf("3 checks opened %d connections, want 3", conns)
+	}
+}

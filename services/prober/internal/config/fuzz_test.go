@@ -1,0 +1,179 @@
+package config
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FuzzParse feeds the parser arbitrary files. It must never panic, and a
+// file it accepts must hold only targets that can be checked, and must read
+// the same when written back: the targets, rendered as a targets file with
+// every key explicit, parse again to the same targets.
+func FuzzParse(f *testing.F) {
+	shipped, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "targets.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(shipped)
+	for _, seed := range []string{
+		"targets:\n  - id: a\n    url: https://example.com/\n",
+		"defaults:\n  interval: 30s\n  timeout: 5s\n  headers:\n    User-Agent: sitewatch\ntargets:\n  - id: home\n    url: https://example.com/\n    pattern: \"Example Domain\"\n" +
+			"  - id: api\n    url: http://probe:s3cret@127.0.0.1:8080/health\n    method: HEAD\n    expect_status: [200, \"204-206\", \"301,302\"]\n    follow_redirects: false\n    tls_skip_verify: true\n    max_body_bytes: 0\n    headers:\n      Authorization: Bearer secret\n      x-a: \"1\\t2\"\n",
+		"targets:\n  - id: t\n    url: https://TOKEN@127.0.0.1:8443/\n    method: POST\n    body: '{\"a\": 1}'\n",
+		"targets:\n  - id: a\n    url: https://example.com:0/\n",
+		"targets:\n  - id: a\n    url: https://example.com/\n    method: HEAD\n    pattern: x\n",
+		"targets:\n  - id: a\n    url: https://example.com/\n    headers:\n      X: \"a\\0b\"\n",
+		"targets:\n  - id: caf\xe9\n    url: https://example.com/\n",
+		"targets: [\n",
+		"",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		if len(file.Targets) == 0 {
+			t.Fatal("accepted a file without targets")
+		}
+		seen := map[string]bool{}
+		for _, tg := range file.Targets {
+			checkTarget(t, tg)
+			if seen[tg.ID] {
+				t.Fatalf("accepted the ID %q twice", tg.ID)
+			}
+			seen[tg.ID] = true
+		}
+
+		again, err := Parse("again.yaml", render(t, file))
+		if err != nil {
+			t.Fatalf("the accepted targets, written back, are refused: %v\n%s", err, render(t, file))
+		}
+		if a, b := describe(file), describe(again); a != b {
+			t.Fatalf("the targets written back parse differently:\n%s\nthen:\n%s", a, b)
+		}
+	})
+}
+
+// checkTarget fails t unless tg can be checked: what Parse promises.
+func checkTarget(t *testing.T, tg *Target) {
+	t.Helper()
+	u, err := url.Parse(tg.URL)
+	switch {
+	case tg.ID == "" || strings.ContainsAny(tg.ID, " \t\r\n"):
+		t.Fatalf("accepted the ID %q", tg.ID)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || !validPort(u.Port()):
+		t.Fatalf("%s: accepted the URL %q (%v)", tg.ID, tg.URL, err)
+	case tg.PublicURL != redacted(u):
+		t.Fatalf("%s: public URL %q, want %q", tg.ID, tg.PublicURL, redacted(u))
+	case tg.Method == "" || strings.IndexFunc(tg.Method, func(c rune) bool { return !isTokenChar(c) }) >= 0:
+		t.Fatalf("%s: accepted the method %q", tg.ID, tg.Method)
+	case tg.Method == http.MethodHead && tg.Pattern != nil:
+		t.Fatalf("%s: accepted a pattern with HEAD", tg.ID)
+	case tg.Interval <= 0 || tg.Timeout <= 0 || tg.Timeout >= tg.Interval:
+		t.Fatalf("%s: accepted interval %v and timeout %v", tg.ID, tg.Interval, tg.Timeout)
+	case len(tg.ExpectStatus) == 0:
+		t.Fatalf("%s: no expected status", tg.ID)
+	case tg.MaxBodyBytes < 0:
+		t.Fatalf("%s: max_body_bytes %d", tg.ID, tg.MaxBodyBytes)
+	}
+	pu, err := url.Parse(tg.PublicURL)
+	if err != nil {
+		t.Fatalf("%s: the public URL %q does not parse: %v", tg.ID, tg.PublicURL, err)
+	}
+	if pw, _ := pu.User.Password(); pu.User != nil && pw != "xxxxx" && (pw != "" || pu.User.Username() != "xxxxx") {
+		t.Fatalf("%s: the public URL %q shows a secret", tg.ID, tg.PublicURL)
+	}
+	for _, r := range tg.ExpectStatus {
+		if r.Min < 100 || r.Max > 599 || r.Min > r.Max {
+			t.Fatalf("%s: accepted the status range %v", tg.ID, r)
+		}
+	}
+	for k, vs := range tg.Headers {
+		for _, v := range vs {
+			if strings.IndexFunc(v, isCTL) >= 0 {
+				t.Fatalf("%s: accepted a control character in the header %s", tg.ID, k)
+			}
+		}
+	}
+}
+
+// render writes the targets of f as a targets file, every key explicit.
+func render(t *testing.T, f *File) []byte {
+	t.Helper()
+	type target struct {
+		ID              string            `yaml:"id"`
+		URL             string            `yaml:"url"`
+		Method          string            `yaml:"method"`
+		Headers         map[string]string `yaml:"headers,omitempty"`
+		Body            string            `yaml:"body"`
+		Interval        string            `yaml:"interval"`
+		Timeout         string            `yaml:"timeout"`
+		ExpectStatus    []string          `yaml:"expect_status"`
+		Pattern         *string           `yaml:"pattern,omitempty"`
+		FollowRedirects bool              `yaml:"follow_redirects"`
+		TLSSkipVerify   bool              `yaml:"tls_skip_verify"`
+		MaxBodyBytes    int64             `yaml:"max_body_bytes"`
+	}
+	var doc struct {
+		Targets []target `yaml:"targets"`
+	}
+	for _, tg := range f.Targets {
+		out := target{
+			ID: tg.ID, URL: tg.URL, Method: tg.Method, Body: tg.Body,
+			Interval: tg.Interval.String(), Timeout: tg.Timeout.String(),
+			FollowRedirects: tg.FollowRedirects, TLSSkipVerify: tg.TLSSkipVerify, MaxBodyBytes: tg.MaxBodyBytes,
+		}
+		for k, vs := range tg.Headers {
+			if len(vs) == 1 { // names differing only in case: see describe
+				if out.Headers == nil {
+					out.Headers = map[string]string{}
+				}
+				out.Headers[k] = vs[0]
+			}
+		}
+		for _, r := range tg.ExpectStatus {
+			out.ExpectStatus = append(out.ExpectStatus, fmt.Sprintf("%d-%d", r.Min, r.Max))
+		}
+		if tg.Pattern != nil {
+			s := tg.Pattern.String()
+			out.Pattern = &s
+		}
+		doc.Targets = append(doc.Targets, out)
+	}
+	data, err := yaml.Marshal(&doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// describe prints what matters of the targets of f, to compare two parses.
+func describe(f *File) string {
+	var b strings.Builder
+	for _, tg := range f.Targets {
+		pattern := "<none>"
+		if tg.Pattern != nil {
+			pattern = tg.Pattern.String()
+		}
+		var headers []string
+		for k, vs := range tg.Headers {
+			if len(vs) == 1 {
+				headers = append(headers, k+"="+vs[0])
+			}
+		}
+		slices.Sort(headers)
+		fmt.Fprintf(&b, "%q %q %q %q %q %v %v %v %q %t %t %d %q\n", tg.ID, tg.URL, tg.PublicURL, tg.Method, tg.Body,
+			tg.Interval, tg.Timeout, tg.ExpectStatus, pattern, tg.FollowRedirects, tg.TLSSkipVerify, tg.MaxBodyBytes, headers)
+	}
+	return b.String()
+}
