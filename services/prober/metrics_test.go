@@ -24,7 +24,7 @@ import (
 )
 
 func TestCertificateExpiryMetric(t *testing.T) {
-	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	secure := httptest.NewTLSServer(ok)
 	defer secure.Close()
 	plain := httptest.NewServer(ok)

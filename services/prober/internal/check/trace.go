@@ -13,12 +13,11 @@ import (
 type tracer struct {
 	now func() time.Time
 
-	mu                         sync.Mutex
-	dnsStart, connStart        time.Time
-	tlsStart, wrote            time.Time
-	dns, conn, tlsHS, ttfb     time.Duration
-	tlsErr                     bool
-	connectDone, firstByteSeen bool
+	mu                     sync.Mutex
+	dnsStart, connStart    time.Time
+	tlsStart, wrote        time.Time
+	dns, conn, tlsHS, ttfb time.Duration
+	tlsErr                 bool
 }
 
 func (tr *tracer) withTrace(ctx context.Context) context.Context {
