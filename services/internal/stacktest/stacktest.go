@@ -7,6 +7,10 @@
 // service is not configured or does not answer, the test is skipped with a
 // message saying how to start it; with CI=true it fails instead, so CI can
 // never pass by skipping.
+//
+// Under `go test -short` (the fast layer, which needs no services) every test
+// that asks for a service is skipped, whether the stack runs or not and under
+// CI=true too: -short asks for the fast layer only.
 package stacktest
 
 import (
@@ -33,6 +37,17 @@ const howToStart = "start the stack with `go tool task stack:up` (or export the 
 // Getenv looks a variable up in the environment, then in .stack/env.
 func Getenv(name string) string {
 	return stackenv.Lookup(os.Getenv)(name)
+}
+
+// shortSkip is the message of a test skipped under -short.
+const shortSkip = "-short: needs the stack"
+
+// needsStack skips the test under -short.
+func needsStack(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(shortSkip)
+	}
 }
 
 // unavailable skips the test, or fails it under CI.
@@ -70,6 +85,7 @@ func reachable(t testing.TB, what, hostport string) {
 // registry, after checking that the first broker answers.
 func KafkaConfig(t testing.TB) kafkaenv.Config {
 	t.Helper()
+	needsStack(t)
 	cfg, err := kafkaenv.FromEnv(Getenv)
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +116,7 @@ func KafkaClient(t testing.TB, extra ...kgo.Opt) *kgo.Client {
 // Registry returns a client of the stack's Schema Registry.
 func Registry(t testing.TB) *sr.Client {
 	t.Helper()
+	needsStack(t)
 	raw := require(t, "SCHEMA_REGISTRY_URL")
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -130,6 +147,7 @@ func Name(prefix string) string {
 // returns its connection string.
 func Database(t testing.TB) string {
 	t.Helper()
+	needsStack(t)
 	admin := require(t, "DATABASE_URL")
 	cfg, err := pgx.ParseConfig(admin)
 	if err != nil {
