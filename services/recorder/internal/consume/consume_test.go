@@ -3,66 +3,27 @@ package consume
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
 
-// openConsumer returns a consumer of a fresh topic writing to a fresh,
-// migrated database (whose connection string it also returns), the topic
-// and its dead-letter topic created.
-func openConsumer(t *testing.T, storeCfg store.Config, cfg Config) (*Consumer, *store.Store, string) {
-	t.Helper()
-	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	url := stacktest.Database(t)
-	if err := store.Migrate(ctx, url, logger); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, url, storeCfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	opts, err := stacktest.KafkaConfig(t).ClientOpts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Topic, cfg.Group, cfg.MaxBatch = stacktest.Name("check-results"), stacktest.Name("recorder"), 100
-	if _, err := kadm.NewClient(stacktest.KafkaClient(t)).CreateTopic(ctx, 1, 1, nil, cfg.Topic); err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(cfg, opts, stacktest.Registry(t), st, prometheus.NewRegistry(), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	c.ensureDLQTopic(ctx)
-	return c, st, url
-}
-
 // produced produces one record per event to the consumer's topic and
 // returns them with their offsets, as a poll would.
-func produced(t *testing.T, c *Consumer, events []store.Event) []*kgo.Record {
+func produced(t *testing.T, r *rig, c *Consumer, events []store.Event) []*kgo.Record {
 	t.Helper()
 	recs := make([]*kgo.Record, len(events))
 	for i, e := range events {
 		recs[i] = &kgo.Record{Topic: c.cfg.Topic, Key: []byte(e.TargetID[:min(len(e.TargetID), 10)]), Value: fmt.Appendf(nil, "event %d", i)}
 	}
-	if err := c.cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+	if err := r.client(t).ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	return recs
@@ -73,55 +34,21 @@ func event(target string, at time.Time, rt time.Duration) store.Event {
 		Method: "GET", CheckedAt: at, Up: true, ResponseTime: rt, StatusCode: 200}
 }
 
-// deadLetters reads n records of the consumer's dead-letter topic.
-func deadLetters(t *testing.T, c *Consumer, n int) []*kgo.Record {
-	t.Helper()
-	cl := stacktest.KafkaClient(t, kgo.ConsumeTopics(DLQTopic(c.cfg.Topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var recs []*kgo.Record
-	for len(recs) < n && ctx.Err() == nil {
-		recs = append(recs, cl.PollFetches(ctx).Records()...)
-	}
-	if len(recs) != n {
-		t.Fatalf("%d dead letters, want %d", len(recs), n)
-	}
-	return recs
-}
-
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return "<none>"
-}
-
-func queryString(t *testing.T, url, sql string) string {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var s string
-	if err := conn.QueryRow(context.Background(), sql).Scan(&s); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return s
-}
-
 // The database refusing one event of a batch for good (a target id over
 // btree's entry limit, which decoding would have refused but a bug or a
 // lower limit elsewhere may let through) dead-letters that event with the
-// SQLSTATE, stores the others exactly, and lets the batch's offsets be
-// committed: the partition is not stalled. An event whose day the
-// retention has passed by the time it is written (it was decoded before) is
-// dead-lettered as expired.
+// SQLSTATE, stores the others exactly (the batch is halved down to the
+// event refused), and lets the batch's offsets be committed: the partition
+// is not stalled. An event whose day the retention has passed by the time it
+// is written (it was decoded before) is dead-lettered as expired.
 func TestStoreDeadLettersRefusedEvents(t *testing.T) {
+	eachBackend(t, testStoreDeadLettersRefusedEvents)
+}
+
+func testStoreDeadLettersRefusedEvents(t *testing.T, b backend) {
 	const retention = 48 * time.Hour
-	c, _, url := openConsumer(t, store.Config{Retention: retention}, Config{ShutdownGrace: time.Second, Retention: retention})
+	r := b.open(t, retention)
+	c := openConsumer(t, r, Config{ShutdownGrace: time.Second, Retention: retention})
 	at := time.Now().UTC().Truncate(time.Hour)
 	var events []store.Event
 	for i := range 7 {
@@ -133,7 +60,7 @@ func TestStoreDeadLettersRefusedEvents(t *testing.T) {
 	}
 	events[4].TargetID = string(huge)
 	events[5].CheckedAt = at.Add(-4 * 24 * time.Hour)
-	recs := produced(t, c, events)
+	recs := produced(t, r, c, events)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -141,11 +68,10 @@ func TestStoreDeadLettersRefusedEvents(t *testing.T) {
 		t.Fatalf("store: %v", err)
 	}
 	// 1+2+3+4+7 ms without the refused event's 5 ms and the expired one's 6.
-	if got, want := queryString(t, url, `SELECT format('raw=%s checks=%s sum=%s', (SELECT count(*) FROM check_results),
-		sum(checks), sum(response_time_sum_us)) FROM check_results_hourly`), "raw=5 checks=5 sum=17000"; got != want {
+	if got, want := r.summary(t), "rows=5 response_time_us=17000"; got != want {
 		t.Errorf("stored %s, want %s", got, want)
 	}
-	dead := deadLetters(t, c, 2)
+	dead := deadLetters(t, r, c, 2)
 	for i, want := range []struct {
 		rec            int
 		reason, detail string
@@ -169,5 +95,8 @@ func TestStoreDeadLettersRefusedEvents(t *testing.T) {
 	}
 	if got, want := c.stored[c.cfg.Topic][0].Offset, recs[6].Offset+1; got != want {
 		t.Errorf("stored offset %d, want %d (the whole batch)", got, want)
+	}
+	if got, want := committed(t, r, c), recs[6].Offset+1; got != want {
+		t.Errorf("committed offset %d, want %d (the whole batch)", got, want)
 	}
 }

@@ -1,0 +1,102 @@
+package consume
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+)
+
+// fakeStore is the fast layer's Writer: it keeps rows in memory as
+// *store.Store keeps them in PostgreSQL, so a test reads what was stored and
+// not which calls were made. A batch is one transaction (stored whole or not
+// at all); the key is check_results' primary key (event ID, checked_at to the
+// microsecond), so a redelivered event is not stored, nor counted, twice;
+// events of days past the retention are returned in Result.Expired. It fails
+// the way PostgreSQL does: a target id over btree's 2704-byte entry limit
+// fails the whole batch with SQLSTATE 54000, every time (store.Refused
+// recognises it), and down makes every Write fail as a lost connection does.
+type fakeStore struct {
+	retention time.Duration
+
+	mu     sync.Mutex
+	rows   map[fakeKey]store.Event
+	writes int   // Write calls, failed ones included
+	down   error // when set, every Write fails with it
+}
+
+type fakeKey struct {
+	id [16]byte
+	at int64 // microseconds, PostgreSQL's precision
+}
+
+// maxIndexEntry is btree's limit on an index entry (PostgreSQL's
+// BTMaxItemSize on 8 KB pages), which an incompressible target id over it
+// exceeds.
+const maxIndexEntry = 2704
+
+func newFakeStore(retention time.Duration) *fakeStore {
+	return &fakeStore{retention: retention, rows: map[fakeKey]store.Event{}}
+}
+
+func (s *fakeStore) Write(ctx context.Context, events []store.Event) (store.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	if s.down != nil {
+		return store.Result{}, s.down
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Result{}, err
+	}
+	var res store.Result
+	now := time.Now()
+	kept := events[:0:0]
+	for i, e := range events {
+		day := e.CheckedAt.UTC().Truncate(24 * time.Hour)
+		if s.retention > 0 && !day.Add(24*time.Hour).After(now.Add(-s.retention)) {
+			res.Expired = append(res.Expired, i)
+			continue
+		}
+		if n := len(e.TargetID); n > maxIndexEntry {
+			return store.Result{}, &pgconn.PgError{Severity: "ERROR", Code: pgerrcode.ProgramLimitExceeded,
+				Message: fmt.Sprintf("index row size %d exceeds btree version 4 maximum %d for index \"check_results_target_id_checked_at_idx\"", n+16, maxIndexEntry)}
+		}
+		kept = append(kept, e)
+	}
+	fresh := map[fakeKey]bool{}
+	for _, e := range kept {
+		k := fakeKey{e.EventID, e.CheckedAt.UnixMicro()}
+		if _, ok := s.rows[k]; ok || fresh[k] {
+			continue
+		}
+		fresh[k] = true
+		s.rows[k] = e
+		res.Inserted++
+		res.InsertedCheckedAt = append(res.InsertedCheckedAt, e.CheckedAt)
+	}
+	return res, nil
+}
+
+// setDown makes every Write fail with err (nil: up again).
+func (s *fakeStore) setDown(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = err
+}
+
+// summary is what is stored, in the form stackRig's summary gives it.
+func (s *fakeStore) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum time.Duration
+	for _, r := range s.rows {
+		sum += r.ResponseTime
+	}
+	return fmt.Sprintf("rows=%d response_time_us=%d", len(s.rows), sum.Microseconds())
+}
