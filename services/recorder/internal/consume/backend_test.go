@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ type rig struct {
 	w     Writer
 	// summary tells what is stored: "rows=N response_time_us=S".
 	summary func(t *testing.T) string
+	// rows lists the stored rows by checked_at, a line each:
+	// "target_id response_time_us protocol decoded_bytes", "-" for NULL.
+	rows func(t *testing.T) string
 	// Only on the fakes: the cluster, to steer its answers, and the store,
 	// to take it down.
 	cluster *kfake.Cluster
@@ -69,6 +73,7 @@ func fakeRig(t *testing.T, retention time.Duration) *rig {
 		reg:     reg,
 		w:       fs,
 		summary: func(*testing.T) string { return fs.summary() },
+		rows:    func(*testing.T) string { return fs.rowLines() },
 		cluster: cluster,
 		fake:    fs,
 	}
@@ -92,7 +97,12 @@ func stackRig(t *testing.T, retention time.Duration) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	return &rig{kafka: opts, reg: reg, w: st, summary: func(t *testing.T) string {
+	rows := func(t *testing.T) string {
+		return queryString(t, url, `SELECT coalesce(string_agg(format('%s %s %s %s', target_id, response_time_us,
+				coalesce(protocol, '-'), coalesce(decoded_bytes::text, '-')), E'\n' ORDER BY checked_at), '')
+			FROM check_results`)
+	}
+	return &rig{kafka: opts, reg: reg, w: st, rows: rows, summary: func(t *testing.T) string {
 		// The rollup must agree with the raw rows; a summary that says so
 		// otherwise differs from the fake's.
 		return queryString(t, url, `SELECT format('rows=%s response_time_us=%s', count(*),
@@ -114,26 +124,31 @@ func (r *rig) client(t *testing.T, extra ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// openConsumer returns a consumer of a fresh topic of one partition (created,
-// with its dead-letter topic) in a fresh group, writing to the rig's store.
-// Its metrics are registered on a registry of its own.
-func openConsumer(t *testing.T, r *rig, cfg Config) *Consumer {
+// openConsumer returns a consumer writing to the rig's store, and a
+// function that closes it (at most once; the test's end does too). Unless
+// cfg names them, the topic (of one partition, created with its dead-letter
+// topic) and the group are fresh. Its metrics are registered on a registry
+// of its own.
+func openConsumer(t *testing.T, r *rig, cfg Config) (*Consumer, func()) {
 	t.Helper()
 	ctx := context.Background()
-	cfg.Topic, cfg.Group = stacktest.Name("check-results"), stacktest.Name("recorder")
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 100
 	}
-	if _, err := kadm.NewClient(r.client(t)).CreateTopic(ctx, 1, 1, nil, cfg.Topic); err != nil {
-		t.Fatal(err)
+	if cfg.Topic == "" {
+		cfg.Topic, cfg.Group = stacktest.Name("check-results"), stacktest.Name("recorder")
+		if _, err := kadm.NewClient(r.client(t)).CreateTopic(ctx, 1, 1, nil, cfg.Topic); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c, err := New(cfg, r.kafka, r.reg, r.w, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	closeC := sync.OnceFunc(c.Close)
+	t.Cleanup(closeC)
 	c.ensureDLQTopic(ctx)
-	return c
+	return c, closeC
 }
 
 // deadLetters reads n records of the consumer's dead-letter topic.

@@ -48,7 +48,7 @@ func TestStoreDeadLettersRefusedEvents(t *testing.T) {
 func testStoreDeadLettersRefusedEvents(t *testing.T, b backend) {
 	const retention = 48 * time.Hour
 	r := b.open(t, retention)
-	c := openConsumer(t, r, Config{ShutdownGrace: time.Second, Retention: retention})
+	c, _ := openConsumer(t, r, Config{ShutdownGrace: time.Second, Retention: retention})
 	at := time.Now().UTC().Truncate(time.Hour)
 	var events []store.Event
 	for i := range 7 {

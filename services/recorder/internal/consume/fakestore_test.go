@@ -3,6 +3,9 @@ package consume
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,4 +102,23 @@ func (s *fakeStore) summary() string {
 		sum += r.ResponseTime
 	}
 	return fmt.Sprintf("rows=%d response_time_us=%d", len(s.rows), sum.Microseconds())
+}
+
+// rowLines is what rig.rows says of the stored rows.
+func (s *fakeStore) rowLines() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := slices.SortedFunc(maps.Values(s.rows), func(a, b store.Event) int { return a.CheckedAt.Compare(b.CheckedAt) })
+	lines := make([]string, len(rows))
+	for i, r := range rows {
+		protocol, decoded := "-", "-"
+		if r.Protocol != "" {
+			protocol = r.Protocol
+		}
+		if r.DecodedBytes != nil {
+			decoded = fmt.Sprint(*r.DecodedBytes)
+		}
+		lines[i] = fmt.Sprintf("%s %d %s %s", r.TargetID, r.ResponseTime.Microseconds(), protocol, decoded)
+	}
+	return strings.Join(lines, "\n")
 }
