@@ -25,7 +25,9 @@ import (
 type rig struct {
 	kafka []kgo.Opt // connection options of the cluster
 	reg   *sr.Client
-	w     Writer
+	// regURL is the registry's URL, to put a proxy in front of.
+	regURL string
+	w      Writer
 	// summary tells what is stored: "rows=N response_time_us=S".
 	summary func(t *testing.T) string
 	// rows lists the stored rows by checked_at, a line each:
@@ -71,6 +73,7 @@ func fakeRig(t *testing.T, retention time.Duration) *rig {
 	return &rig{
 		kafka:   []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)},
 		reg:     reg,
+		regURL:  registry.URL(),
 		w:       fs,
 		summary: func(*testing.T) string { return fs.summary() },
 		rows:    func(*testing.T) string { return fs.rowLines() },
@@ -102,7 +105,7 @@ func stackRig(t *testing.T, retention time.Duration) *rig {
 				coalesce(protocol, '-'), coalesce(decoded_bytes::text, '-')), E'\n' ORDER BY checked_at), '')
 			FROM check_results`)
 	}
-	return &rig{kafka: opts, reg: reg, w: st, rows: rows, summary: func(t *testing.T) string {
+	return &rig{kafka: opts, reg: reg, regURL: stacktest.Getenv("SCHEMA_REGISTRY_URL"), w: st, rows: rows, summary: func(t *testing.T) string {
 		// The rollup must agree with the raw rows; a summary that says so
 		// otherwise differs from the fake's.
 		return queryString(t, url, `SELECT format('rows=%s response_time_us=%s', count(*),

@@ -22,12 +22,12 @@ import (
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 )
 
-// flakyRegistry puts a proxy in front of the real registry that answers 503
-// while down is set, as a registry restarting or unreachable would.
-func flakyRegistry(t *testing.T) (*sr.Client, *atomic.Bool) {
+// flakyRegistry puts a proxy in front of the registry at upstream that
+// answers 503 while down is set, as a registry restarting or unreachable
+// would.
+func flakyRegistry(t *testing.T, upstream string) (*sr.Client, *atomic.Bool) {
 	t.Helper()
-	stacktest.Registry(t) // skips (or fails under CI) when the registry is not there
-	target, err := url.Parse(stacktest.Getenv("SCHEMA_REGISTRY_URL"))
+	target, err := url.Parse(upstream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +51,12 @@ func flakyRegistry(t *testing.T) (*sr.Client, *atomic.Bool) {
 // An unreachable registry is a transient error, never a dead letter; once
 // it answers, the record decodes, and the verdict is cached from then on.
 func TestDecodeRegistryUnavailable(t *testing.T) {
+	eachBackend(t, testDecodeRegistryUnavailable)
+}
+
+func testDecodeRegistryUnavailable(t *testing.T, b backend) {
 	ctx := context.Background()
-	cl, down := flakyRegistry(t)
+	cl, down := flakyRegistry(t, b.open(t, 0).regURL)
 	ss, err := cl.CreateSchema(ctx, stacktest.Name("decode")+"-value", sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +103,12 @@ func TestDecodeRegistryUnavailable(t *testing.T) {
 // A schema that declares sitewatch.v1.CheckResult with a field of another
 // type is refused: its bytes would not decode field for field.
 func TestDecodeIncompatibleCheckResult(t *testing.T) {
+	eachBackend(t, testDecodeIncompatibleCheckResult)
+}
+
+func testDecodeIncompatibleCheckResult(t *testing.T, b backend) {
 	ctx := context.Background()
-	cl := stacktest.Registry(t)
+	cl := b.open(t, 0).reg
 	text := strings.Replace(sitewatchv1.Schema, "uint32 status_code = 7;", "string status_code = 7;", 1)
 	ss, err := cl.CreateSchema(ctx, stacktest.Name("incompatible")+"-value", sr.Schema{Schema: text, Type: sr.TypeProtobuf})
 	if err != nil {
