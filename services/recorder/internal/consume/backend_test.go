@@ -1,9 +1,12 @@
 package consume
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -154,7 +157,8 @@ func openConsumer(t *testing.T, r *rig, cfg Config) (*Consumer, func()) {
 	return c, closeC
 }
 
-// deadLetters reads n records of the consumer's dead-letter topic.
+// deadLetters reads n records of the consumer's dead-letter topic, in the
+// order of their source offsets.
 func deadLetters(t *testing.T, r *rig, c *Consumer, n int) []*kgo.Record {
 	t.Helper()
 	cl := r.client(t, kgo.ConsumeTopics(DLQTopic(c.cfg.Topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -167,6 +171,13 @@ func deadLetters(t *testing.T, r *rig, c *Consumer, n int) []*kgo.Record {
 	if len(recs) != n {
 		t.Fatalf("%d dead letters, want %d", len(recs), n)
 	}
+	// By source offset: the dead-letter topic has the broker's default
+	// partitions (kfake's are several), and the records' keys spread them.
+	slices.SortFunc(recs, func(a, b *kgo.Record) int {
+		x, _ := strconv.ParseInt(header(a, HeaderOffset), 10, 64)
+		y, _ := strconv.ParseInt(header(b, HeaderOffset), 10, 64)
+		return cmp.Compare(x, y)
+	})
 	return recs
 }
 
