@@ -7,10 +7,6 @@
 // service is not configured or does not answer, the test is skipped with a
 // message saying how to start it; with CI=true it fails instead, so CI can
 // never pass by skipping.
-//
-// Under `go test -short` (the fast layer, which needs no services) every test
-// that asks for a service is skipped, whether the stack runs or not and under
-// CI=true too: -short asks for the fast layer only.
 package stacktest
 
 import (
@@ -42,7 +38,8 @@ func Getenv(name string) string {
 // shortSkip is the message of a test skipped under -short.
 const shortSkip = "-short: needs the stack"
 
-// needsStack skips the test under -short.
+// needsStack skips the test under `go test -short`, the fast layer, which
+// needs no services: whether the stack runs or not, and under CI=true too.
 func needsStack(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
