@@ -113,8 +113,8 @@ func TestCheckUsesAFreshHTTP2ConnectionEachTime(t *testing.T) {
 	prober := New(Options{RootCAs: rootsOf(srv)})
 	for range 3 {
 		r := prober.Check(context.Background(), target(srv.URL+"/"))
-		if r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.Protocol != "HTTP/2.0" || r.Connect <= 0 || r.TLSHandshake <= 0 {
-			t.Fatalf("outcome %v protocol %q connect %v TLS %v: %s", r.Outcome, r.Protocol, r.Connect, r.TLSHandshake, r.Err)
+		if r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.Protocol != "HTTP/2.0" || r.Connect <= 0 || r.TLSHandshake <= 0 || r.TimeToFirstByte <= 0 {
+			t.Fatalf("outcome %v protocol %q connect %v TLS %v TTFB %v: %s", r.Outcome, r.Protocol, r.Connect, r.TLSHandshake, r.TimeToFirstByte, r.Err)
 		}
 	}
 	srv.Close()
