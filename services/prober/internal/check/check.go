@@ -259,6 +259,9 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 		if r.BodyTruncated {
 			r.Err += fmt.Sprintf(" (read up to max_body_bytes %d)", t.MaxBodyBytes)
 		}
+		if b.undecoded != "" {
+			r.Err += fmt.Sprintf(" (Content-Encoding %q is not decoded)", b.undecoded)
+		}
 	default:
 		r.Outcome = sitewatchv1.Outcome_OUTCOME_UP
 	}

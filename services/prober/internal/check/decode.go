@@ -34,17 +34,15 @@ const (
 	wireSlack = 64 << 10
 )
 
-// unsupportedError is the error of a Content-Encoding that is not decoded.
+// unsupportedError is the error of a Content-Encoding with more codings
+// than are decoded.
 type unsupportedError struct {
-	header, coding string
-	codings        int
+	header  string
+	codings int
 }
 
 func (e *unsupportedError) Error() string {
-	if e.coding == "" {
-		return fmt.Sprintf("Content-Encoding %q has %d codings, more than %d", e.header, e.codings, maxCodings)
-	}
-	return fmt.Sprintf("Content-Encoding %q is not supported (gzip, deflate, br, zstd)", e.coding)
+	return fmt.Sprintf("Content-Encoding %q has %d codings, more than %d", e.header, e.codings, maxCodings)
 }
 
 // decodeError is a body that is not what its coding says.
@@ -106,13 +104,20 @@ func (c *capReader) note(err error) error {
 type body struct {
 	wire, content *capReader
 	closers       []func()
+	// undecoded is the coding, unknown to the prober, that left the body
+	// as sent; empty when the body was decoded or had no coding.
+	undecoded string
 }
 
 // newBody prepares reading resp's body, decoding its Content-Encoding, at
 // most limit decoded bytes. The error is an *unsupportedError.
 func newBody(resp *http.Response, limit int64) (*body, error) {
 	header := resp.Header.Values("Content-Encoding")
-	var codings []string
+	var (
+		codings   []string
+		undecoded string
+	)
+scan:
 	for _, line := range header {
 		for c := range strings.SplitSeq(line, ",") {
 			switch c = strings.ToLower(strings.TrimSpace(c)); c {
@@ -123,7 +128,13 @@ func newBody(resp *http.Response, limit int64) (*body, error) {
 				c = "gzip"
 			case "gzip", "deflate", "br", "zstd":
 			default:
-				return nil, &unsupportedError{coding: c}
+				// A browser passes a body with a coding it does not know
+				// through as sent, not decoding the others either
+				// (Chromium's URLRequestHttpJob::SetUpSourceStream):
+				// servers label plain bodies "utf-8" or "text", and such a
+				// site works in a browser. So is it checked.
+				codings, undecoded = nil, c
+				break scan
 			}
 			codings = append(codings, c)
 		}
@@ -131,7 +142,7 @@ func newBody(resp *http.Response, limit int64) (*body, error) {
 	if len(codings) > maxCodings {
 		return nil, &unsupportedError{header: strings.Join(header, ", "), codings: len(codings)}
 	}
-	b := &body{wire: &capReader{r: resp.Body, limit: limit, errMore: errWireCap}}
+	b := &body{wire: &capReader{r: resp.Body, limit: limit, errMore: errWireCap}, undecoded: undecoded}
 	if len(codings) > 0 {
 		b.wire.limit = wireLimit(limit)
 	}

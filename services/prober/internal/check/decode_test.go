@@ -127,8 +127,12 @@ func TestCheckDecodesContentEncodings(t *testing.T) {
 		{"identity among codings", []string{"gzip, identity"}, gz, "", "", 0, 0, "", -1, int64(len(page)), false},
 		{"empty body", []string{"gzip"}, nil, "", "-", 0, 0, "", 0, 0, false},
 		{"HEAD", []string{"br"}, encode(t, "br", []byte(page)), http.MethodHead, "-", 0, 0, "", 0, 0, false},
-		{"unknown coding", []string{"gzip, compress"}, gz, "", "", 0, otherKind,
-			`Content-Encoding "compress" is not supported (gzip, deflate, br, zstd)`, 0, 0, false},
+		// A coding the prober does not know leaves the body as sent, as
+		// browsers do: servers label plain bodies "utf-8".
+		{"unknown coding", []string{"UTF-8"}, []byte(page), "", "", 0, 0, "", -1, int64(len(page)), false},
+		{"unknown coding on HEAD", []string{"compress"}, nil, http.MethodHead, "-", 0, 0, "", 0, 0, false},
+		{"unknown coding after a known one", []string{"gzip, compress"}, gz, "", "", 0, sitewatchv1.FailureKind_FAILURE_KIND_CONTENT_MISMATCH,
+			`pattern <title>Welcome to the compressed site</title> not found in the body (Content-Encoding "compress" is not decoded)`, 0, 0, false},
 		{"too many codings", []string{"gzip, gzip, gzip, gzip, gzip"}, encode(t, "gzip, gzip, gzip, gzip, gzip", []byte(page)), "", "", 0, otherKind,
 			`Content-Encoding "gzip, gzip, gzip, gzip, gzip" has 5 codings, more than 4`, 0, 0, false},
 		{"truncated gzip", []string{"gzip"}, gz[:len(gz)-10], "", "", 0, otherKind, "decode gzip body: unexpected EOF", -1, -1, false},
