@@ -30,8 +30,11 @@ const (
 	// wireSlack is what an encoded body may take on the wire beyond its
 	// cap: past cap + cap/8 + wireSlack the encoded bytes say little more
 	// (incompressible data grows by far less under any coding), and a
-	// stream of empty blocks would otherwise be read until the timeout.
-	wireSlack = 64 << 10
+	// stream of empty blocks would otherwise be read until the timeout. It
+	// holds a zstd block twice over: the decoder yields nothing before it
+	// has a whole block, up to 128 KiB when the data did not compress (RFC
+	// 8878 section 3.1.1.2.4), plus headers and the read-ahead of buffers.
+	wireSlack = 256 << 10
 )
 
 // unsupportedError is the error of a Content-Encoding with more codings

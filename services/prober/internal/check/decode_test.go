@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -194,7 +195,7 @@ func TestCheckDecodesContentEncodings(t *testing.T) {
 }
 
 // Encoded bytes that decode to nothing (here empty gzip members, one after
-// the other) are read only up to the cap plus an eighth and 64 KiB, not
+// the other) are read only up to the cap plus an eighth and 256 KiB, not
 // until the timeout.
 func TestCheckBoundsTheEncodedBody(t *testing.T) {
 	site := &encodedSite{}
@@ -203,10 +204,43 @@ func TestCheckBoundsTheEncodedBody(t *testing.T) {
 	empty := encode(t, "gzip", nil)
 	site.serve([]string{"gzip"}, bytes.Repeat(empty, 100000))
 	r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) { t.MaxBodyBytes = 1000 }))
-	if want := int64(1000 + 125 + 64<<10); r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.BytesRead != want ||
+	if want := int64(1000 + 125 + 256<<10); r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.BytesRead != want ||
 		r.DecodedBytes != 0 || !r.BodyTruncated {
 		t.Errorf("outcome %v (%s) bytes read %d decoded %d truncated %t, want up, %d, 0, truncated",
 			r.Outcome, r.Err, r.BytesRead, r.DecodedBytes, r.BodyTruncated, want)
+	}
+}
+
+// A zstd decoder yields nothing before it has a whole block, up to 128 KiB
+// on the wire when the data does not compress (RFC 8878 section
+// 3.1.1.2.4): the bound on the encoded bytes leaves room for one, so a
+// small cap still sees the start of such a body.
+func TestCheckDecodesAWholeZstdBlock(t *testing.T) {
+	site := &encodedSite{}
+	srv := httptest.NewServer(site)
+	t.Cleanup(srv.Close)
+	data := make([]byte, 256<<10)
+	rng := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // test data
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	copy(data, "<html>NEEDLE")
+	body := encode(t, "zstd", data)
+	if len(body) < 128<<10 {
+		t.Fatalf("the zstd body is %d bytes: the data compressed, the test needs it not to", len(body))
+	}
+	site.serve([]string{"zstd"}, body)
+	for _, limit := range []int64{0, 1024, 64 << 10} {
+		r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) {
+			t.MaxBodyBytes = limit
+			if limit > 0 {
+				t.Pattern = regexp.MustCompile(`^<html>NEEDLE`)
+			}
+		}))
+		if r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.DecodedBytes != limit || !r.BodyTruncated {
+			t.Errorf("cap %d: outcome %v (%s) decoded %d truncated %t, want up, %d, truncated",
+				limit, r.Outcome, r.Err, r.DecodedBytes, r.BodyTruncated, limit)
+		}
 	}
 }
 
