@@ -232,13 +232,18 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 		_, err = io.Copy(io.Discard, b.content)
 	}
 	r.BytesRead, r.DecodedBytes, r.BodyTruncated = b.wire.n, b.content.n, b.truncated()
-	if err = b.readError(err); err != nil {
-		var de *decodeError
-		if errors.As(err, &de) {
-			p.fail(&r, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, err, tr)
-		} else {
-			p.fail(&r, classify(ctx, err, tr), fmt.Errorf("reading the body: %w", err), tr)
-		}
+	var de *decodeError
+	switch err = b.readError(err); {
+	case err == nil:
+	case errors.As(err, &de) && !t.Expects(resp.StatusCode):
+		// The status fails the check whatever the body says: an error
+		// page labelled with a coding it does not have (some proxies send
+		// one) is the status's failure, as before bodies were decoded.
+	case errors.As(err, &de):
+		p.fail(&r, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, err, tr)
+		return r
+	default:
+		p.fail(&r, classify(ctx, err, tr), fmt.Errorf("reading the body: %w", err), tr)
 		return r
 	}
 	tr.fill(&r)

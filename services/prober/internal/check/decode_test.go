@@ -244,6 +244,26 @@ func TestCheckDecodesAWholeZstdBlock(t *testing.T) {
 	}
 }
 
+// A status that fails the check is the failure, whatever its body: an
+// error page labelled gzip but sent plain (some proxies do) is
+// HTTP_STATUS, as it was before bodies were decoded, not a decode failure.
+func TestCheckStatusBeforeDecodeFailure(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "Service Unavailable")
+	}))
+	t.Cleanup(srv.Close)
+	for _, pattern := range []*regexp.Regexp{nil, regexp.MustCompile(`Welcome`)} {
+		r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) { t.Pattern = pattern }))
+		if r.FailureKind != sitewatchv1.FailureKind_FAILURE_KIND_HTTP_STATUS || r.Err != "unexpected status 503 Service Unavailable" ||
+			r.StatusCode != 503 {
+			t.Errorf("pattern %v: kind %v error %q status %d, want HTTP_STATUS unexpected status 503 Service Unavailable",
+				pattern, r.FailureKind, r.Err, r.StatusCode)
+		}
+	}
+}
+
 // A decode failure after the cap was read is no failure: the rest of the
 // body is not read, as a body longer than the cap is not.
 func TestCheckDecodeStopsAtTheCap(t *testing.T) {
