@@ -358,6 +358,7 @@ func FuzzBody(f *testing.F) {
 	f.Add("deflate, gzip", encode(f, "deflate, gzip", []byte(page)), int64(0))
 	f.Add("identity", []byte(page), int64(10))
 	f.Add("gzip, compress", []byte{}, int64(10))
+	f.Add("utf-8", []byte(page), int64(1000))
 	f.Fuzz(func(t *testing.T, header string, data []byte, limit int64) {
 		if limit < 0 {
 			limit = -limit
@@ -376,10 +377,15 @@ func FuzzBody(f *testing.F) {
 			return
 		}
 		defer b.close()
-		n, err := io.Copy(io.Discard, b.content)
+		var got bytes.Buffer
+		n, err := got.ReadFrom(b.content)
 		err = b.readError(err)
 		if n != b.content.n || n > limit || b.wire.n > wireLimit(limit) || b.wire.n > int64(len(data)) {
 			t.Fatalf("decoded %d (counted %d) of cap %d, wire %d of %d", n, b.content.n, limit, b.wire.n, len(data))
+		}
+		// A coding the prober does not know leaves the body as sent.
+		if b.undecoded != "" && (err != nil || !bytes.Equal(got.Bytes(), data[:n])) {
+			t.Fatalf("under unknown coding %q: error %v, body %q of %q", b.undecoded, err, got.Bytes(), data)
 		}
 		var de *decodeError
 		if err != nil && !errors.As(err, &de) {
