@@ -143,6 +143,8 @@ func TestCheckDecodesContentEncodings(t *testing.T) {
 		{"inner coding broken", []string{"deflate, gzip"}, encode(t, "gzip", []byte(page)), "", "", 0, otherKind, "decode deflate body: ", -1, -1, false},
 		// The cap applies to the decoded body: a bomb is read up to it.
 		{"decoded body over the cap", []string{"gzip"}, gz, "", "^<html><title>Welcome$", 20, 0, "", -1, 20, true},
+		{"decoded body of exactly the cap", []string{"gzip"}, gz, "", "", int64(len(page)), 0, "", -1, int64(len(page)), false},
+		{"zstd body of exactly the cap", []string{"zstd"}, encode(t, "zstd", []byte(page)), "", "", int64(len(page)), 0, "", -1, int64(len(page)), false},
 		{"decompression bomb", []string{"gzip"}, bomb, "", `^\x00+$`, 1 << 20, 0, "", -2, 1 << 20, true},
 	}
 	for _, tt := range tests {
