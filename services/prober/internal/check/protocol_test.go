@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/prober/internal/config"
@@ -120,5 +124,86 @@ func TestCheckUsesAFreshHTTP2ConnectionEachTime(t *testing.T) {
 	srv.Close()
 	if conns != 3 {
 		t.Errorf("3 checks opened %d connections, want 3", conns)
+	}
+}
+
+// refusingH2Server starts a TLS server speaking just enough HTTP/2 to turn
+// every request away, as an overloaded or stopping server does: with a
+// GOAWAY as soon as the connection opens, or a RST_STREAM REFUSED_STREAM
+// for each request. It counts the connections.
+func refusingH2Server(t *testing.T, goaway bool) (url string, roots *x509.CertPool, conns *atomic.Int32) {
+	t.Helper()
+	cert := httptest.NewUnstartedServer(nil) // for its certificate
+	cert.StartTLS()
+	t.Cleanup(cert.Close)
+	cfg := cert.TLS.Clone()
+	cfg.NextProtos = []string{"h2"}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns = new(atomic.Int32)
+	frame := func(typ byte, stream uint32, payload ...byte) []byte {
+		f := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(f[5:], stream)
+		return append(f, payload...)
+	}
+	const (
+		settings, rstStream, goAway = 4, 3, 7
+		headers                     = 1
+		refusedStream               = 7
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.ReadFull(c, make([]byte, 24)); err != nil { // the client preface
+					return
+				}
+				c.Write(frame(settings, 0))
+				if goaway {
+					c.Write(frame(goAway, 0, 0, 0, 0, 0, 0, 0, 0, 0)) // last stream 0, NO_ERROR
+				}
+				head := make([]byte, 9)
+				for {
+					if _, err := io.ReadFull(c, head); err != nil {
+						return
+					}
+					n := int(head[0])<<16 | int(head[1])<<8 | int(head[2])
+					if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+						return
+					}
+					if head[3] == headers {
+						c.Write(frame(rstStream, binary.BigEndian.Uint32(head[5:])&0x7fffffff, 0, 0, 0, refusedStream))
+					}
+				}
+			}()
+		}
+	}()
+	return "https://" + ln.Addr().String() + "/", rootsOf(cert), conns
+}
+
+// A server that turns every HTTP/2 request away is a failure after a few
+// connections, not a loop of new connections (hundreds a second) until the
+// timeout: net/http's Transport dials again at once each time its
+// single-use HTTP/2 connection is refused.
+func TestCheckHTTP2RefusedIsNotALoop(t *testing.T) {
+	for _, goaway := range []bool{false, true} {
+		url, roots, conns := refusingH2Server(t, goaway)
+		r := New(Options{RootCAs: roots}).Check(context.Background(), target(url, func(t *config.Target) {
+			t.Timeout = 2 * time.Second
+		}))
+		want := fmt.Sprintf("Get %q: %v", url, errRefused)
+		if r.FailureKind != sitewatchv1.FailureKind_FAILURE_KIND_OTHER || r.Err != want || conns.Load() != maxConnsPerRequest {
+			t.Errorf("GOAWAY %t: kind %v error %q after %d connections, want OTHER %q after %d",
+				goaway, r.FailureKind, r.Err, conns.Load(), want, maxConnsPerRequest)
+		}
 	}
 }
