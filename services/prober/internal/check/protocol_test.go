@@ -91,6 +91,10 @@ func TestCheckNegotiatesHTTP2(t *testing.T) {
 			if e := r.Event(&sitewatchv1.Prober{}); e.GetProtocol() != tt.proto {
 				t.Errorf("event protocol %q, want %q", e.GetProtocol(), tt.proto)
 			}
+			// The certificate's expiry is seen over either protocol.
+			if c := tt.srv.Certificate(); c != nil && !r.CertNotAfter.Equal(c.NotAfter) {
+				t.Errorf("certificate expiry %v, want %v", r.CertNotAfter, c.NotAfter)
+			}
 		})
 	}
 
