@@ -23,17 +23,20 @@
 #      a fresh topic and database; delay from check start to committed row.
 #   5. The recorder's benchmark program (services/recorder/cmd/recorderbench,
 #      when the tree has it): draining a 1,000,000-event backlog with rollups
-#      beside a plain COPY of the same rows, RSS while draining, and the delay
-#      to the committed row at 1,000 events/s.
+#      beside two binary COPYs of the same rows (into a table without keys, and
+#      into one with check_results' keys, indexes and daily partitions: the
+#      limit of the storage design), RSS while draining, and the delay to the
+#      committed row at 1,000 events/s.
 #
 #   6. Reloads of the targets file (BenchmarkReload in services/prober, run
 #      with `go test -bench -benchtime 3x`, the mean of 3): a file of 10,000 and of 100,000
 #      targets replaced by one of 2 (removed) and the reverse (added), beside
 #      the parse of the same large file alone. No services needed.
 #
-# Kafka, the registry and PostgreSQL come from .stack/env (without one, the
-# stack is started with deploy/stack.sh up); the benchmark programs create their own topics
-# and databases and remove them afterwards. The table goes to stdout and to
+# Kafka, the registry and PostgreSQL come from .stack/env; when there is none,
+# or one of the three does not answer there (after `task down`), the stack is
+# started with deploy/stack.sh up first. The benchmark programs create their
+# own topics and databases and remove them afterwards. The table goes to stdout and to
 # .stack/bench/results.md; the logs of each step go to .stack/bench/logs/.
 #
 # RECORDERBENCH=/path/to/recorderbench and RECORDER_BIN=/path/to/recorder run
@@ -81,7 +84,53 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# --- stack --------------------------------------------------------------------
+
+command -v curl >/dev/null 2>&1 || die "curl not found on PATH (apt-get install -y curl)"
+
+# tcp_answers HOST:PORT: something accepts connections there.
+tcp_answers() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+
+# stack_silent: prints what of .stack/env does not answer (nothing when all do).
+stack_silent() {
+  local broker=${KAFKA_BROKERS%%,*} pg
+  # postgres://user@host:port/db?... -> host:port
+  pg=${DATABASE_URL#*://}
+  pg=${pg#*@}
+  pg=${pg%%[/?]*}
+  tcp_answers "$broker" || echo "Kafka at $broker"
+  curl -fsS -o /dev/null --max-time 3 "$SCHEMA_REGISTRY_URL/subjects" 2>/dev/null ||
+    echo "the registry at $SCHEMA_REGISTRY_URL"
+  tcp_answers "$pg" || echo "PostgreSQL at $pg"
+}
+
+load_env() {
+  set -a
+  # shellcheck disable=SC1091
+  . .stack/env
+  set +a
+}
+
+# A stack that answers is used as it is (it may be another checkout's, shared
+# through .stack); where there is none, or it was stopped, it is started.
+silent=""
+if [[ ! -f .stack/env ]]; then
+  silent="no .stack/env"
+else
+  load_env
+  silent=$(stack_silent | paste -sd, - | sed 's/,/, /g')
+fi
+if [[ -n $silent ]]; then
+  log "the stack does not answer ($silent): starting it (deploy/stack.sh up)"
+  bash deploy/stack.sh up >&2 || die "the stack did not start: see the lines above (go tool task stack:up)"
+  load_env
+  silent=$(stack_silent | paste -sd, - | sed 's/,/, /g')
+  [[ -z $silent ]] || die "the stack started but does not answer: $silent (.stack/env)"
+fi
+
 # --- tools --------------------------------------------------------------------
+
+command -v go >/dev/null 2>&1 || die "go not found on PATH"
 
 find_nginx() { command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; }; }
 
@@ -98,22 +147,7 @@ if ((${#missing[@]})); then
   fi
 fi
 NGINX=$(find_nginx)
-command -v go >/dev/null 2>&1 || die "go not found on PATH"
-command -v curl >/dev/null 2>&1 || die "curl not found on PATH (apt-get install -y curl)"
 
-# A stack that runs is used as it is (it may be another checkout's, shared
-# through .stack); only where there is none yet is it started.
-if [[ ! -f .stack/env ]]; then
-  log "no .stack/env: starting the stack (deploy/stack.sh up)"
-  bash deploy/stack.sh up >&2 || die "the stack did not start (go tool task stack:up)"
-fi
-set -a
-# shellcheck disable=SC1091
-. .stack/env
-set +a
-broker=${KAFKA_BROKERS%%,*}
-(exec 3<>"/dev/tcp/${broker%:*}/${broker##*:}") 2>/dev/null ||
-  die "Kafka does not answer at $broker (.stack/env): start the stack (go tool task stack:up)"
 
 # --- helpers ------------------------------------------------------------------
 
@@ -515,12 +549,15 @@ recorder_rows() {
     e2e_row
     return
   fi
-  local drain copy
+  local drain copy keyed
   drain=$(rec_figure "drain (from first")
   copy=$(rec_figure "plain COPY")
+  keyed=$(rec_figure "storage anchor: COPY")
   printf '| 4. Recorder: drain a %s-event backlog with rollups (rollups exact: %s) | **%s** (%s from start, incl. group join) | plain COPY of the same rows into a table without keys, same database: **%s** | **%s** of COPY |\n' \
     "$(fmt_int "$RECORDER_EVENTS")" "$(rec_figure "rollups exact")" "$drain" "$(rec_figure "drain (from start")" "$copy" \
     "$(pct_of "$(num "${drain//,/}")" "$(num "${copy//,/}")")"
+  printf '| 4. Recorder drain against its storage design | (as above) | storage anchor: binary COPY of the same rows into a table with check_results'"'"' keys, indexes and daily partitions (LIKE check_results INCLUDING ALL), same database: **%s** | **%s** of the storage anchor |\n' \
+    "${keyed:-not measured}" "$(pct_of "$(num "${drain//,/}")" "$(num "${keyed//,/}")")"
   e2e_row
 }
 

@@ -207,9 +207,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		OnRun: func(_ *config.Target, _ time.Time, lag time.Duration) {
 			m.lag.Observe(lag.Seconds())
 		},
-		OnSkip: func(t *config.Target, reason string, n int) {
-			m.skipped.WithLabelValues(t.ID, reason).Add(float64(n))
-		},
+		OnSkip: m.skip,
 	})
 	sched.Set(file.Targets)
 	m.targets.Set(float64(len(file.Targets)))

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sitewatch/sitewatch/services/internal/opshttp"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
@@ -23,7 +24,7 @@ import (
 )
 
 func TestCertificateExpiryMetric(t *testing.T) {
-	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	secure := httptest.NewTLSServer(ok)
 	defer secure.Close()
 	plain := httptest.NewServer(ok)
@@ -122,5 +123,30 @@ func TestCertificateExpiryMetric(t *testing.T) {
 	w.check(context.Background(), ts["a"])
 	if got := scrape(expiry); len(got) != 0 {
 		t.Errorf("after a moved to http://: %s, want no series", strings.Join(got, "\n"))
+	}
+}
+
+// The scheduler may skip a run of a target after the reload forgot its
+// series and before the scheduler's Set: between reloader.forget and
+// schedule.Set, the scheduler still has it.
+func TestSkipOfARemovedTargetLeavesNoSeries(t *testing.T) {
+	f, err := config.Parse("t.yaml", []byte("targets:\n  - id: a\n    url: http://127.0.0.1:1/\n  - id: b\n    url: http://127.0.0.1:2/\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := f.Targets[0], f.Targets[1]
+	m := newMetrics(prometheus.NewRegistry())
+	m.setTargets(f.Targets)
+	m.skip(b, schedule.SkipOverlap, 1)
+	m.setTargets(f.Targets[:1])
+	m.skip(a, schedule.SkipBehind, 2)
+	m.skip(b, schedule.SkipOverlap, 1) // b was removed meanwhile
+	want := `
+# HELP sitewatch_prober_checks_skipped_total Checks not made when due, by target and reason: overlap (the previous check of the target still running) or behind (the prober fell more than an interval behind).
+# TYPE sitewatch_prober_checks_skipped_total counter
+sitewatch_prober_checks_skipped_total{reason="behind",target="a"} 2
+`
+	if err := testutil.CollectAndCompare(m.skipped, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

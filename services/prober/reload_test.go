@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -50,33 +49,5 @@ func TestReloadKeepsTheOldTargetsWhenTheFileIsBad(t *testing.T) {
 		if sched.Len() != s.targets || ok != s.ok || errored != s.errored {
 			t.Errorf("%s: %d targets, reloads ok %v error %v; want %d, %v, %v", s.name, sched.Len(), ok, errored, s.targets, s.ok, s.errored)
 		}
-	}
-}
-
-func TestWatchSeesTheFileReplaced(t *testing.T) {
-	path := writeFile(t, "x")
-	changed := make(chan struct{}, 10)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := config.Watch(ctx, path, 300*time.Millisecond, func() { changed <- struct{}{} }, func(err error) { t.Error(err) }); err != nil {
-		t.Fatal(err)
-	}
-	// As editors save: write a new file, rename it over the old one.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte("y"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-changed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no change seen in 5s")
-	}
-	// Debounced: the create and the rename made one call.
-	time.Sleep(600 * time.Millisecond)
-	if n := len(changed); n != 0 {
-		t.Errorf("%d more calls for one save, want 0", n)
 	}
 }

@@ -173,7 +173,9 @@ func (f *fixture) start(extra ...string) *recorder {
 	go func() { r.done <- run(ctx, args, f.getenv, r.logs, r.logs) }()
 	f.t.Cleanup(func() {
 		cancel()
-		<-r.done
+		if err := <-r.done; err != nil {
+			f.t.Logf("recorder stopped with an error: %v", err)
+		}
 		if f.t.Failed() {
 			f.t.Logf("recorder logs:\n%s", r.logs.String())
 		}

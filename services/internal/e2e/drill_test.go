@@ -291,7 +291,9 @@ func TestDrillHostileWebsites(t *testing.T) {
 				return
 			}
 			defer conn.Close()
-			buf.WriteString("HTTP/1.1 200 OK\r\n")
+			if _, err := buf.WriteString("HTTP/1.1 200 OK\r\n"); err != nil {
+				return
+			}
 			for i := 0; i < 600; i++ {
 				if _, err := buf.WriteString("X-Drip: " + strconv.Itoa(i) + "\r\n"); err != nil || buf.Flush() != nil {
 					return
@@ -305,7 +307,9 @@ func TestDrillHostileWebsites(t *testing.T) {
 		"megabyte-line": func(w http.ResponseWriter, r *http.Request) {
 			bw := bufio.NewWriter(w)
 			for range 1_000_000 / len(chunk) {
-				bw.Write(chunk)
+				if _, err := bw.Write(chunk); err != nil {
+					return
+				}
 			}
 			bw.Flush()
 		},

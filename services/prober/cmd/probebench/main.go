@@ -298,7 +298,7 @@ func servePage(ctx context.Context, addr string) error {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
-			w.Write(page)
+			_, _ = w.Write(page)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -338,8 +338,8 @@ func startChild(ctx context.Context) (string, func(), error) {
 		return "", nil, err
 	}
 	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
+		cmd.Wait()                          //nolint:errcheck // its exit status is the signal's
 	}
 	if err := waitListening(ctx, addr); err != nil {
 		stop()
@@ -400,8 +400,8 @@ http {
 		return "", nil, err
 	}
 	stop := func() {
-		cmd.Process.Signal(syscall.SIGQUIT)
-		cmd.Wait()
+		cmd.Process.Signal(syscall.SIGQUIT) //nolint:errcheck // may have exited
+		cmd.Wait()                          //nolint:errcheck // its exit status is the signal's
 		os.RemoveAll(dir)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)

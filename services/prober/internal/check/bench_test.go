@@ -26,7 +26,7 @@ func BenchmarkCheck(b *testing.B) {
 		if c != "" {
 			w.Header().Set("Content-Encoding", c)
 		}
-		w.Write(bodies[c])
+		_, _ = w.Write(bodies[c])
 	}))
 	defer srv.Close()
 	for _, bc := range []struct {

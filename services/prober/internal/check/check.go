@@ -114,7 +114,7 @@ func New(o Options) *Prober {
 			DisableCompression: true,
 			TLSClientConfig: &tls.Config{
 				RootCAs:            o.RootCAs,
-				InsecureSkipVerify: skip, //nolint:gosec // per target, documented as tls_skip_verify
+				InsecureSkipVerify: skip, // per target: the targets file's tls_skip_verify
 			},
 			TLSHandshakeTimeout: 0, // the check's deadline bounds it
 			// HTTP/2 over TLS when the server offers it in ALPN, else

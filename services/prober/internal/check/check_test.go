@@ -59,7 +59,10 @@ func site() http.Handler {
 	})
 	mux.HandleFunc("/hop/", func(w http.ResponseWriter, r *http.Request) {
 		var n int
-		fmt.Sscanf(strings.TrimPrefix(r.URL.Path, "/hop/"), "%d", &n)
+		if _, err := fmt.Sscanf(strings.TrimPrefix(r.URL.Path, "/hop/"), "%d", &n); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		if n == 0 {
 			fmt.Fprint(w, "arrived")
 			return
@@ -82,7 +85,7 @@ func site() http.Handler {
 		}
 	})
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, strings.Repeat("x", 5000)+"NEEDLE")
+		_, _ = io.WriteString(w, strings.Repeat("x", 5000)+"NEEDLE")
 	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)

@@ -302,7 +302,7 @@ func TestCheckAcceptEncoding(t *testing.T) {
 			w.Write(encode(t, "br", []byte(page)))
 			return
 		}
-		io.WriteString(w, page)
+		_, _ = io.WriteString(w, page)
 	})
 	plain := httptest.NewServer(negotiating)
 	t.Cleanup(plain.Close)

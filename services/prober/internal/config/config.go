@@ -80,7 +80,9 @@ func (t *Target) Redact(s string) string {
 	if t.secretUser == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, "//"+t.secretUser, "//xxxxx")
+	// The user name and what ends it, so that a host that begins with the
+	// same letters (a redirect's URL in the error) stays as it is.
+	return strings.NewReplacer("//"+t.secretUser+"@", "//xxxxx@", "//"+t.secretUser+":", "//xxxxx:").Replace(s)
 }
 
 // StatusRange is an inclusive range of HTTP status codes; a single code has
@@ -379,7 +381,9 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 	}
 
 	if v := pick(r.pattern, d.pattern); v != nil {
-		if s, ok := p.scalar(v, where, "pattern"); ok {
+		// An empty pattern is none, so a target can switch off a pattern
+		// its defaults set (a HEAD target must).
+		if s, ok := p.scalar(v, where, "pattern"); ok && s != "" {
 			re, err := regexp.Compile(s)
 			if err != nil {
 				p.errorf(v, where, "pattern", "invalid regexp: %v", err)
@@ -390,11 +394,12 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 
 	if t.Method == http.MethodHead && t.Pattern != nil {
 		// Where the target says it: its pattern, else its method.
-		at := r.pattern
-		if at == nil {
-			at = pick(r.method, d.pattern)
+		const msg = "not allowed with method HEAD: a response to HEAD has no body to match"
+		if r.pattern != nil {
+			p.errorf(r.pattern, where, "pattern", msg)
+		} else {
+			p.errorf(pick(r.method, d.pattern), where, "pattern", msg+` (the pattern comes from defaults; pattern: "" on the target sets none)`)
 		}
-		p.errorf(at, where, "pattern", "not allowed with method HEAD: a response to HEAD has no body to match")
 	}
 
 	if v := pick(r.followRedirects, d.followRedirects); v != nil {

@@ -214,7 +214,7 @@ func TestParseBadFiles(t *testing.T) {
 				"  - id: b\n    url: https://example.org/\n    method: HEAD\n  - id: c\n    url: https://example.net/\n    method: head\n",
 			want: []string{
 				`bad.yaml:7: target "a": pattern: not allowed with method HEAD: a response to HEAD has no body to match`,
-				`bad.yaml:10: target "b": pattern: not allowed with method HEAD: a response to HEAD has no body to match`,
+				`bad.yaml:10: target "b": pattern: not allowed with method HEAD: a response to HEAD has no body to match (the pattern comes from defaults; pattern: "" on the target sets none)`,
 			},
 		},
 		{
@@ -281,6 +281,8 @@ func TestPublicURLHidesTheSecret(t *testing.T) {
 		{"https://TOKEN@example.com/", "https://xxxxx@example.com/", `Get "https://TOKEN@example.com/": EOF`, `Get "https://xxxxx@example.com/": EOF`},
 		{"https://sk_test_4eC3:@127.0.0.1/", "https://xxxxx:@127.0.0.1/", `Get "https://sk_test_4eC3:***@127.0.0.1/": EOF`, `Get "https://xxxxx:***@127.0.0.1/": EOF`},
 		{"http://t%40k@127.0.0.1:8080/", "http://xxxxx@127.0.0.1:8080/", `Get "http://t%40k@127.0.0.1:8080/": EOF`, `Get "http://xxxxx@127.0.0.1:8080/": EOF`},
+		// Only the user name is replaced, not a host that starts alike.
+		{"http://api@127.0.0.1/", "http://xxxxx@127.0.0.1/", `Get "http://api.example.com/v2": dial tcp: lookup api.example.com: no such host`, `Get "http://api.example.com/v2": dial tcp: lookup api.example.com: no such host`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -296,5 +298,20 @@ func TestPublicURLHidesTheSecret(t *testing.T) {
 				t.Errorf("Redact(%q) = %q, want %q", tt.err, got, tt.redacted)
 			}
 		})
+	}
+}
+
+func TestEmptyPatternSwitchesOffTheDefault(t *testing.T) {
+	f, err := Parse("t.yaml", []byte("defaults:\n  pattern: ok\ntargets:\n"+
+		"  - id: a\n    url: https://example.com/\n    method: HEAD\n    pattern: \"\"\n"+
+		"  - id: b\n    url: https://example.org/\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Targets[0].Pattern; got != nil {
+		t.Errorf("target a: pattern %q, want none", got)
+	}
+	if got := f.Targets[1].Pattern; got == nil || got.String() != "ok" {
+		t.Errorf("target b: pattern %v, want the default ok", got)
 	}
 }

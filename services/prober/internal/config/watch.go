@@ -2,7 +2,10 @@ package config
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -21,7 +24,15 @@ import (
 // is a symlink through `..data`, itself a symlink that is replaced by a
 // rename (kubernetes/kubernetes pkg/volume/util/atomic_writer.go). So on an
 // event of another name, the file's path is resolved through its symlinks,
-// and a path that differs from the last one resolved is a change.
+// and a path that differs from the last one resolved is a change; so is an
+// event of the file the path resolves to, when the targets file is a
+// symlink to another file of the directory (targets.yaml -> prod.yaml).
+//
+// The watch is on the directory's inode: when the directory itself is
+// removed or renamed (a deploy that renames a new directory over it, or
+// rm -r and mkdir), the watch goes with it. Then the directory's path is
+// watched again as soon as it exists, checked once per debounce period,
+// and that is a change.
 func Watch(ctx context.Context, path string, debounce time.Duration, changed func(), onError func(error)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -44,6 +55,24 @@ func Watch(ctx context.Context, path string, debounce time.Duration, changed fun
 		timer := time.NewTimer(time.Hour)
 		timer.Stop()
 		defer timer.Stop()
+		// Ticks while the directory is not watched; nil otherwise.
+		var rewatch <-chan time.Time
+		var reported bool
+		watchAgain := func() {
+			if err := w.Add(dir); err != nil {
+				// Not there yet (or not readable): try again later,
+				// saying why once, not at every try.
+				if !errors.Is(err, fs.ErrNotExist) && !reported {
+					onError(fmt.Errorf("watch %s again: %w", dir, err))
+					reported = true
+				}
+				rewatch = time.After(debounce)
+				return
+			}
+			rewatch, reported = nil, false
+			resolved = resolve()
+			timer.Reset(debounce)
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -52,8 +81,14 @@ func Watch(ctx context.Context, path string, debounce time.Duration, changed fun
 				if !ok {
 					return
 				}
+				if filepath.Clean(ev.Name) == dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+					// The directory itself: its watch is gone.
+					timer.Reset(debounce)
+					watchAgain()
+					continue
+				}
 				now := resolve()
-				if filepath.Clean(ev.Name) != name && now == resolved {
+				if filepath.Clean(ev.Name) != name && now == resolved && !sameFile(ev.Name, name) {
 					continue
 				}
 				resolved = now
@@ -63,10 +98,23 @@ func Watch(ctx context.Context, path string, debounce time.Duration, changed fun
 					return
 				}
 				onError(err)
+			case <-rewatch:
+				watchAgain()
 			case <-timer.C:
 				changed()
 			}
 		}
 	}()
 	return nil
+}
+
+// sameFile reports whether the paths a and b, their symlinks followed, are
+// one file.
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }

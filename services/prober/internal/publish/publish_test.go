@@ -72,8 +72,11 @@ func TestIncompatibleSchemaStopsStartUp(t *testing.T) {
 		t.Fatal(r[0].Err)
 	}
 	t.Cleanup(func() {
-		registry.DeleteSubject(context.Background(), subject, sr.SoftDelete)
-		registry.DeleteSubject(context.Background(), subject, sr.HardDelete)
+		for _, how := range []sr.DeleteHow{sr.SoftDelete, sr.HardDelete} {
+			if _, err := registry.DeleteSubject(context.Background(), subject, how); err != nil {
+				t.Logf("clean-up: delete subject %s: %v", subject, err)
+			}
+		}
 	})
 
 	p, err := New(kcfg, Options{Topic: topic, Partitions: 1, ReplicationFactor: -1, Buffer: 10,

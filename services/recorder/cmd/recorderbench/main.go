@@ -2,8 +2,9 @@
 // variables of .stack/env): it produces a backlog of events into a fresh
 // topic, drains it with the recorder's consumer and store (in process, as
 // `recorder` wires them) into a fresh database and checks the rollups are
-// exact; as the anchor, it COPYs the same rows into a table without keys in
-// the same database; then it produces at a steady rate and measures the
+// exact; as anchors, it COPYs the same rows into a table without keys and
+// into one keyed, indexed and partitioned like check_results, in the same
+// (scratch) database; then it produces at a steady rate and measures the
 // delay from each event's started_at to the commit of the transaction that
 // stored it.
 //
@@ -149,15 +150,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	add("rollups exact", "yes", fmt.Sprintf("raw rows = sum(checks) = sum(histogram) = %d; every (target, hour) matches a GROUP BY of the raw rows", c.events))
 
-	// 3. The anchor: the same rows, as PostgreSQL stores them, COPYed (binary)
-	// into a table without keys or indexes in the same database.
-	d, err = b.copyAnchor(ctx)
+	// 3. The anchors: the same rows, as PostgreSQL stores them, COPYed
+	// (binary) into a table without keys or indexes, and into a table with
+	// check_results' keys, indexes and daily partitions: the limit of the
+	// storage design itself, without deduplication, rollups or Kafka.
+	plain, keyed, err := b.copyAnchors(ctx)
 	if err != nil {
 		return err
 	}
-	anchor := float64(c.events) / d.Seconds()
-	add("anchor: plain COPY of the same rows", rate(c.events, d), fmt.Sprintf("%.2f s, binary, into a table without keys or indexes, same database", d.Seconds()))
-	add("recorder drain / anchor", fmt.Sprintf("%.0f%%", 100*float64(c.events-dr.firstBatch)/dr.steady.Seconds()/anchor), "")
+	drainRate := float64(c.events-dr.firstBatch) / dr.steady.Seconds()
+	add("anchor: plain COPY of the same rows", rate(c.events, plain), fmt.Sprintf("%.2f s, binary, into a table without keys or indexes, same database", plain.Seconds()))
+	add("recorder drain / anchor", fmt.Sprintf("%.0f%%", 100*drainRate/(float64(c.events)/plain.Seconds())), "")
+	add("storage anchor: COPY into a table like check_results", rate(c.events, keyed), fmt.Sprintf("%.2f s, binary, into a table created LIKE check_results INCLUDING ALL (primary key, index, checks) with the same daily partitions, same database", keyed.Seconds()))
+	add("recorder drain / storage anchor", fmt.Sprintf("%.0f%%", 100*drainRate/(float64(c.events)/keyed.Seconds())), "")
 
 	// 4. End-to-end delay at a steady rate.
 	if c.rate > 0 {
@@ -367,31 +372,62 @@ func (b *bench) produce(ctx context.Context, from, to int, at func() time.Time) 
 	return nil
 }
 
-// copyAnchor reads the stored raw rows back (COPY TO, binary) and times a
-// plain COPY of exactly those bytes into a table without keys or indexes.
-func (b *bench) copyAnchor(ctx context.Context) (time.Duration, error) {
+// copyAnchors reads the stored raw rows back (COPY TO, binary) and times a
+// COPY of exactly those bytes into two tables: copy_anchor, without keys or
+// indexes, and copy_anchor_keyed, built like check_results (LIKE ...
+// INCLUDING ALL copies the primary key, the index and the checks; the
+// partitions are created with check_results' own bounds).
+func (b *bench) copyAnchors(ctx context.Context) (plain, keyed time.Duration, err error) {
 	conn, err := pgx.Connect(ctx, b.dbURL)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer conn.Close(ctx)
 	var data bytes.Buffer
 	if _, err := conn.PgConn().CopyTo(ctx, &data, "COPY (SELECT * FROM check_results) TO STDOUT (FORMAT binary)"); err != nil {
-		return 0, fmt.Errorf("copy out: %w", err)
+		return 0, 0, fmt.Errorf("copy out: %w", err)
 	}
 	if _, err := conn.Exec(ctx, "CREATE TABLE copy_anchor (LIKE check_results)"); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	start := time.Now()
-	tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(data.Bytes()), "COPY copy_anchor FROM STDIN (FORMAT binary)")
+	if _, err := conn.Exec(ctx, "CREATE TABLE copy_anchor_keyed (LIKE check_results INCLUDING ALL) PARTITION BY RANGE (checked_at)"); err != nil {
+		return 0, 0, err
+	}
+	rows, err := conn.Query(ctx, `SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'check_results'::regclass ORDER BY 1`)
 	if err != nil {
-		return 0, fmt.Errorf("copy anchor: %w", err)
+		return 0, 0, fmt.Errorf("list partitions: %w", err)
 	}
-	d := time.Since(start)
-	if tag.RowsAffected() != int64(b.cfg.events) {
-		return 0, fmt.Errorf("anchor copied %d rows, want %d", tag.RowsAffected(), b.cfg.events)
+	parts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Name, Bound string }])
+	if err != nil {
+		return 0, 0, fmt.Errorf("list partitions: %w", err)
 	}
-	return d, nil
+	for _, p := range parts {
+		name := pgx.Identifier{"copy_anchor_keyed" + strings.TrimPrefix(p.Name, "check_results")}.Sanitize()
+		if _, err := conn.Exec(ctx, "CREATE TABLE "+name+" PARTITION OF copy_anchor_keyed "+p.Bound); err != nil {
+			return 0, 0, fmt.Errorf("create partition %s: %w", name, err)
+		}
+	}
+	copyInto := func(table string) (time.Duration, error) {
+		start := time.Now()
+		tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(data.Bytes()), "COPY "+table+" FROM STDIN (FORMAT binary)")
+		if err != nil {
+			return 0, fmt.Errorf("copy into %s: %w", table, err)
+		}
+		d := time.Since(start)
+		if tag.RowsAffected() != int64(b.cfg.events) {
+			return 0, fmt.Errorf("%s: copied %d rows, want %d", table, tag.RowsAffected(), b.cfg.events)
+		}
+		return d, nil
+	}
+	if plain, err = copyInto("copy_anchor"); err != nil {
+		return 0, 0, err
+	}
+	if keyed, err = copyInto("copy_anchor_keyed"); err != nil {
+		return 0, 0, err
+	}
+	return plain, keyed, nil
 }
 
 type drainResult struct {

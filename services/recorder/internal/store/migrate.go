@@ -5,12 +5,17 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/sethvargo/go-retry"
 
 	"github.com/sitewatch/sitewatch/migrations"
 )
@@ -20,6 +25,14 @@ import (
 // safe for several recorders to migrate at once: one applies, the others wait
 // and then find nothing left to do. Close the returned closer when done.
 func NewMigrator(url string, logger *slog.Logger) (*goose.Provider, func() error, error) {
+	p, db, err := newMigrator(url, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, db.Close, nil
+}
+
+func newMigrator(url string, logger *slog.Logger) (*goose.Provider, *sql.DB, error) {
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open database: %w", err)
@@ -37,16 +50,22 @@ func NewMigrator(url string, logger *slog.Logger) (*goose.Provider, func() error
 		db.Close()
 		return nil, nil, fmt.Errorf("load migrations: %w", err)
 	}
-	return p, db.Close, nil
+	return p, db, nil
 }
 
-// Migrate applies every pending migration.
+// Migrate applies every pending migration. It first waits, within a bound
+// (connectBackoff), for the database to accept a connection: `recorder
+// migrate` often starts beside a PostgreSQL that is still starting (a
+// container on a fresh volume, a host that just booted).
 func Migrate(ctx context.Context, url string, logger *slog.Logger) error {
-	p, closeDB, err := NewMigrator(url, logger)
+	p, db, err := newMigrator(url, logger)
 	if err != nil {
 		return err
 	}
-	defer closeDB()
+	defer db.Close()
+	if err := waitForDatabase(ctx, db, connectBackoff(), logger); err != nil {
+		return err
+	}
 	results, err := p.Up(ctx)
 	if err != nil {
 		return fmt.Errorf("apply migrations: %w", err)
@@ -57,6 +76,60 @@ func Migrate(ctx context.Context, url string, logger *slog.Logger) error {
 	}
 	logger.Info("database schema up to date", "applied", len(results), "version", v)
 	return nil
+}
+
+// connectBackoff paces the first connection: 100 ms doubling to at most 2 s,
+// with jitter, for at most 30 s in all. A PostgreSQL container on a fresh
+// volume accepts TCP after initdb, a few seconds; 30 s covers a slow disk
+// without hiding a wrong DATABASE_URL for long.
+func connectBackoff() retry.Backoff {
+	b := retry.NewExponential(100 * time.Millisecond)
+	b = retry.WithCappedDuration(2*time.Second, b)
+	b = retry.WithJitterPercent(20, b)
+	return retry.WithMaxDuration(30*time.Second, b)
+}
+
+// waitForDatabase pings until the database answers, retrying only what a
+// starting server does: refusing connections (no listener yet, a failing
+// name lookup) and PostgreSQL's own "starting up" and "shutting down"
+// answers. A definite answer such as a wrong password fails at once.
+func waitForDatabase(ctx context.Context, db *sql.DB, b retry.Backoff, logger *slog.Logger) error {
+	start := time.Now()
+	attempts := 0
+	var last error
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
+		attempts++
+		last = db.PingContext(ctx)
+		if last == nil || !retryableConnectError(last) {
+			return last
+		}
+		logger.Warn("database not reachable yet; retrying", "attempt", attempts, "err", last)
+		return retry.RetryableError(last)
+	})
+	if err == nil {
+		if attempts > 1 {
+			logger.Info("database reachable", "attempts", attempts, "after", time.Since(start).Round(time.Millisecond).String())
+		}
+		return nil
+	}
+	if last == nil {
+		last = err
+	}
+	return fmt.Errorf("connect to the database: %d attempts in %s: %w", attempts, time.Since(start).Round(time.Millisecond), last)
+}
+
+func retryableConnectError(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case pgerrcode.CannotConnectNow, pgerrcode.AdminShutdown, pgerrcode.CrashShutdown:
+			return true
+		}
+		return false
+	}
+	// Anything else never reached a server that answered: refused, reset,
+	// timed out, a name not (yet) resolvable.
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // stdlib registers the "pgx" database/sql driver that goose runs on.

@@ -24,7 +24,11 @@ func TestMigrationsUpDownUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeDB()
+	defer func() {
+		if err := closeDB(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
 	want := int64(len(p.ListSources()))
 
 	for _, step := range []string{"up", "down", "up"} {

@@ -1,0 +1,25 @@
+// Command composecheck validates compose.yaml where no Docker engine runs
+// (`task lint`):
+//
+//   - against the Compose Specification's JSON schema, as compose-go ships it
+//     (schema/compose-spec.json);
+//   - by loading it with compose-go's loader, every profile active, as
+//     `docker compose` does (interpolation, normalisation, consistency:
+//     depends_on, networks, volumes);
+//   - against sitewatch's own rules, each one a defect that stopped or
+//     degraded `task up` in a container:
+//     the postgres healthcheck asks over TCP (pg_isready -h 127.0.0.1);
+//     the prober's targets file is mounted as a directory (reload after a
+//     rename-save);
+//     the prober's and the recorder's stop_grace_period exceed their own
+//     shutdown time (their flags, read from the command);
+//     each Dockerfile builds with a golang image pinned to a full version at
+//     or above the go directive of go.work and of every workspace module.
+//
+// Usage:
+//
+//	go run ./tools/composecheck [-f compose.yaml]
+//
+// It prints one line per defect, naming the file, the service and the field,
+// and exits 1 when there is any.
+package main

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fixture is a small project that passes every rule; each case edits one
+// file of it.
+var fixture = map[string]string{
+	"compose.yaml": `name: fixture
+services:
+  postgres:
+    image: postgres:15
+    healthcheck:
+      test: ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U postgres"]
+  recorder:
+    build: {context: ., dockerfile: build/Dockerfile}
+    command: ["-listen", ":9102", "-shutdown-grace", "30s"]
+    stop_grace_period: 40s
+    depends_on: [postgres]
+  prober:
+    build: {context: ., dockerfile: build/Dockerfile}
+    command: ["-config", "/etc/sitewatch/targets/${TARGETS_FILE:-targets.yaml}", "-flush-timeout=15s"]
+    stop_grace_period: 41s
+    volumes:
+      - type: bind
+        source: ./targets
+        target: /etc/sitewatch/targets
+        read_only: true
+`,
+	"targets/targets.yaml": `defaults:
+  timeout: 10s
+targets:
+  - id: a
+    url: http://127.0.0.1:1/
+  - id: b
+    url: http://127.0.0.1:2/
+    timeout: 20s
+`,
+	"build/Dockerfile": "# syntax=docker/dockerfile:1\nFROM golang:1.26.8 AS build\nRUN true\nFROM scratch\n",
+	"go.work":          "go 1.26.7\n\nuse (\n\t./a\n\t./b\n)\n",
+	"a/go.mod":         "module a\n\ngo 1.26.7\n",
+	"b/go.mod":         "module b\n\ngo 1.26.8\n",
+}
+
+func writeFixture(t *testing.T, edit func(files map[string]string)) string {
+	t.Helper()
+	files := map[string]string{}
+	for k, v := range fixture {
+		files[k] = v
+	}
+	if edit != nil {
+		edit(files)
+	}
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// replace edits one fixture file, failing the test when old is not there.
+func replace(t *testing.T, file, old, new string) func(map[string]string) {
+	return func(files map[string]string) {
+		if !strings.Contains(files[file], old) {
+			t.Fatalf("fixture %s has no %q", file, old)
+		}
+		files[file] = strings.Replace(files[file], old, new, 1)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	const f = "$DIR/compose.yaml: "
+	tests := []struct {
+		name string
+		edit func(map[string]string)
+		want []string // one line per defect; $DIR is the fixture's directory
+	}{
+		{name: "valid"},
+		{
+			name: "schema: unknown key",
+			edit: replace(t, "compose.yaml", "stop_grace_period: 40s", "stop_grace_seconds: 40"),
+			want: []string{
+				f + "Compose Specification schema: services.recorder additional properties 'stop_grace_seconds' not allowed",
+				f + "compose-go loader: validating $DIR/compose.yaml: services.recorder additional properties 'stop_grace_seconds' not allowed",
+			},
+		},
+		{
+			name: "loader: depends_on a service that does not exist",
+			edit: replace(t, "compose.yaml", "depends_on: [postgres]", "depends_on: [kafka]"),
+			want: []string{f + `compose-go loader: service "recorder" depends on undefined service "kafka": invalid compose project`},
+		},
+		{
+			name: "postgres healthcheck over the socket",
+			edit: replace(t, "compose.yaml", "pg_isready -h 127.0.0.1 -U postgres", "pg_isready -U postgres"),
+			want: []string{f + `services.postgres.healthcheck.test: "CMD-SHELL pg_isready -U postgres": want pg_isready -h 127.0.0.1 (over TCP: on a fresh volume the socket answers before TCP does)`},
+		},
+		{
+			name: "targets file mounted as a single file",
+			edit: func(files map[string]string) {
+				replace(t, "compose.yaml", "source: ./targets\n        target: /etc/sitewatch/targets\n",
+					"source: ./targets/targets.yaml\n        target: /etc/sitewatch/targets/targets.yaml\n")(files)
+			},
+			want: []string{f + "services.prober.volumes: $DIR/targets/targets.yaml is mounted as a single file at /etc/sitewatch/targets/targets.yaml: an editor's rename-save replaces the file, and the container keeps the old one; mount its directory"},
+		},
+		{
+			name: "-config outside every mount",
+			edit: replace(t, "compose.yaml", "/etc/sitewatch/targets/${TARGETS_FILE:-targets.yaml}", "/srv/targets.yaml"),
+			want: []string{f + "services.prober.volumes: no bind mount holds -config /srv/targets.yaml"},
+		},
+		{
+			name: "prober stop_grace_period equal to its shutdown time",
+			edit: replace(t, "compose.yaml", "stop_grace_period: 41s", "stop_grace_period: 40s"),
+			want: []string{f + "services.prober.stop_grace_period: 40s does not exceed the prober's shutdown time 40s (the longest target timeout 20s + -flush-timeout 15s + 5s for the metrics listener); after it, SIGKILL loses what is in hand"},
+		},
+		{
+			name: "recorder with Compose's default stop_grace_period",
+			edit: replace(t, "compose.yaml", "    stop_grace_period: 40s\n", ""),
+			want: []string{f + "services.recorder.stop_grace_period: 10s does not exceed the recorder's shutdown time 35s (-shutdown-grace 30s + 5s for the metrics listener); after it, SIGKILL loses what is in hand"},
+		},
+		{
+			name: "recorder without -shutdown-grace",
+			edit: replace(t, "compose.yaml", `, "-shutdown-grace", "30s"`, ""),
+			want: []string{f + "services.recorder.command: no -shutdown-grace: set it, so that stop_grace_period can be checked against it"},
+		},
+		{
+			name: "a target without any timeout",
+			edit: replace(t, "targets/targets.yaml", "defaults:\n  timeout: 10s\n", ""),
+			want: []string{f + `services.prober.command: -config /etc/sitewatch/targets/targets.yaml: target "a" has no timeout and the file no defaults.timeout: set one, so that stop_grace_period can be checked against it`},
+		},
+		{
+			name: "floating golang tag",
+			edit: replace(t, "build/Dockerfile", "golang:1.26.8 AS", "golang:1.26 AS"),
+			want: []string{f + "services.prober.build: build/Dockerfile:2: golang:1.26 is not pinned to a full Go version (such as golang:1.26.8)"},
+		},
+		{
+			name: "golang image below a module's go directive",
+			edit: replace(t, "build/Dockerfile", "golang:1.26.8 AS", "golang:1.26.7-bookworm AS"),
+			want: []string{f + "services.prober.build: build/Dockerfile:2: golang:1.26.7-bookworm is below the workspace's go directive 1.26.8"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeFixture(t, tt.edit)
+			errs := check(context.Background(), filepath.Join(dir, "compose.yaml"))
+			var got []string
+			for _, err := range errs {
+				got = append(got, strings.ReplaceAll(err.Error(), dir, "$DIR"))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+// The repository's own compose.yaml passes.
+func TestRepositoryComposeFile(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"-f", "../../compose.yaml"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if want := "../../compose.yaml: valid (Compose Specification schema, compose-go loader, sitewatch's rules)\n"; out.String() != want {
+		t.Errorf("stdout %q, want %q", out.String(), want)
+	}
+}
+
+func TestFlagValue(t *testing.T) {
+	tests := []struct {
+		cmd   []string
+		value string
+		ok    bool
+	}{
+		{[]string{"-config", "a.yaml"}, "a.yaml", true},
+		{[]string{"--config", "a.yaml"}, "a.yaml", true},
+		{[]string{"-config=a.yaml"}, "a.yaml", true},
+		{[]string{"-listen", ":1", "-config"}, "", false},
+		{[]string{"config", "a.yaml"}, "", false},
+		{[]string{"-configs", "a.yaml"}, "", false},
+	}
+	for _, tt := range tests {
+		v, ok := flagValue(tt.cmd, "config")
+		if v != tt.value || ok != tt.ok {
+			t.Errorf("flagValue(%q) = %q, %v; want %q, %v", tt.cmd, v, ok, tt.value, tt.ok)
+		}
+	}
+}
