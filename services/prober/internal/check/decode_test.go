@@ -253,7 +253,7 @@ func TestCheckStatusBeforeDecodeFailure(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Encoding", "gzip")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, "Service Unavailable")
+		_, _ = io.WriteString(w, "Service Unavailable")
 	}))
 	t.Cleanup(srv.Close)
 	for _, pattern := range []*regexp.Regexp{nil, regexp.MustCompile(`Welcome`)} {

@@ -167,13 +167,19 @@ func refusingH2Server(t *testing.T, goaway bool) (url string, roots *x509.CertPo
 			conns.Add(1)
 			go func() {
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+					return
+				}
 				if _, err := io.ReadFull(c, make([]byte, 24)); err != nil { // the client preface
 					return
 				}
-				c.Write(frame(settings, 0))
+				if _, err := c.Write(frame(settings, 0)); err != nil {
+					return
+				}
 				if goaway {
-					c.Write(frame(goAway, 0, 0, 0, 0, 0, 0, 0, 0, 0)) // last stream 0, NO_ERROR
+					if _, err := c.Write(frame(goAway, 0, 0, 0, 0, 0, 0, 0, 0, 0)); err != nil { // last stream 0, NO_ERROR
+						return
+					}
 				}
 				head := make([]byte, 9)
 				for {
@@ -184,8 +190,11 @@ func refusingH2Server(t *testing.T, goaway bool) (url string, roots *x509.CertPo
 					if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
 						return
 					}
-					if head[3] == headers {
-						c.Write(frame(rstStream, binary.BigEndian.Uint32(head[5:])&0x7fffffff, 0, 0, 0, refusedStream))
+					if head[3] != headers {
+						continue
+					}
+					if _, err := c.Write(frame(rstStream, binary.BigEndian.Uint32(head[5:])&0x7fffffff, 0, 0, 0, refusedStream)); err != nil {
+						return
 					}
 				}
 			}()

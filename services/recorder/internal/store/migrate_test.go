@@ -89,7 +89,11 @@ func TestMigrationProtocolColumnsOnPartitionedRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeDB()
+	defer func() {
+		if err := closeDB(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
 	if _, err := p.UpTo(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
