@@ -135,7 +135,7 @@ scan:
 				// through as sent, not decoding the others either
 				// (Chromium's URLRequestHttpJob::SetUpSourceStream):
 				// servers label plain bodies "utf-8" or "text", and such a
-				// site works in a browser. So is it checked.
+				// site works in a browser, so its check is up.
 				codings, undecoded = nil, c
 				break scan
 			}
