@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -56,15 +55,12 @@ func schemaIDs(t *testing.T, r *rig, topic string) map[string]int {
 	return ids
 }
 
+// checkResult is validEvent of target, started at at, taking rt.
 func checkResult(target string, at time.Time, rt time.Duration) *sitewatchv1.CheckResult {
-	return &sitewatchv1.CheckResult{
-		EventId:      uuid.Must(uuid.NewV7()).String(),
-		Target:       &sitewatchv1.Target{Id: target, Url: "https://" + target + ".test/", Method: "GET"},
-		StartedAt:    timestamppb.New(at),
-		ResponseTime: durationpb.New(rt),
-		StatusCode:   200,
-		Outcome:      sitewatchv1.Outcome_OUTCOME_UP,
-	}
+	m := validEvent()
+	m.Target = &sitewatchv1.Target{Id: target, Url: "https://" + target + ".test/", Method: "GET"}
+	m.StartedAt, m.ResponseTime = timestamppb.New(at), durationpb.New(rt)
+	return m
 }
 
 // runUntilCommitted runs the consumer until the group has committed offset
