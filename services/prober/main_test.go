@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 )
 
@@ -235,11 +236,11 @@ targets:
 	if len(schemas) != 1 {
 		t.Errorf("records carry %d schema IDs, want 1", len(schemas))
 	}
-	s, err := registry.SchemaByVersion(deadline, topic+"-value", -1)
+	s, err := registry.SchemaByVersion(deadline, kafkaenv.Subject(topic), -1)
 	if err != nil || s.Schema.Schema != sitewatchv1.Schema {
 		t.Errorf("latest schema under %s-value: %v", topic, err)
 	}
-	compat := registry.Compatibility(deadline, topic+"-value")
+	compat := registry.Compatibility(deadline, kafkaenv.Subject(topic))
 	if len(compat) != 1 || compat[0].Err != nil || compat[0].Level != sr.CompatBackward {
 		t.Errorf("compatibility of %s-value: %+v, want BACKWARD", topic, compat)
 	}

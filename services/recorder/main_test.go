@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
 )
@@ -114,11 +115,11 @@ func newFixture(t *testing.T, partitions int32) *fixture {
 
 	// The older schema first, then the current one, under the topic's
 	// subject, as producers upgrading over time would register them.
-	subject := f.topic + "-value"
+	subject := kafkaenv.Subject(f.topic)
 	for _, s := range []struct{ name, subject, text string }{
 		{"old", subject, oldSchema},
 		{"new", subject, sitewatchv1.Schema},
-		{"other", stacktest.Name("other") + "-value", otherSchema},
+		{"other", kafkaenv.Subject(stacktest.Name("other")), otherSchema},
 	} {
 		ss, err := f.reg.CreateSchema(ctx, s.subject, sr.Schema{Schema: s.text, Type: sr.TypeProtobuf})
 		if err != nil {
@@ -251,7 +252,7 @@ func (f *fixture) waitDrained(r *recorder) {
 // dlq reads the whole dead-letter topic.
 func (f *fixture) dlq(want int) []*kgo.Record {
 	f.t.Helper()
-	cl := stacktest.KafkaClient(f.t, kgo.ConsumeTopics(consume.DLQTopic(f.topic)),
+	cl := stacktest.KafkaClient(f.t, kgo.ConsumeTopics(kafkaenv.DLQ(f.topic)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -78,7 +78,7 @@ func RemoveTopic(ctx context.Context, cfg kafkaenv.Config, topic string) error {
 		var cl *kgo.Client
 		if cl, err = kgo.NewClient(opts...); err == nil {
 			var resps kadm.DeleteTopicResponses
-			resps, err = kadm.NewClient(cl).DeleteTopics(ctx, topic, topic+".dlq")
+			resps, err = kadm.NewClient(cl).DeleteTopics(ctx, topic, kafkaenv.DLQ(topic))
 			cl.Close()
 			for _, r := range resps {
 				if r.Err != nil && !errors.Is(r.Err, kerr.UnknownTopicOrPartition) {
@@ -94,7 +94,7 @@ func RemoveTopic(ctx context.Context, cfg kafkaenv.Config, topic string) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	subject := topic + "-value"
+	subject := kafkaenv.Subject(topic)
 	if _, err := registry.DeleteSubject(ctx, subject, sr.SoftDelete); err == nil {
 		_, err = registry.DeleteSubject(ctx, subject, sr.HardDelete)
 		if err != nil {

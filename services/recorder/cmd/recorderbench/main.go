@@ -268,7 +268,7 @@ func setup(ctx context.Context, c config, getenv func(string) string, logger *sl
 			admin.Close(ctx)
 		}
 		if cl, err := kgo.NewClient(b.kopts...); err == nil {
-			kadm.NewClient(cl).DeleteTopics(ctx, b.topic, consume.DLQTopic(b.topic)) //nolint:errcheck // best effort
+			kadm.NewClient(cl).DeleteTopics(ctx, b.topic, kafkaenv.DLQ(b.topic)) //nolint:errcheck // best effort
 			cl.Close()
 		}
 	}
@@ -276,7 +276,7 @@ func setup(ctx context.Context, c config, getenv func(string) string, logger *sl
 		b.cleanup()
 		return nil, err
 	}
-	ss, err := b.registry.CreateSchema(ctx, b.topic+"-value", sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
+	ss, err := b.registry.CreateSchema(ctx, kafkaenv.Subject(b.topic), sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
 	if err != nil {
 		b.cleanup()
 		return nil, fmt.Errorf("register schema: %w", err)

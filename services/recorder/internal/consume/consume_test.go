@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
@@ -76,7 +77,7 @@ func event(target string, at time.Time, rt time.Duration) store.Event {
 // deadLetters reads n records of the consumer's dead-letter topic.
 func deadLetters(t *testing.T, c *Consumer, n int) []*kgo.Record {
 	t.Helper()
-	cl := stacktest.KafkaClient(t, kgo.ConsumeTopics(DLQTopic(c.cfg.Topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl := stacktest.KafkaClient(t, kgo.ConsumeTopics(kafkaenv.DLQ(c.cfg.Topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var recs []*kgo.Record

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 )
 
@@ -53,7 +54,7 @@ func flakyRegistry(t *testing.T) (*sr.Client, *atomic.Bool) {
 func TestDecodeRegistryUnavailable(t *testing.T) {
 	ctx := context.Background()
 	cl, down := flakyRegistry(t)
-	ss, err := cl.CreateSchema(ctx, stacktest.Name("decode")+"-value", sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
+	ss, err := cl.CreateSchema(ctx, kafkaenv.Subject(stacktest.Name("decode")), sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestDecodeIncompatibleCheckResult(t *testing.T) {
 	ctx := context.Background()
 	cl := stacktest.Registry(t)
 	text := strings.Replace(sitewatchv1.Schema, "uint32 status_code = 7;", "string status_code = 7;", 1)
-	ss, err := cl.CreateSchema(ctx, stacktest.Name("incompatible")+"-value", sr.Schema{Schema: text, Type: sr.TypeProtobuf})
+	ss, err := cl.CreateSchema(ctx, kafkaenv.Subject(stacktest.Name("incompatible")), sr.Schema{Schema: text, Type: sr.TypeProtobuf})
 	if err != nil {
 		t.Fatal(err)
 	}
