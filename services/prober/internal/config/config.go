@@ -23,6 +23,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sitewatch/sitewatch/services/internal/checkevent"
 )
 
 // Built-in defaults, used for what neither the target nor `defaults` sets.
@@ -305,8 +307,8 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 		switch {
 		case id == "":
 			p.errorf(r.id, where, "id", "empty")
-		case len(id) > 200:
-			p.errorf(r.id, where, "id", "longer than 200 characters")
+		case len(id) > checkevent.MaxTargetID:
+			p.errorf(r.id, where, "id", "longer than %d bytes", checkevent.MaxTargetID)
 		case strings.IndexFunc(id, func(c rune) bool { return unicode.IsSpace(c) || !unicode.IsPrint(c) }) >= 0:
 			p.errorf(r.id, where, "id", "%q contains a space or an unprintable character", id)
 		}
