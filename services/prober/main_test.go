@@ -98,6 +98,25 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
+// Every bad flag is reported at once, the usage printed once.
+func TestBadFlagsAllAtOnce(t *testing.T) {
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"-concurrency", "0", "-linger", "soon", "-log-level", "loud",
+		"-compression", "brotli", "-buffer", "0", "extra"}, noEnv, &bytes.Buffer{}, &stderr)
+	want := `invalid value "soon" for flag -linger: parse error
+invalid value "loud" for flag -log-level: slog: level string "loud": unknown name
+unexpected arguments: extra
+-concurrency: at least 1
+-buffer: at least 1
+-compression: "brotli" is not one of zstd, lz4, snappy, gzip, none`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+	if n := strings.Count(stderr.String(), "Usage of prober"); n != 1 {
+		t.Errorf("usage printed %d times, want once:\n%s", n, stderr.String())
+	}
+}
+
 // TestProberPublishesToTheStack runs the prober on local targets against the
 // stack's Kafka and registry, reads the records back with a plain consumer
 // and decodes them with the schema the registry returns for the ID in each

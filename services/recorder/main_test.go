@@ -696,6 +696,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"retention under two days", []string{"-retention", "1d"}, good, "-retention: 24h0m0s: use 0 (keep everything) or at least 2d"},
 		{"retention not a duration", []string{"-retention", "4x"}, good, `invalid value "4x" for flag -retention`},
 		{"unknown command", []string{"frobnicate"}, good, `unknown command "frobnicate"`},
+		{"every error at once", []string{"-batch", "x", "-retention", "4x", "-topic", " "}, good,
+			"invalid value \"x\" for flag -batch: parse error\n" +
+				"invalid value \"4x\" for flag -retention: time: unknown unit \"x\" in duration \"4x\"\n" +
+				"-topic: empty"},
 		{"flags after the command", []string{"migrate", "-batch", "5"}, good, "unexpected arguments after migrate"},
 		{"no database", nil, map[string]string{"SCHEMA_REGISTRY_URL": good["SCHEMA_REGISTRY_URL"]}, "DATABASE_URL: not set"},
 		{"bad database URL", nil, map[string]string{"DATABASE_URL": "postgres://u:secret@h:99999999/x", "SCHEMA_REGISTRY_URL": "http://r"},
