@@ -18,18 +18,11 @@ import (
 	"github.com/sitewatch/sitewatch/migrations"
 )
 
-// NewMigrator returns a goose provider for the embedded migrations on the
-// database at url. Its session locker (a PostgreSQL advisory lock) makes it
-// safe for several recorders to migrate at once: one applies, the others wait
-// and then find nothing left to do. Close the returned closer when done.
-func NewMigrator(url string, logger *slog.Logger) (*goose.Provider, func() error, error) {
-	p, db, err := newMigrator(url, logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	return p, db.Close, nil
-}
-
+// newMigrator returns a goose provider for the embedded migrations on the
+// database at url, and the database to close when done. Its session locker
+// (a PostgreSQL advisory lock) makes it safe for several recorders to
+// migrate at once: one applies, the others wait and then find nothing left
+// to do.
 func newMigrator(url string, logger *slog.Logger) (*goose.Provider, *sql.DB, error) {
 	db, err := sql.Open("pgx", url)
 	if err != nil {

@@ -1,4 +1,4 @@
-package store_test
+package store
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
-	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
 
 // Every migration applies to an empty database, goes down cleanly, and
@@ -20,12 +19,12 @@ func TestMigrationsUpDownUp(t *testing.T) {
 	defer cancel()
 	url := stacktest.Database(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, closeDB, err := store.NewMigrator(url, logger)
+	p, db, err := newMigrator(url, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := closeDB(); err != nil {
+		if err := db.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
 	}()
