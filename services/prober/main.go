@@ -29,18 +29,7 @@ import (
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
 
-// main only wires; run does the work and returns its error, so every deferred
-// Close and Flush runs (Mat Ryer, "How I write HTTP services in Go after 13
-// years").
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "prober:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdline.Main("prober", run) }
 
 // flags are the command line of the prober.
 type flags struct {

@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,18 +25,7 @@ import (
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
 
-// main only wires; run does the work and returns its error, so every deferred
-// Close and Flush runs (Mat Ryer, "How I write HTTP services in Go after 13
-// years").
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "recorder:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdline.Main("recorder", run) }
 
 // config is the command line and environment, parsed and validated once.
 type config struct {
