@@ -840,3 +840,21 @@ func TestRecorderStopsWhenBatchCannotBeStored(t *testing.T) {
 		t.Errorf("after the restart: %s, want raw=12 checks=12 sum=186000", got)
 	}
 }
+
+// Logs go to stderr, leaving stdout to output (the recorder has none).
+func TestLogsGoToStderr(t *testing.T) {
+	db := stacktest.Database(t)
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string {
+		if k == "DATABASE_URL" {
+			return db
+		}
+		return ""
+	}
+	if err := run(context.Background(), []string{"migrate"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.Len() != 0 || !strings.Contains(stderr.String(), `"msg":"database schema up to date"`) {
+		t.Errorf("stdout %q, stderr %q: want the logs on stderr only", stdout.String(), stderr.String())
+	}
+}
