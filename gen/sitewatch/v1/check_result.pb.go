@@ -179,7 +179,7 @@ type CheckResult struct {
 	// Content-Encoding is undone: what the body cost on the wire. For a body
 	// sent without an encoding it equals decoded_bytes; an encoded body is
 	// read until decoded_bytes reaches the cap (or the encoded bytes reach
-	// the cap plus an eighth and 64 KiB).
+	// the cap plus an eighth and 256 KiB).
 	BytesRead int64 `protobuf:"varint,8,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
 	// True when reading stopped at the target's body cap (max_body_bytes,
 	// which applies to the decoded body).

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -88,8 +89,13 @@ func New(o Options) *Prober {
 			dial = (&net.Dialer{KeepAlive: -1}).DialContext
 		}
 		return &http.Transport{
-			Proxy:       nil, // a monitor measures the site, not a proxy
-			DialContext: dial,
+			Proxy: nil, // a monitor measures the site, not a proxy
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if b, ok := ctx.Value(connsKey{}).(*atomic.Int32); ok && b.Add(1) > maxConnsPerRequest {
+					return nil, errRefused
+				}
+				return dial(ctx, network, addr)
+			},
 			// Every check opens a new connection, so its timings are those
 			// of a new visitor, and no connection outlives its check.
 			DisableKeepAlives: true,
@@ -129,6 +135,21 @@ func (p *Prober) Close() {
 // errTooManyRedirects ends a redirect chain longer than config.MaxRedirects.
 var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", config.MaxRedirects)
 
+// maxConnsPerRequest bounds the connections that one request of a check
+// opens. Keep-alives are off, so one is the rule; but net/http's Transport
+// dials again, at once and without end, each time its single-use HTTP/2
+// connection turns the request away (GOAWAY, RST_STREAM REFUSED_STREAM):
+// an overloaded server would get hundreds of connections a second until
+// the timeout. The two more are retries, as a browser makes.
+const maxConnsPerRequest = 3
+
+// errRefused ends a request turned away on maxConnsPerRequest connections.
+var errRefused = fmt.Errorf("the server turned the request away on %d new connections (HTTP/2 GOAWAY or REFUSED_STREAM)", maxConnsPerRequest)
+
+// connsKey holds in a check's context the *atomic.Int32 count of the
+// connections its current request opened, for the transports' dialer.
+type connsKey struct{}
+
 // Check checks t once, within t.Timeout. It does not return before the
 // check has ended, whatever ctx does: the deadline is the only stop.
 func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
@@ -145,6 +166,8 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 
 	tr := &tracer{now: p.now}
 	ctx = tr.withTrace(ctx)
+	conns := new(atomic.Int32)
+	ctx = context.WithValue(ctx, connsKey{}, conns)
 
 	var body io.Reader
 	if t.Body != "" {
@@ -191,6 +214,7 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 				return errTooManyRedirects
 			}
 			r.Redirects = len(via)
+			conns.Store(0) // a new request of the chain
 			return nil
 		},
 	}
@@ -224,13 +248,18 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 		_, err = io.Copy(io.Discard, b.content)
 	}
 	r.BytesRead, r.DecodedBytes, r.BodyTruncated = b.wire.n, b.content.n, b.truncated()
-	if err = b.readError(err); err != nil {
-		var de *decodeError
-		if errors.As(err, &de) {
-			p.fail(&r, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, err, tr)
-		} else {
-			p.fail(&r, classify(ctx, err, tr), fmt.Errorf("reading the body: %w", err), tr)
-		}
+	var de *decodeError
+	switch err = b.readError(err); {
+	case err == nil:
+	case errors.As(err, &de) && !t.Expects(resp.StatusCode):
+		// The status fails the check whatever the body says: an error
+		// page labelled with a coding it does not have (some proxies send
+		// one) is the status's failure, as before bodies were decoded.
+	case errors.As(err, &de):
+		p.fail(&r, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, err, tr)
+		return r
+	default:
+		p.fail(&r, classify(ctx, err, tr), fmt.Errorf("reading the body: %w", err), tr)
 		return r
 	}
 	tr.fill(&r)
@@ -250,6 +279,9 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 		r.Err = "pattern " + t.Pattern.String() + " not found in the body"
 		if r.BodyTruncated {
 			r.Err += fmt.Sprintf(" (read up to max_body_bytes %d)", t.MaxBodyBytes)
+		}
+		if b.undecoded != "" {
+			r.Err += fmt.Sprintf(" (Content-Encoding %q is not decoded)", b.undecoded)
 		}
 	default:
 		r.Outcome = sitewatchv1.Outcome_OUTCOME_UP

@@ -30,21 +30,22 @@ const (
 	// wireSlack is what an encoded body may take on the wire beyond its
 	// cap: past cap + cap/8 + wireSlack the encoded bytes say little more
 	// (incompressible data grows by far less under any coding), and a
-	// stream of empty blocks would otherwise be read until the timeout.
-	wireSlack = 64 << 10
+	// stream of empty blocks would otherwise be read until the timeout. It
+	// holds a zstd block twice over: the decoder yields nothing before it
+	// has a whole block, up to 128 KiB when the data did not compress (RFC
+	// 8878 section 3.1.1.2.4), plus headers and the read-ahead of buffers.
+	wireSlack = 256 << 10
 )
 
-// unsupportedError is the error of a Content-Encoding that is not decoded.
+// unsupportedError is the error of a Content-Encoding with more codings
+// than are decoded.
 type unsupportedError struct {
-	header, coding string
-	codings        int
+	header  string
+	codings int
 }
 
 func (e *unsupportedError) Error() string {
-	if e.coding == "" {
-		return fmt.Sprintf("Content-Encoding %q has %d codings, more than %d", e.header, e.codings, maxCodings)
-	}
-	return fmt.Sprintf("Content-Encoding %q is not supported (gzip, deflate, br, zstd)", e.coding)
+	return fmt.Sprintf("Content-Encoding %q has %d codings, more than %d", e.header, e.codings, maxCodings)
 }
 
 // decodeError is a body that is not what its coding says.
@@ -106,13 +107,20 @@ func (c *capReader) note(err error) error {
 type body struct {
 	wire, content *capReader
 	closers       []func()
+	// undecoded is the coding, unknown to the prober, that left the body
+	// as sent; empty when the body was decoded or had no coding.
+	undecoded string
 }
 
 // newBody prepares reading resp's body, decoding its Content-Encoding, at
 // most limit decoded bytes. The error is an *unsupportedError.
 func newBody(resp *http.Response, limit int64) (*body, error) {
 	header := resp.Header.Values("Content-Encoding")
-	var codings []string
+	var (
+		codings   []string
+		undecoded string
+	)
+scan:
 	for _, line := range header {
 		for c := range strings.SplitSeq(line, ",") {
 			switch c = strings.ToLower(strings.TrimSpace(c)); c {
@@ -123,7 +131,13 @@ func newBody(resp *http.Response, limit int64) (*body, error) {
 				c = "gzip"
 			case "gzip", "deflate", "br", "zstd":
 			default:
-				return nil, &unsupportedError{coding: c}
+				// A browser passes a body with a coding it does not know
+				// through as sent, not decoding the others either
+				// (Chromium's URLRequestHttpJob::SetUpSourceStream):
+				// servers label plain bodies "utf-8" or "text", and such a
+				// site works in a browser, so its check is up.
+				codings, undecoded = nil, c
+				break scan
 			}
 			codings = append(codings, c)
 		}
@@ -131,7 +145,7 @@ func newBody(resp *http.Response, limit int64) (*body, error) {
 	if len(codings) > maxCodings {
 		return nil, &unsupportedError{header: strings.Join(header, ", "), codings: len(codings)}
 	}
-	b := &body{wire: &capReader{r: resp.Body, limit: limit, errMore: errWireCap}}
+	b := &body{wire: &capReader{r: resp.Body, limit: limit, errMore: errWireCap}, undecoded: undecoded}
 	if len(codings) > 0 {
 		b.wire.limit = wireLimit(limit)
 	}

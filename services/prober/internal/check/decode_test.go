@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -127,8 +128,12 @@ func TestCheckDecodesContentEncodings(t *testing.T) {
 		{"identity among codings", []string{"gzip, identity"}, gz, "", "", 0, 0, "", -1, int64(len(page)), false},
 		{"empty body", []string{"gzip"}, nil, "", "-", 0, 0, "", 0, 0, false},
 		{"HEAD", []string{"br"}, encode(t, "br", []byte(page)), http.MethodHead, "-", 0, 0, "", 0, 0, false},
-		{"unknown coding", []string{"gzip, compress"}, gz, "", "", 0, otherKind,
-			`Content-Encoding "compress" is not supported (gzip, deflate, br, zstd)`, 0, 0, false},
+		// A coding the prober does not know leaves the body as sent, as
+		// browsers do: servers label plain bodies "utf-8".
+		{"unknown coding", []string{"UTF-8"}, []byte(page), "", "", 0, 0, "", -1, int64(len(page)), false},
+		{"unknown coding on HEAD", []string{"compress"}, nil, http.MethodHead, "-", 0, 0, "", 0, 0, false},
+		{"unknown coding after a known one", []string{"gzip, compress"}, gz, "", "", 0, sitewatchv1.FailureKind_FAILURE_KIND_CONTENT_MISMATCH,
+			`pattern <title>Welcome to the compressed site</title> not found in the body (Content-Encoding "compress" is not decoded)`, 0, 0, false},
 		{"too many codings", []string{"gzip, gzip, gzip, gzip, gzip"}, encode(t, "gzip, gzip, gzip, gzip, gzip", []byte(page)), "", "", 0, otherKind,
 			`Content-Encoding "gzip, gzip, gzip, gzip, gzip" has 5 codings, more than 4`, 0, 0, false},
 		{"truncated gzip", []string{"gzip"}, gz[:len(gz)-10], "", "", 0, otherKind, "decode gzip body: unexpected EOF", -1, -1, false},
@@ -138,6 +143,8 @@ func TestCheckDecodesContentEncodings(t *testing.T) {
 		{"inner coding broken", []string{"deflate, gzip"}, encode(t, "gzip", []byte(page)), "", "", 0, otherKind, "decode deflate body: ", -1, -1, false},
 		// The cap applies to the decoded body: a bomb is read up to it.
 		{"decoded body over the cap", []string{"gzip"}, gz, "", "^<html><title>Welcome$", 20, 0, "", -1, 20, true},
+		{"decoded body of exactly the cap", []string{"gzip"}, gz, "", "", int64(len(page)), 0, "", -1, int64(len(page)), false},
+		{"zstd body of exactly the cap", []string{"zstd"}, encode(t, "zstd", []byte(page)), "", "", int64(len(page)), 0, "", -1, int64(len(page)), false},
 		{"decompression bomb", []string{"gzip"}, bomb, "", `^\x00+$`, 1 << 20, 0, "", -2, 1 << 20, true},
 	}
 	for _, tt := range tests {
@@ -190,7 +197,7 @@ func TestCheckDecodesContentEncodings(t *testing.T) {
 }
 
 // Encoded bytes that decode to nothing (here empty gzip members, one after
-// the other) are read only up to the cap plus an eighth and 64 KiB, not
+// the other) are read only up to the cap plus an eighth and 256 KiB, not
 // until the timeout.
 func TestCheckBoundsTheEncodedBody(t *testing.T) {
 	site := &encodedSite{}
@@ -199,10 +206,63 @@ func TestCheckBoundsTheEncodedBody(t *testing.T) {
 	empty := encode(t, "gzip", nil)
 	site.serve([]string{"gzip"}, bytes.Repeat(empty, 100000))
 	r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) { t.MaxBodyBytes = 1000 }))
-	if want := int64(1000 + 125 + 64<<10); r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.BytesRead != want ||
+	if want := int64(1000 + 125 + 256<<10); r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.BytesRead != want ||
 		r.DecodedBytes != 0 || !r.BodyTruncated {
 		t.Errorf("outcome %v (%s) bytes read %d decoded %d truncated %t, want up, %d, 0, truncated",
 			r.Outcome, r.Err, r.BytesRead, r.DecodedBytes, r.BodyTruncated, want)
+	}
+}
+
+// A zstd decoder yields nothing before it has a whole block, up to 128 KiB
+// on the wire when the data does not compress (RFC 8878 section
+// 3.1.1.2.4): the bound on the encoded bytes leaves room for one, so a
+// small cap still sees the start of such a body.
+func TestCheckDecodesAWholeZstdBlock(t *testing.T) {
+	site := &encodedSite{}
+	srv := httptest.NewServer(site)
+	t.Cleanup(srv.Close)
+	data := make([]byte, 256<<10)
+	rng := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // test data
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	copy(data, "<html>NEEDLE")
+	body := encode(t, "zstd", data)
+	if len(body) < 128<<10 {
+		t.Fatalf("the zstd body is %d bytes: the data compressed, the test needs it not to", len(body))
+	}
+	site.serve([]string{"zstd"}, body)
+	for _, limit := range []int64{0, 1024, 64 << 10} {
+		r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) {
+			t.MaxBodyBytes = limit
+			if limit > 0 {
+				t.Pattern = regexp.MustCompile(`^<html>NEEDLE`)
+			}
+		}))
+		if r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.DecodedBytes != limit || !r.BodyTruncated {
+			t.Errorf("cap %d: outcome %v (%s) decoded %d truncated %t, want up, %d, truncated",
+				limit, r.Outcome, r.Err, r.DecodedBytes, r.BodyTruncated, limit)
+		}
+	}
+}
+
+// A status that fails the check is the failure, whatever its body: an
+// error page labelled gzip but sent plain (some proxies do) is
+// HTTP_STATUS, as it was before bodies were decoded, not a decode failure.
+func TestCheckStatusBeforeDecodeFailure(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "Service Unavailable")
+	}))
+	t.Cleanup(srv.Close)
+	for _, pattern := range []*regexp.Regexp{nil, regexp.MustCompile(`Welcome`)} {
+		r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) { t.Pattern = pattern }))
+		if r.FailureKind != sitewatchv1.FailureKind_FAILURE_KIND_HTTP_STATUS || r.Err != "unexpected status 503 Service Unavailable" ||
+			r.StatusCode != 503 {
+			t.Errorf("pattern %v: kind %v error %q status %d, want HTTP_STATUS unexpected status 503 Service Unavailable",
+				pattern, r.FailureKind, r.Err, r.StatusCode)
+		}
 	}
 }
 
@@ -300,6 +360,7 @@ func FuzzBody(f *testing.F) {
 	f.Add("deflate, gzip", encode(f, "deflate, gzip", []byte(page)), int64(0))
 	f.Add("identity", []byte(page), int64(10))
 	f.Add("gzip, compress", []byte{}, int64(10))
+	f.Add("utf-8", []byte(page), int64(1000))
 	f.Fuzz(func(t *testing.T, header string, data []byte, limit int64) {
 		if limit < 0 {
 			limit = -limit
@@ -318,10 +379,15 @@ func FuzzBody(f *testing.F) {
 			return
 		}
 		defer b.close()
-		n, err := io.Copy(io.Discard, b.content)
+		var got bytes.Buffer
+		n, err := got.ReadFrom(b.content)
 		err = b.readError(err)
 		if n != b.content.n || n > limit || b.wire.n > wireLimit(limit) || b.wire.n > int64(len(data)) {
 			t.Fatalf("decoded %d (counted %d) of cap %d, wire %d of %d", n, b.content.n, limit, b.wire.n, len(data))
+		}
+		// A coding the prober does not know leaves the body as sent.
+		if b.undecoded != "" && (err != nil || !bytes.Equal(got.Bytes(), data[:n])) {
+			t.Fatalf("under unknown coding %q: error %v, body %q of %q", b.undecoded, err, got.Bytes(), data)
 		}
 		var de *decodeError
 		if err != nil && !errors.As(err, &de) {

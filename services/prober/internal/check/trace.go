@@ -15,9 +15,12 @@ type tracer struct {
 
 	mu                     sync.Mutex
 	dnsStart, connStart    time.Time
-	tlsStart, wrote        time.Time
+	tlsStart, gotConn      time.Time
+	wrote                  time.Time
 	dns, conn, tlsHS, ttfb time.Duration
 	tlsErr                 bool
+	// firstByte is set once the current request's response began.
+	firstByte bool
 }
 
 func (tr *tracer) withTrace(ctx context.Context) context.Context {
@@ -69,17 +72,35 @@ func (tr *tracer) withTrace(ctx context.Context) context.Context {
 			}
 			tr.mu.Unlock()
 		},
-		WroteRequest: func(httptrace.WroteRequestInfo) {
+		// Each request of the chain (and each HTTP/2 retry) gets its
+		// connection here, before it is written.
+		GotConn: func(httptrace.GotConnInfo) {
 			tr.mu.Lock()
-			tr.wrote = tr.now()
+			tr.gotConn, tr.wrote, tr.firstByte = tr.now(), time.Time{}, false
 			tr.mu.Unlock()
 		},
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			tr.mu.Lock()
+			if !tr.firstByte {
+				tr.wrote = tr.now()
+			}
+			tr.mu.Unlock()
+		},
+		// HTTP/2 writes a request in one goroutine and reads the response
+		// in another: on a fast server the first byte is traced before the
+		// request is traced as written. Time to first byte then runs from
+		// the connection's hand-over (blackbox_exporter's "processing"
+		// phase does always), a few microseconds earlier for a GET.
 		GotFirstResponseByte: func() {
 			tr.mu.Lock()
-			if !tr.wrote.IsZero() {
-				tr.ttfb += tr.now().Sub(tr.wrote)
-				tr.wrote = time.Time{}
+			start := tr.wrote
+			if start.IsZero() {
+				start = tr.gotConn
 			}
+			if !tr.firstByte && !start.IsZero() {
+				tr.ttfb += tr.now().Sub(start)
+			}
+			tr.firstByte, tr.wrote, tr.gotConn = true, time.Time{}, time.Time{}
 			tr.mu.Unlock()
 		},
 	})

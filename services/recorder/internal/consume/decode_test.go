@@ -61,14 +61,7 @@ func TestDecodeRegistryUnavailable(t *testing.T) {
 	var serde sr.Serde
 	serde.Register(ss.ID, &sitewatchv1.CheckResult{}, sr.Index(0),
 		sr.EncodeFn(func(v any) ([]byte, error) { return proto.Marshal(v.(*sitewatchv1.CheckResult)) }))
-	value, err := serde.Encode(&sitewatchv1.CheckResult{
-		EventId:      uuid.Must(uuid.NewV7()).String(),
-		Target:       &sitewatchv1.Target{Id: "alpha", Url: "https://alpha.test/", Method: "GET"},
-		StartedAt:    timestamppb.Now(),
-		ResponseTime: durationpb.New(12 * time.Millisecond),
-		StatusCode:   200,
-		Outcome:      sitewatchv1.Outcome_OUTCOME_UP,
-	})
+	value, err := serde.Encode(validEvent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,16 +113,6 @@ func TestDecodeIncompatibleCheckResult(t *testing.T) {
 // Strings longer than anything a prober sends are invalid events: a 3 KB
 // target id would otherwise be refused by PostgreSQL's btree index forever.
 func TestToEventBoundsStrings(t *testing.T) {
-	valid := func() *sitewatchv1.CheckResult {
-		return &sitewatchv1.CheckResult{
-			EventId:      uuid.Must(uuid.NewV7()).String(),
-			Target:       &sitewatchv1.Target{Id: "alpha", Url: "https://alpha.test/", Method: "GET"},
-			StartedAt:    timestamppb.Now(),
-			ResponseTime: durationpb.New(12 * time.Millisecond),
-			StatusCode:   200,
-			Outcome:      sitewatchv1.Outcome_OUTCOME_UP,
-		}
-	}
 	for _, tc := range []struct {
 		name   string
 		change func(m *sitewatchv1.CheckResult)
@@ -148,7 +131,7 @@ func TestToEventBoundsStrings(t *testing.T) {
 			"decoded_bytes -1 is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := valid()
+			m := validEvent()
 			tc.change(m)
 			_, err := toEvent(m)
 			var dl *deadLetter
@@ -165,15 +148,8 @@ func TestToEventBoundsStrings(t *testing.T) {
 // protocol and decoded_bytes pass through; an event of an older prober,
 // without them, has no protocol and no decoded bytes (NULL), not zero.
 func TestToEventProtocolAndDecodedBytes(t *testing.T) {
-	m := &sitewatchv1.CheckResult{
-		EventId:      uuid.Must(uuid.NewV7()).String(),
-		Target:       &sitewatchv1.Target{Id: "alpha", Url: "https://alpha.test/", Method: "GET"},
-		StartedAt:    timestamppb.Now(),
-		ResponseTime: durationpb.New(12 * time.Millisecond),
-		StatusCode:   200,
-		Outcome:      sitewatchv1.Outcome_OUTCOME_UP,
-		BytesRead:    300,
-	}
+	m := validEvent()
+	m.BytesRead = 300
 	old, err := toEvent(m)
 	if err != nil {
 		t.Fatal(err)
@@ -188,5 +164,17 @@ func TestToEventProtocolAndDecodedBytes(t *testing.T) {
 	}
 	if e.Protocol != "HTTP/2.0" || e.DecodedBytes == nil || *e.DecodedBytes != 1200 || e.BytesRead != 300 {
 		t.Errorf("protocol %q decoded bytes %v bytes read %d, want HTTP/2.0 1200 300", e.Protocol, e.DecodedBytes, e.BytesRead)
+	}
+}
+
+// validEvent is a CheckResult that decodes, for a test to change.
+func validEvent() *sitewatchv1.CheckResult {
+	return &sitewatchv1.CheckResult{
+		EventId:      uuid.Must(uuid.NewV7()).String(),
+		Target:       &sitewatchv1.Target{Id: "alpha", Url: "https://alpha.test/", Method: "GET"},
+		StartedAt:    timestamppb.Now(),
+		ResponseTime: durationpb.New(12 * time.Millisecond),
+		StatusCode:   200,
+		Outcome:      sitewatchv1.Outcome_OUTCOME_UP,
 	}
 }
