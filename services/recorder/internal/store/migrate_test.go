@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
+	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
 
 // Every migration applies to an empty database, goes down cleanly, and
@@ -19,12 +20,12 @@ func TestMigrationsUpDownUp(t *testing.T) {
 	defer cancel()
 	url := stacktest.Database(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, db, err := newMigrator(url, logger)
+	p, closeDB, err := store.NewMigrator(url, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := db.Close(); err != nil {
+		if err := closeDB(); err != nil {
 			t.Errorf("close: %v", err)
 		}
 	}()
