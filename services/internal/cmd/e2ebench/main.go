@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,19 +24,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2ebench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdline.Main("e2ebench", run) }
 
 type config struct {
 	prober, recorder, url string

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
@@ -38,15 +38,7 @@ import (
 var page = []byte("<!doctype html><html><head><title>sitewatch bench</title></head><body>" +
 	strings.Repeat("<p>The quick brown fox jumps over the lazy dog.</p>\n", 38) + "</body></html>\n")
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "probebench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdline.Main("probebench", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("probebench", flag.ContinueOnError)

@@ -14,7 +14,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -23,7 +22,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,21 +35,14 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "recorderbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdline.Main("recorderbench", run) }
 
 type config struct {
 	events     int
