@@ -30,6 +30,7 @@ require (
 
 require (
 	github.com/prometheus/client_golang v1.25.0
+	github.com/sethvargo/go-retry v0.5.0
 	github.com/sitewatch/sitewatch/gen v0.0.0
 	github.com/twmb/franz-go/pkg/kadm v1.20.0
 )

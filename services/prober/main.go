@@ -1,13 +1,3 @@
-// Command prober checks the websites of a targets file on a schedule and
-// publishes each result as a CheckResult event to Kafka.
-//
-//	prober -config targets.yaml            run
-//	prober -config targets.yaml -validate  check the file, exit 0 or 1
-//
-// Kafka and the Schema Registry come from the KAFKA_* and SCHEMA_REGISTRY_*
-// environment variables (design.md). SIGHUP, or a change of the file,
-// reloads the targets; SIGINT/SIGTERM stop scheduling, let running checks
-// end, flush and exit 0.
 package main
 
 import (
@@ -30,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/opshttp"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
@@ -38,18 +29,7 @@ import (
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
 
-// main only wires; run does the work and returns its error, so every deferred
-// Close and Flush runs (Mat Ryer, "How I write HTTP services in Go after 13
-// years").
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "prober:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdline.Main("prober", run) }
 
 // flags are the command line of the prober.
 type flags struct {
@@ -67,7 +47,8 @@ type flags struct {
 	compression  string
 	linger       time.Duration
 	flushTimeout time.Duration
-	logLevel     string
+	logLevel     slog.Level
+	codec        kgo.CompressionCodec
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
@@ -89,28 +70,32 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.compression, "compression", "lz4", "Kafka batch compression: zstd, lz4, snappy, gzip or none")
 	fs.DurationVar(&f.linger, "linger", 20*time.Millisecond, "how long the producer waits to fill a batch")
 	fs.DurationVar(&f.flushTimeout, "flush-timeout", 15*time.Second, "at shutdown, how long to wait for Kafka to take the buffered results")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	var errs []error
+	if err := cmdline.Parse(fs, args); errors.Is(err, flag.ErrHelp) {
 		return nil, err
+	} else if err != nil {
+		errs = append(errs, err)
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	bad := func(cond bool, msg string) {
+		if cond {
+			errs = append(errs, errors.New(msg))
+		}
 	}
-	switch {
-	case f.concurrency < 1:
-		return nil, errors.New("-concurrency: at least 1")
-	case f.coalesce < 0 || f.coalesce > time.Second:
-		return nil, errors.New("-coalesce: between 0 and 1s")
-	case f.buffer < 1:
-		return nil, errors.New("-buffer: at least 1")
-	case f.partitions == 0 || f.partitions < -1:
-		return nil, errors.New("-partitions: at least 1, or -1")
-	case f.replication == 0 || f.replication < -1 || f.replication > 32767:
-		return nil, errors.New("-replication-factor: at least 1, or -1")
-	case f.topic == "":
-		return nil, errors.New("-topic: required")
-	case f.instance == "":
-		return nil, errors.New("-instance: required (the host name is unknown)")
+	bad(fs.NArg() > 0, "unexpected arguments: "+strings.Join(fs.Args(), " "))
+	bad(f.concurrency < 1, "-concurrency: at least 1")
+	bad(f.coalesce < 0 || f.coalesce > time.Second, "-coalesce: between 0 and 1s")
+	bad(f.buffer < 1, "-buffer: at least 1")
+	bad(f.partitions == 0 || f.partitions < -1, "-partitions: at least 1, or -1")
+	bad(f.replication == 0 || f.replication < -1 || f.replication > 32767, "-replication-factor: at least 1, or -1")
+	bad(f.topic == "", "-topic: required")
+	bad(f.instance == "", "-instance: required (the host name is unknown)")
+	var err error
+	if f.codec, err = compressionCodec(f.compression); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -148,15 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
-	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	codec, err := compressionCodec(f.compression)
-	if err != nil {
-		return err
-	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
 	kcfg, err := kafkaenv.FromEnv(getenv)
 	if err != nil {
 		return err
@@ -179,7 +156,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Partitions:        int32(f.partitions),
 		ReplicationFactor: int16(f.replication),
 		Buffer:            f.buffer,
-		Compression:       codec,
+		Compression:       f.codec,
 		Linger:            f.linger,
 		FlushTimeout:      f.flushTimeout,
 		Prober:            &sitewatchv1.Prober{Instance: f.instance, Region: f.region},

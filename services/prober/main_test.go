@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 )
 
@@ -94,6 +95,25 @@ func TestBadFlags(t *testing.T) {
 		if err := run(context.Background(), args, noEnv, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("run %v: no error", args)
 		}
+	}
+}
+
+// Every bad flag is reported at once, the usage printed once.
+func TestBadFlagsAllAtOnce(t *testing.T) {
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"-concurrency", "0", "-linger", "soon", "-log-level", "loud",
+		"-compression", "brotli", "-buffer", "0", "extra"}, noEnv, &bytes.Buffer{}, &stderr)
+	want := `invalid value "soon" for flag -linger: parse error
+invalid value "loud" for flag -log-level: slog: level string "loud": unknown name
+unexpected arguments: extra
+-concurrency: at least 1
+-buffer: at least 1
+-compression: "brotli" is not one of zstd, lz4, snappy, gzip, none`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+	if n := strings.Count(stderr.String(), "Usage of prober"); n != 1 {
+		t.Errorf("usage printed %d times, want once:\n%s", n, stderr.String())
 	}
 }
 
@@ -235,11 +255,11 @@ targets:
 	if len(schemas) != 1 {
 		t.Errorf("records carry %d schema IDs, want 1", len(schemas))
 	}
-	s, err := registry.SchemaByVersion(deadline, topic+"-value", -1)
+	s, err := registry.SchemaByVersion(deadline, kafkaenv.Subject(topic), -1)
 	if err != nil || s.Schema.Schema != sitewatchv1.Schema {
 		t.Errorf("latest schema under %s-value: %v", topic, err)
 	}
-	compat := registry.Compatibility(deadline, topic+"-value")
+	compat := registry.Compatibility(deadline, kafkaenv.Subject(topic))
 	if len(compat) != 1 || compat[0].Err != nil || compat[0].Level != sr.CompatBackward {
 		t.Errorf("compatibility of %s-value: %+v, want BACKWARD", topic, compat)
 	}

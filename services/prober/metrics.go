@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/checkevent"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
 	"github.com/sitewatch/sitewatch/services/prober/internal/config"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
@@ -147,12 +148,12 @@ func (m *metrics) setTargets(next []*config.Target) (removed []string) {
 	return removed
 }
 
-// Label values: the enum names without their prefix, in lower case
-// (OUTCOME_UP is "up", FAILURE_KIND_HTTP_STATUS "http_status", no failure
-// "none"), computed once rather than per check.
+// Label values: the names the database uses too (checkevent), but
+// "unknown" for no outcome and "none" for no failure, computed once rather
+// than per check.
 var (
-	outcomeLabel = enumLabels[sitewatchv1.Outcome](sitewatchv1.Outcome_name, "OUTCOME_", map[string]string{"unspecified": "unknown"})
-	kindLabel    = enumLabels[sitewatchv1.FailureKind](sitewatchv1.FailureKind_name, "FAILURE_KIND_", map[string]string{"unspecified": "none"})
+	outcomeLabel = enumLabels(sitewatchv1.Outcome_name, checkevent.OutcomeName, "unknown")
+	kindLabel    = enumLabels(sitewatchv1.FailureKind_name, checkevent.KindName, "none")
 
 	// checkLabels is every (outcome, failure_kind) pair of
 	// sitewatch_prober_checks_total, skipReasons every reason of
@@ -168,14 +169,11 @@ var (
 	skipReasons = schedule.SkipReasons()
 )
 
-func enumLabels[E ~int32](names map[int32]string, prefix string, rename map[string]string) map[E]string {
-	out := make(map[E]string, len(names))
-	for v, name := range names {
-		l := strings.ToLower(strings.TrimPrefix(name, prefix))
-		if r, ok := rename[l]; ok {
-			l = r
-		}
-		out[E(v)] = l
+func enumLabels[E ~int32](values map[int32]string, name func(E) string, unspecified string) map[E]string {
+	out := make(map[E]string, len(values))
+	for v := range values {
+		out[E(v)] = name(E(v))
 	}
+	out[0] = unspecified
 	return out
 }

@@ -1,8 +1,3 @@
-// Command recorder consumes CheckResult events from Kafka into PostgreSQL.
-//
-//	recorder [flags]                apply migrations, then consume
-//	recorder migrate                only apply migrations
-//	recorder [flags] reset-offsets  rewind the group to the earliest offsets (recorders stopped), to replay
 package main
 
 import (
@@ -12,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,24 +18,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/opshttp"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
 
-// main only wires; run does the work and returns its error, so every deferred
-// Close and Flush runs (Mat Ryer, "How I write HTTP services in Go after 13
-// years").
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "recorder:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdline.Main("recorder", run) }
 
 // config is the command line and environment, parsed and validated once.
 type config struct {
@@ -94,10 +76,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent recorder before giving its partitions to another")
 	fs.StringVar(&c.instanceID, "instance-id", "", "static group membership (KIP-345): a recorder restarted with the same ID within the session timeout gets its partitions back without a rebalance; unique per recorder")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
 	var errs []error
+	if err := cmdline.Parse(fs, args); errors.Is(err, flag.ErrHelp) {
+		return c, err
+	} else if err != nil {
+		errs = append(errs, err)
+	}
 	switch c.command = fs.Arg(0); c.command {
 	case "", "migrate", "reset-offsets":
 	default:
@@ -170,7 +154,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 
 	switch cfg.command {
 	case "migrate":

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
 )
@@ -114,11 +115,11 @@ func newFixture(t *testing.T, partitions int32) *fixture {
 
 	// The older schema first, then the current one, under the topic's
 	// subject, as producers upgrading over time would register them.
-	subject := f.topic + "-value"
+	subject := kafkaenv.Subject(f.topic)
 	for _, s := range []struct{ name, subject, text string }{
 		{"old", subject, oldSchema},
 		{"new", subject, sitewatchv1.Schema},
-		{"other", stacktest.Name("other") + "-value", otherSchema},
+		{"other", kafkaenv.Subject(stacktest.Name("other")), otherSchema},
 	} {
 		ss, err := f.reg.CreateSchema(ctx, s.subject, sr.Schema{Schema: s.text, Type: sr.TypeProtobuf})
 		if err != nil {
@@ -251,7 +252,7 @@ func (f *fixture) waitDrained(r *recorder) {
 // dlq reads the whole dead-letter topic.
 func (f *fixture) dlq(want int) []*kgo.Record {
 	f.t.Helper()
-	cl := stacktest.KafkaClient(f.t, kgo.ConsumeTopics(consume.DLQTopic(f.topic)),
+	cl := stacktest.KafkaClient(f.t, kgo.ConsumeTopics(kafkaenv.DLQ(f.topic)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -695,6 +696,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"retention under two days", []string{"-retention", "1d"}, good, "-retention: 24h0m0s: use 0 (keep everything) or at least 2d"},
 		{"retention not a duration", []string{"-retention", "4x"}, good, `invalid value "4x" for flag -retention`},
 		{"unknown command", []string{"frobnicate"}, good, `unknown command "frobnicate"`},
+		{"every error at once", []string{"-batch", "x", "-retention", "4x", "-topic", " "}, good,
+			"invalid value \"x\" for flag -batch: parse error\n" +
+				"invalid value \"4x\" for flag -retention: time: unknown unit \"x\" in duration \"4x\"\n" +
+				"-topic: empty"},
 		{"flags after the command", []string{"migrate", "-batch", "5"}, good, "unexpected arguments after migrate"},
 		{"no database", nil, map[string]string{"SCHEMA_REGISTRY_URL": good["SCHEMA_REGISTRY_URL"]}, "DATABASE_URL: not set"},
 		{"bad database URL", nil, map[string]string{"DATABASE_URL": "postgres://u:secret@h:99999999/x", "SCHEMA_REGISTRY_URL": "http://r"},
@@ -833,5 +838,23 @@ func TestRecorderStopsWhenBatchCannotBeStored(t *testing.T) {
 	if got := rows(t, f.db, `SELECT format('raw=%s checks=%s sum=%s', (SELECT count(*) FROM check_results), sum(checks), sum(response_time_sum_us))
 		FROM check_results_hourly`); got != "raw=12 checks=12 sum=186000" {
 		t.Errorf("after the restart: %s, want raw=12 checks=12 sum=186000", got)
+	}
+}
+
+// Logs go to stderr, leaving stdout to output (the recorder has none).
+func TestLogsGoToStderr(t *testing.T) {
+	db := stacktest.Database(t)
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string {
+		if k == "DATABASE_URL" {
+			return db
+		}
+		return ""
+	}
+	if err := run(context.Background(), []string{"migrate"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.Len() != 0 || !strings.Contains(stderr.String(), `"msg":"database schema up to date"`) {
+		t.Errorf("stdout %q, stderr %q: want the logs on stderr only", stdout.String(), stderr.String())
 	}
 }

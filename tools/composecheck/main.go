@@ -228,7 +228,7 @@ func flagValue(cmd []string, name string) (string, bool) {
 	return "", false
 }
 
-// longestTimeout reads the timeouts of a targets file (design.md, "Targets
+// longestTimeout reads the timeouts of a targets file (docs/design.md, "Targets
 // file"): each target's own, else the defaults'. A target with neither is
 // an error here (the prober's built-in default is not visible from this
 // file), so that the file states every check's bound.

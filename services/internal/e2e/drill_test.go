@@ -23,6 +23,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 )
 
@@ -207,7 +208,7 @@ func TestDrillGarbage(t *testing.T) {
 
 	// The prober registered the schema; a record with its ID but a payload
 	// that is not a CheckResult is a third kind of garbage.
-	subject, err := stacktest.Registry(t).SchemaByVersion(ctx, sys.topic+"-value", -1)
+	subject, err := stacktest.Registry(t).SchemaByVersion(ctx, kafkaenv.Subject(sys.topic), -1)
 	if err != nil {
 		t.Fatalf("schema the prober registered: %v", err)
 	}
@@ -236,7 +237,7 @@ func TestDrillGarbage(t *testing.T) {
 	rec.stop(t, 30*time.Second)
 	sys.assertExact(t, sites)
 
-	dlq := stacktest.KafkaClient(t, kgo.ConsumeTopics(sys.topic+".dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	dlq := stacktest.KafkaClient(t, kgo.ConsumeTopics(kafkaenv.DLQ(sys.topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	got := map[string]*kgo.Record{}
 	for len(got) < len(garbage) && ctx.Err() == nil {
 		dlq.PollFetches(ctx).EachRecord(func(r *kgo.Record) {

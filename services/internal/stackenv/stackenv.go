@@ -1,7 +1,3 @@
-// Package stackenv serves the tools that run against the development stack
-// (tests, benchmarks): its variables, from the environment or from the
-// .stack/env file that `task stack:up` writes, and the removal of what a run
-// created in the stack's Kafka and registry.
 package stackenv
 
 import (
@@ -78,7 +74,7 @@ func RemoveTopic(ctx context.Context, cfg kafkaenv.Config, topic string) error {
 		var cl *kgo.Client
 		if cl, err = kgo.NewClient(opts...); err == nil {
 			var resps kadm.DeleteTopicResponses
-			resps, err = kadm.NewClient(cl).DeleteTopics(ctx, topic, topic+".dlq")
+			resps, err = kadm.NewClient(cl).DeleteTopics(ctx, topic, kafkaenv.DLQ(topic))
 			cl.Close()
 			for _, r := range resps {
 				if r.Err != nil && !errors.Is(r.Err, kerr.UnknownTopicOrPartition) {
@@ -94,7 +90,7 @@ func RemoveTopic(ctx context.Context, cfg kafkaenv.Config, topic string) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	subject := topic + "-value"
+	subject := kafkaenv.Subject(topic)
 	if _, err := registry.DeleteSubject(ctx, subject, sr.SoftDelete); err == nil {
 		_, err = registry.DeleteSubject(ctx, subject, sr.HardDelete)
 		if err != nil {

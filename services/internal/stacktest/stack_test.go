@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 )
 
@@ -51,7 +52,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	reg := stacktest.Registry(t)
-	subject := stacktest.Name("smoke") + "-value"
+	subject := kafkaenv.Subject(stacktest.Name("smoke"))
 	t.Cleanup(func() {
 		_, _ = reg.DeleteSubject(context.Background(), subject, sr.SoftDelete)
 		_, _ = reg.DeleteSubject(context.Background(), subject, sr.HardDelete)

@@ -1,17 +1,3 @@
-// Command probebench measures the prober's real pipeline (check engine,
-// scheduler, encoding, producing to Kafka) against a local web server:
-// checks per second, prober CPU per check, schedule lag, and memory.
-//
-//	probebench -targets 1000 -interval 1s -duration 20s      # lag at 1,000 checks/s
-//	probebench -targets 10000 -interval 1s -duration 20s     # throughput and CPU at 10,000/s offered
-//	probebench -targets 10000 -interval 10s -duration 30s    # RSS with 10,000 targets
-//
-// The web server is nginx when -nginx is given (started on a free port with a
-// temporary configuration, serving a 2 KB page), a URL given with -url, or
-// else this program started again as a separate process (-serve), so that
-// the CPU measured by getrusage is the prober's alone. Kafka and the
-// registry come from the environment (.stack/env); the topic is new for
-// each run. Only loopback addresses are used.
 package main
 
 import (
@@ -26,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -40,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
@@ -52,15 +38,7 @@ import (
 var page = []byte("<!doctype html><html><head><title>sitewatch bench</title></head><body>" +
 	strings.Repeat("<p>The quick brown fox jumps over the lazy dog.</p>\n", 38) + "</body></html>\n")
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "probebench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdline.Main("probebench", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("probebench", flag.ContinueOnError)

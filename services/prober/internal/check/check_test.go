@@ -33,9 +33,9 @@ func target(rawURL string, opts ...func(*config.Target)) *config.Target {
 		Method:          http.MethodGet,
 		Interval:        time.Minute,
 		Timeout:         5 * time.Second,
-		ExpectStatus:    config.DefaultExpectStatus,
+		ExpectStatus:    []config.StatusRange{{Min: 200, Max: 399}},
 		FollowRedirects: true,
-		MaxBodyBytes:    config.DefaultMaxBodyBytes,
+		MaxBodyBytes:    1 << 20,
 	}
 	for _, o := range opts {
 		o(t)

@@ -1,10 +1,3 @@
-// Package config reads and validates the targets file (design.md, "Targets
-// file"): a YAML document with optional `defaults` and a list of `targets`.
-//
-// Decoding is strict: an unknown key is an error, like a bad value. All the
-// errors of a file are reported at once, each naming the file, the line, the
-// target (by ID, or by position when it has none) and the field, so one run
-// of `prober -validate` shows everything to fix.
 package config
 
 import (
@@ -23,29 +16,31 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sitewatch/sitewatch/services/internal/checkevent"
 )
 
 // Built-in defaults, used for what neither the target nor `defaults` sets.
 const (
-	DefaultInterval     = 60 * time.Second
-	DefaultTimeout      = 10 * time.Second
-	DefaultMethod       = http.MethodGet
-	DefaultMaxBodyBytes = 1 << 20
-	// MaxBodyBytesLimit bounds max_body_bytes. A check with a pattern holds
+	defaultInterval     = 60 * time.Second
+	defaultTimeout      = 10 * time.Second
+	defaultMethod       = http.MethodGet
+	defaultMaxBodyBytes = 1 << 20
+	// maxBodyBytesLimit bounds max_body_bytes. A check with a pattern holds
 	// the decoded body up to the cap in memory, so the cap is the memory a
 	// check may take, times the checks running at once: 64 MiB is 64 times
 	// the default and far above any page a browser renders. More every
 	// interval is a download test, not an availability check.
-	MaxBodyBytesLimit = 64 << 20
+	maxBodyBytesLimit = 64 << 20
 
 	// MaxRedirects bounds the redirects followed: a loop ends as a failure
 	// instead of running until the timeout.
 	MaxRedirects = 10
 )
 
-// DefaultExpectStatus is what a target expects unless it says otherwise:
+// defaultExpectStatus is what a target expects unless it says otherwise:
 // any success or redirect status.
-var DefaultExpectStatus = []StatusRange{{Min: 200, Max: 399}}
+var defaultExpectStatus = []StatusRange{{Min: 200, Max: 399}}
 
 // Target is one website to check, with defaults applied.
 type Target struct {
@@ -291,12 +286,12 @@ func pick(own, def *yaml.Node) *yaml.Node {
 func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 	before := len(p.errs)
 	t := &Target{
-		Method:          DefaultMethod,
-		Interval:        DefaultInterval,
-		Timeout:         DefaultTimeout,
-		ExpectStatus:    DefaultExpectStatus,
+		Method:          defaultMethod,
+		Interval:        defaultInterval,
+		Timeout:         defaultTimeout,
+		ExpectStatus:    defaultExpectStatus,
 		FollowRedirects: true,
-		MaxBodyBytes:    DefaultMaxBodyBytes,
+		MaxBodyBytes:    defaultMaxBodyBytes,
 	}
 
 	if r.id == nil {
@@ -305,8 +300,8 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 		switch {
 		case id == "":
 			p.errorf(r.id, where, "id", "empty")
-		case len(id) > 200:
-			p.errorf(r.id, where, "id", "longer than 200 characters")
+		case len(id) > checkevent.MaxTargetID:
+			p.errorf(r.id, where, "id", "longer than %d bytes", checkevent.MaxTargetID)
 		case strings.IndexFunc(id, func(c rune) bool { return unicode.IsSpace(c) || !unicode.IsPrint(c) }) >= 0:
 			p.errorf(r.id, where, "id", "%q contains a space or an unprintable character", id)
 		}
@@ -412,8 +407,8 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 		if s, ok := p.scalar(v, where, "max_body_bytes"); ok {
 			n, err := strconv.ParseInt(s, 10, 64)
 			switch {
-			case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-"), err == nil && n > MaxBodyBytesLimit:
-				p.errorf(v, where, "max_body_bytes", "%s is above the limit of %d (%d MiB)", s, MaxBodyBytesLimit, MaxBodyBytesLimit>>20)
+			case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-"), err == nil && n > maxBodyBytesLimit:
+				p.errorf(v, where, "max_body_bytes", "%s is above the limit of %d (%d MiB)", s, maxBodyBytesLimit, maxBodyBytesLimit>>20)
 			case err != nil || n < 0:
 				p.errorf(v, where, "max_body_bytes", "%q is not a number of bytes (0 or more)", s)
 			}

@@ -1,17 +1,3 @@
-// Command recorderbench measures the recorder against the real stack (the
-// variables of .stack/env): it produces a backlog of events into a fresh
-// topic, drains it with the recorder's consumer and store (in process, as
-// `recorder` wires them) into a fresh database and checks the rollups are
-// exact; as anchors, it COPYs the same rows into a table without keys and
-// into one keyed, indexed and partitioned like check_results, in the same
-// (scratch) database; then it produces at a steady rate and measures the
-// delay from each event's started_at to the commit of the transaction that
-// stored it.
-//
-//	go run ./services/recorder/cmd/recorderbench -events 1000000 -rate 1000 -rate-for 30s
-//
-// It prints a table of figures and leaves nothing behind (-keep keeps the
-// database and topics).
 package main
 
 import (
@@ -28,7 +14,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -37,7 +22,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,21 +35,14 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "recorderbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdline.Main("recorderbench", run) }
 
 type config struct {
 	events     int
@@ -268,7 +245,7 @@ func setup(ctx context.Context, c config, getenv func(string) string, logger *sl
 			admin.Close(ctx)
 		}
 		if cl, err := kgo.NewClient(b.kopts...); err == nil {
-			kadm.NewClient(cl).DeleteTopics(ctx, b.topic, consume.DLQTopic(b.topic)) //nolint:errcheck // best effort
+			kadm.NewClient(cl).DeleteTopics(ctx, b.topic, kafkaenv.DLQ(b.topic)) //nolint:errcheck // best effort
 			cl.Close()
 		}
 	}
@@ -276,7 +253,7 @@ func setup(ctx context.Context, c config, getenv func(string) string, logger *sl
 		b.cleanup()
 		return nil, err
 	}
-	ss, err := b.registry.CreateSchema(ctx, b.topic+"-value", sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
+	ss, err := b.registry.CreateSchema(ctx, kafkaenv.Subject(b.topic), sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
 	if err != nil {
 		b.cleanup()
 		return nil, fmt.Errorf("register schema: %w", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
@@ -161,7 +162,7 @@ func openConsumer(t *testing.T, r *rig, cfg Config) (*Consumer, func()) {
 // order of their source offsets.
 func deadLetters(t *testing.T, r *rig, c *Consumer, n int) []*kgo.Record {
 	t.Helper()
-	cl := r.client(t, kgo.ConsumeTopics(DLQTopic(c.cfg.Topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl := r.client(t, kgo.ConsumeTopics(kafkaenv.DLQ(c.cfg.Topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var recs []*kgo.Record

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -18,12 +17,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kslog"
 
+	"github.com/sitewatch/sitewatch/services/internal/backoff"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/shutdown"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
 
 // Config of a Consumer.
 type Config struct {
-	Topic string // the DLQ topic is Topic + ".dlq"
+	Topic string // the DLQ topic is kafkaenv.DLQ(Topic)
 	Group string
 	// MaxBatch bounds the records of one poll, and so of one transaction.
 	MaxBatch int
@@ -37,9 +39,6 @@ type Config struct {
 	// may still take to be stored and committed.
 	ShutdownGrace time.Duration
 }
-
-// DLQTopic is the dead-letter topic of topic.
-func DLQTopic(topic string) string { return topic + ".dlq" }
 
 // Writer stores a batch of events; *store.Store is one.
 type Writer interface {
@@ -295,7 +294,7 @@ type batch struct {
 // meanwhile).
 func (c *Consumer) prepare(ctx context.Context, recs []*kgo.Record) (*batch, error) {
 	b := &batch{recs: recs, events: make([]store.Event, 0, len(recs)), polled: time.Now()}
-	work, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
+	work, cancel := shutdown.WithGrace(ctx, c.cfg.ShutdownGrace)
 	defer cancel()
 	now := c.now()
 	for _, r := range recs {
@@ -316,7 +315,7 @@ func (c *Consumer) prepare(ctx context.Context, recs []*kgo.Record) (*batch, err
 			dl = c.policy(ev, now)
 		}
 		if dl != nil {
-			b.dead = append(b.dead, dlqRecord(DLQTopic(c.cfg.Topic), r, dl))
+			b.dead = append(b.dead, dlqRecord(kafkaenv.DLQ(c.cfg.Topic), r, dl))
 			b.reasons = append(b.reasons, dl.reason)
 			c.logger.Warn("dead-lettering record", "topic", r.Topic, "partition", r.Partition,
 				"offset", r.Offset, "reason", dl.reason, "detail", dl.detail)
@@ -357,7 +356,7 @@ func (c *Consumer) start(ctx context.Context, b *batch) *flight {
 }
 
 func (c *Consumer) store(ctx context.Context, b *batch) error {
-	work, cancel := withGrace(ctx, c.cfg.ShutdownGrace)
+	work, cancel := shutdown.WithGrace(ctx, c.cfg.ShutdownGrace)
 	defer cancel()
 	if len(b.dead) > 0 {
 		err := c.retry(work, "dead-letter", func() error { return c.cl.ProduceSync(work, b.dead...).FirstErr() })
@@ -379,7 +378,7 @@ func (c *Consumer) store(ctx context.Context, b *batch) error {
 		dead := make([]*kgo.Record, len(refused))
 		for i, rf := range refused {
 			r := b.eventRecs[rf.index]
-			dead[i] = dlqRecord(DLQTopic(c.cfg.Topic), r, &rf.deadLetter)
+			dead[i] = dlqRecord(kafkaenv.DLQ(c.cfg.Topic), r, &rf.deadLetter)
 			c.logger.Warn("dead-lettering record", "topic", r.Topic, "partition", r.Partition,
 				"offset", r.Offset, "reason", rf.reason, "detail", rf.detail)
 		}
@@ -502,7 +501,7 @@ func dlqRecord(topic string, r *kgo.Record, dl *deadLetter) *kgo.Record {
 // when missing. Failing (no permission on a managed cluster) is not fatal:
 // the topic may exist or be auto-created.
 func (c *Consumer) ensureDLQTopic(ctx context.Context) {
-	topic := DLQTopic(c.cfg.Topic)
+	topic := kafkaenv.DLQ(c.cfg.Topic)
 	resp, err := kadm.NewClient(c.cl).CreateTopic(ctx, -1, -1, nil, topic)
 	if err == nil {
 		err = resp.Err
@@ -517,50 +516,19 @@ func (c *Consumer) ensureDLQTopic(ctx context.Context) {
 }
 
 // retry runs fn until it succeeds or ctx ends, backing off from 100 ms to
-// 10 s with jitter, and counts and logs each failure.
+// 10 s, and counts and logs each failure.
 func (c *Consumer) retry(ctx context.Context, what string, fn func() error) error {
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil {
-			if attempt > 1 {
-				c.logger.Info("recovered", "what", what, "attempts", attempt)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
-		}
-		c.m.retries.WithLabelValues(what).Inc()
-		c.logger.Warn("transient failure; retrying the batch", "what", what, "attempt", attempt, "wait", wait.String(), "err", err)
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
-		case <-t.C:
-		}
-		wait = min(2*wait, 10*time.Second)
+	attempts, err := backoff.Do(ctx, backoff.Exponential(100*time.Millisecond, 10*time.Second),
+		func(context.Context) error { return fn() }, nil,
+		func(attempt int, wait time.Duration, err error) {
+			c.m.retries.WithLabelValues(what).Inc()
+			c.logger.Warn("transient failure; retrying the batch", "what", what, "attempt", attempt, "wait", wait.String(), "err", err)
+		})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-}
-
-// withGrace returns a context that ends grace after ctx ends.
-func withGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-done:
-			return
-		}
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-done:
-		}
-	}()
-	return work, func() { close(done); cancel() }
+	if attempts > 1 {
+		c.logger.Info("recovered", "what", what, "attempts", attempts)
+	}
+	return nil
 }

@@ -1,7 +1,3 @@
-// Package consume reads CheckResult events from Kafka in a consumer group,
-// decodes them through the Schema Registry, dead-letters what cannot be
-// stored, and hands batches to the store, committing offsets only after the
-// database transaction has committed.
 package consume
 
 import (
@@ -9,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -16,10 +13,12 @@ import (
 	"github.com/bufbuild/protocompile"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/sr"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/checkevent"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 )
 
@@ -53,11 +52,7 @@ const (
 
 // Bounds of an event's strings, beyond which it is an invalid event.
 const (
-	// maxTargetID is the prober's own limit (its configuration refuses a
-	// longer id). The target id is indexed: a btree entry over about 2.7 KB
-	// is refused by PostgreSQL, every time.
-	maxTargetID = 200
-	maxURL      = 8 << 10
+	maxURL = 8 << 10
 	// maxProtocol is far above any HTTP version's name ("HTTP/2.0").
 	maxProtocol = 32
 )
@@ -99,16 +94,17 @@ type Decoder struct {
 	now     func() time.Time
 	sleep   func(context.Context, time.Duration) error
 
+	lookups *rate.Limiter
+
 	mu       sync.Mutex
 	verdicts map[int]schemaVerdict
 	seq      uint64
-	tokens   float64   // lookups allowed now; negative: reserved ahead
-	refilled time.Time // when tokens was last refilled
 }
 
 // NewDecoder returns a decoder looking schemas up in src.
 func NewDecoder(src SchemaSource) *Decoder {
-	return &Decoder{schemas: src, now: time.Now, sleep: sleep, verdicts: map[int]schemaVerdict{}, tokens: lookupBurst}
+	return &Decoder{schemas: src, now: time.Now, sleep: sleep, verdicts: map[int]schemaVerdict{},
+		lookups: rate.NewLimiter(lookupRate, lookupBurst)}
 }
 
 const (
@@ -209,26 +205,18 @@ func (d *Decoder) verdict(ctx context.Context, id int) (schemaVerdict, error) {
 	return v, nil
 }
 
-// waitLookup takes a token of the lookup rate limit, waiting for one when
-// the bucket is empty (a token bucket: lookupRate a second, lookupBurst at
-// most). Tokens taken ahead are reserved, so waiters queue fairly.
+// waitLookup takes a lookup from the rate limit, waiting its turn when
+// there is none. Reserving on d.now and sleeping with d.sleep (rather than
+// rate.Limiter.Wait) lets a test run the limit on a fake clock.
 func (d *Decoder) waitLookup(ctx context.Context) error {
-	d.mu.Lock()
 	now := d.now()
-	if !d.refilled.IsZero() {
-		d.tokens = min(lookupBurst, d.tokens+now.Sub(d.refilled).Seconds()*lookupRate)
-	}
-	d.refilled = now
-	d.tokens--
-	wait := time.Duration(-d.tokens / lookupRate * float64(time.Second))
-	d.mu.Unlock()
+	r := d.lookups.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
 	if wait <= 0 {
 		return nil
 	}
 	if err := d.sleep(ctx, wait); err != nil {
-		d.mu.Lock()
-		d.tokens++ // give the reservation back
-		d.mu.Unlock()
+		r.CancelAt(d.now()) // give the reservation back
 		return err
 	}
 	return nil
@@ -266,7 +254,7 @@ func (d *Decoder) lookup(ctx context.Context, id int) (schemaVerdict, error) {
 	s, err := d.schemas.SchemaByID(ctx, id)
 	if err != nil {
 		var re *sr.ResponseError
-		if errors.As(err, &re) && (re.StatusCode == 404 || re.ErrorCode == 40403) {
+		if errors.As(err, &re) && (re.StatusCode == http.StatusNotFound || re.SchemaError() == sr.ErrSchemaNotFound) {
 			return schemaVerdict{
 				dead:    &deadLetter{ReasonUnknownSchemaID, fmt.Sprintf("schema ID %d is not in the registry", id)},
 				expires: d.now().Add(unknownIDRetry),
@@ -345,16 +333,6 @@ func compatible(writer, ours protoreflect.MessageDescriptor, seen map[protorefle
 	return nil
 }
 
-var failureKinds = map[sitewatchv1.FailureKind]string{
-	sitewatchv1.FailureKind_FAILURE_KIND_DNS:              "dns",
-	sitewatchv1.FailureKind_FAILURE_KIND_CONNECT:          "connect",
-	sitewatchv1.FailureKind_FAILURE_KIND_TLS:              "tls",
-	sitewatchv1.FailureKind_FAILURE_KIND_TIMEOUT:          "timeout",
-	sitewatchv1.FailureKind_FAILURE_KIND_HTTP_STATUS:      "http_status",
-	sitewatchv1.FailureKind_FAILURE_KIND_CONTENT_MISMATCH: "content_mismatch",
-	sitewatchv1.FailureKind_FAILURE_KIND_OTHER:            "other",
-}
-
 // oldest is the earliest started_at accepted: anything before is a broken
 // clock or a zero value, and would make partitions nobody wants.
 var oldest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -373,8 +351,8 @@ func toEvent(m *sitewatchv1.CheckResult) (store.Event, error) {
 	e.TargetID, e.URL, e.Method = m.GetTarget().GetId(), m.GetTarget().GetUrl(), m.GetTarget().GetMethod()
 	if e.TargetID == "" {
 		bad("target.id is empty")
-	} else if len(e.TargetID) > maxTargetID {
-		bad("target.id is %d bytes long (at most %d)", len(e.TargetID), maxTargetID)
+	} else if len(e.TargetID) > checkevent.MaxTargetID {
+		bad("target.id is %d bytes long (at most %d)", len(e.TargetID), checkevent.MaxTargetID)
 	}
 	if len(e.URL) > maxURL {
 		bad("target.url is %d bytes long (at most %d)", len(e.URL), maxURL)
@@ -400,11 +378,12 @@ func toEvent(m *sitewatchv1.CheckResult) (store.Event, error) {
 			bad("failure_kind %s with outcome UP", m.GetFailureKind())
 		}
 	case sitewatchv1.Outcome_OUTCOME_DOWN:
-		kind, ok := failureKinds[m.GetFailureKind()]
-		if !ok {
-			bad("failure_kind %s with outcome DOWN (want a known kind)", m.GetFailureKind())
+		k := m.GetFailureKind()
+		if _, known := sitewatchv1.FailureKind_name[int32(k)]; !known || k == sitewatchv1.FailureKind_FAILURE_KIND_UNSPECIFIED {
+			bad("failure_kind %s with outcome DOWN (want a known kind)", k)
+		} else {
+			e.FailureKind = checkevent.KindName(k)
 		}
-		e.FailureKind = kind
 	default:
 		bad("outcome %s", m.GetOutcome())
 	}

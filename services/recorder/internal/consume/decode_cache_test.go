@@ -30,7 +30,7 @@ func (s *countingSource) SchemaByID(_ context.Context, id int) (sr.Schema, error
 	if id == validID {
 		return sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf}, nil
 	}
-	return sr.Schema{}, &sr.ResponseError{StatusCode: 404, ErrorCode: 40403, Message: "Schema not found"}
+	return sr.Schema{}, &sr.ResponseError{StatusCode: 404, ErrorCode: sr.ErrSchemaNotFound.Code, Message: "Schema not found"}
 }
 
 func (s *countingSource) SchemaByVersion(context.Context, string, int) (sr.SubjectSchema, error) {

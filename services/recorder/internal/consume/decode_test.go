@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 )
 
@@ -57,7 +58,7 @@ func TestDecodeRegistryUnavailable(t *testing.T) {
 func testDecodeRegistryUnavailable(t *testing.T, b backend) {
 	ctx := context.Background()
 	cl, down := flakyRegistry(t, b.open(t, 0).regURL)
-	ss, err := cl.CreateSchema(ctx, stacktest.Name("decode")+"-value", sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
+	ss, err := cl.CreateSchema(ctx, kafkaenv.Subject(stacktest.Name("decode")), sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func testDecodeIncompatibleCheckResult(t *testing.T, b backend) {
 	ctx := context.Background()
 	cl := b.open(t, 0).reg
 	text := strings.Replace(sitewatchv1.Schema, "uint32 status_code = 7;", "string status_code = 7;", 1)
-	ss, err := cl.CreateSchema(ctx, stacktest.Name("incompatible")+"-value", sr.Schema{Schema: text, Type: sr.TypeProtobuf})
+	ss, err := cl.CreateSchema(ctx, kafkaenv.Subject(stacktest.Name("incompatible")), sr.Schema{Schema: text, Type: sr.TypeProtobuf})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 )
 
 // schemaIDs registers, under the topic's subject, the CheckResult schema of
@@ -41,9 +42,9 @@ func schemaIDs(t *testing.T, r *rig, topic string) map[string]int {
 	newer := strings.Replace(sitewatchv1.Schema, last, last+"\n  string added_later = 99;", 1)
 	ids := map[string]int{}
 	for _, s := range []struct{ name, subject, text string }{
-		{"first", topic + "-value", string(first)},
-		{"current", topic + "-value", sitewatchv1.Schema},
-		{"newer", topic + "-value", newer},
+		{"first", kafkaenv.Subject(topic), string(first)},
+		{"current", kafkaenv.Subject(topic), sitewatchv1.Schema},
+		{"newer", kafkaenv.Subject(topic), newer},
 		{"other", topic + "-other-value", "syntax = \"proto3\";\npackage other.v1;\nmessage Thing { string name = 1; }\n"},
 	} {
 		ss, err := r.reg.CreateSchema(context.Background(), s.subject, sr.Schema{Schema: s.text, Type: sr.TypeProtobuf})

@@ -1,5 +1,3 @@
-// Package store keeps sitewatch's PostgreSQL projections: it applies the goose
-// migrations and writes batches of check results.
 package store
 
 import (
@@ -18,20 +16,14 @@ import (
 	"github.com/sethvargo/go-retry"
 
 	"github.com/sitewatch/sitewatch/migrations"
+	"github.com/sitewatch/sitewatch/services/internal/backoff"
 )
 
-// NewMigrator returns a goose provider for the embedded migrations on the
-// database at url. Its session locker (a PostgreSQL advisory lock) makes it
-// safe for several recorders to migrate at once: one applies, the others wait
-// and then find nothing left to do. Close the returned closer when done.
-func NewMigrator(url string, logger *slog.Logger) (*goose.Provider, func() error, error) {
-	p, db, err := newMigrator(url, logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	return p, db.Close, nil
-}
-
+// newMigrator returns a goose provider for the embedded migrations on the
+// database at url, and the database to close when done. Its session locker
+// (a PostgreSQL advisory lock) makes it safe for several recorders to
+// migrate at once: one applies, the others wait and then find nothing left
+// to do.
 func newMigrator(url string, logger *slog.Logger) (*goose.Provider, *sql.DB, error) {
 	db, err := sql.Open("pgx", url)
 	if err != nil {
@@ -83,10 +75,7 @@ func Migrate(ctx context.Context, url string, logger *slog.Logger) error {
 // volume accepts TCP after initdb, a few seconds; 30 s covers a slow disk
 // without hiding a wrong DATABASE_URL for long.
 func connectBackoff() retry.Backoff {
-	b := retry.NewExponential(100 * time.Millisecond)
-	b = retry.WithCappedDuration(2*time.Second, b)
-	b = retry.WithJitterPercent(20, b)
-	return retry.WithMaxDuration(30*time.Second, b)
+	return retry.WithMaxDuration(30*time.Second, backoff.Exponential(100*time.Millisecond, 2*time.Second))
 }
 
 // waitForDatabase pings until the database answers, retrying only what a
@@ -95,27 +84,16 @@ func connectBackoff() retry.Backoff {
 // answers. A definite answer such as a wrong password fails at once.
 func waitForDatabase(ctx context.Context, db *sql.DB, b retry.Backoff, logger *slog.Logger) error {
 	start := time.Now()
-	attempts := 0
-	var last error
-	err := retry.Do(ctx, b, func(ctx context.Context) error {
-		attempts++
-		last = db.PingContext(ctx)
-		if last == nil || !retryableConnectError(last) {
-			return last
-		}
-		logger.Warn("database not reachable yet; retrying", "attempt", attempts, "err", last)
-		return retry.RetryableError(last)
+	attempts, err := backoff.Do(ctx, b, db.PingContext, retryableConnectError, func(attempt int, _ time.Duration, err error) {
+		logger.Warn("database not reachable yet; retrying", "attempt", attempt, "err", err)
 	})
-	if err == nil {
-		if attempts > 1 {
-			logger.Info("database reachable", "attempts", attempts, "after", time.Since(start).Round(time.Millisecond).String())
-		}
-		return nil
+	if err != nil {
+		return fmt.Errorf("connect to the database: %d attempts in %s: %w", attempts, time.Since(start).Round(time.Millisecond), err)
 	}
-	if last == nil {
-		last = err
+	if attempts > 1 {
+		logger.Info("database reachable", "attempts", attempts, "after", time.Since(start).Round(time.Millisecond).String())
 	}
-	return fmt.Errorf("connect to the database: %d attempts in %s: %w", attempts, time.Since(start).Round(time.Millisecond), last)
+	return nil
 }
 
 func retryableConnectError(err error) bool {

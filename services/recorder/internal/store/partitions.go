@@ -118,25 +118,20 @@ func (s *Store) ensurePartitions(ctx context.Context, events []Event) error {
 // table), under an advisory lock so that two recorders never race to create
 // the same one.
 func (s *Store) createPartitions(ctx context.Context, days []time.Time) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("create partitions: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(partitionLock)); err != nil {
-		return fmt.Errorf("create partitions: %w", err)
-	}
-	for _, d := range days {
-		sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF check_results
-			FOR VALUES FROM ('%s') TO ('%s')`,
-			pgx.Identifier{partitionName(d)}.Sanitize(),
-			d.Format(time.RFC3339), d.Add(day).Format(time.RFC3339))
-		if _, err := tx.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("create partition %s: %w", partitionName(d), err)
+	err := s.underPartitionLock(ctx, "create partitions", func(tx pgx.Tx) error {
+		for _, d := range days {
+			sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF check_results
+				FOR VALUES FROM ('%s') TO ('%s')`,
+				pgx.Identifier{partitionName(d)}.Sanitize(),
+				d.Format(time.RFC3339), d.Add(day).Format(time.RFC3339))
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("create partition %s: %w", partitionName(d), err)
+			}
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("create partitions: %w", err)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	for _, d := range days {
@@ -182,22 +177,39 @@ func (s *Store) Maintain(ctx context.Context, now time.Time, behind, ahead int) 
 }
 
 func (s *Store) dropPartition(ctx context.Context, d time.Time) error {
-	tx, err := s.pool.Begin(ctx)
+	what := "drop partition " + partitionName(d)
+	err := s.underPartitionLock(ctx, what, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{partitionName(d)}.Sanitize()); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("drop partition: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(partitionLock)); err != nil {
-		return fmt.Errorf("drop partition: %w", err)
-	}
-	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{partitionName(d)}.Sanitize()); err != nil {
-		return fmt.Errorf("drop partition %s: %w", partitionName(d), err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("drop partition %s: %w", partitionName(d), err)
+		return err
 	}
 	s.mu.Lock()
 	delete(s.parts, d)
 	s.mu.Unlock()
+	return nil
+}
+
+// underPartitionLock runs fn in a short transaction of its own (partition
+// DDL briefly locks the parent table) under the advisory lock that
+// serialises partition DDL among recorders. Errors outside fn name what.
+func (s *Store) underPartitionLock(ctx context.Context, what string, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(partitionLock)); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	return nil
 }

@@ -12,9 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sitewatch/sitewatch/services/internal/checkevent"
 )
 
 // Event is one check result as the recorder stores it. Durations are whole
@@ -26,8 +29,7 @@ type Event struct {
 	Method    string
 	CheckedAt time.Time
 	Up        bool
-	// FailureKind is one of dns, connect, tls, timeout, http_status,
-	// content_mismatch, other; empty when up.
+	// FailureKind is checkevent.KindName of a failure kind; empty when up.
 	FailureKind  string
 	ResponseTime time.Duration
 
@@ -99,8 +101,7 @@ type Config struct {
 var stagingDDL = []string{
 	`CREATE TEMP TABLE hourly_staging (
 		target_id text, hour timestamptz, checks bigint, up bigint, down bigint,
-		failures_dns bigint, failures_connect bigint, failures_tls bigint, failures_timeout bigint,
-		failures_http_status bigint, failures_content_mismatch bigint, failures_other bigint,
+		` + failureColumnsDDL + `,
 		response_time_min_us bigint, response_time_max_us bigint, response_time_sum_us bigint,
 		latency_histogram integer[]
 	) ON COMMIT DELETE ROWS`,
@@ -189,7 +190,7 @@ func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 	}
 	probed := s.probe.Load()
 	res, err := s.write(ctx, events, probed)
-	if !probed && isCode(err, "23505") {
+	if !probed && isCode(err, pgerrcode.UniqueViolation) {
 		// Some of these events are stored already (a redelivery, a replay, a
 		// rebalance): ask first, from now on until a batch has none.
 		s.probe.Store(true)
@@ -342,28 +343,29 @@ func sortByID(events []*Event) {
 // the same events would fail again however often they are retried: a data
 // exception (SQLSTATE class 22), a program limit exceeded (class 54, such as
 // a btree entry too large), an integrity constraint violated (class 23) other
-// than the unique key (23505: a redelivery, which Write handles) and other
-// than a row finding no partition (23514 "no partition", which the retry
-// mends by creating it). It then returns "SQLSTATE code: message".
-// Everything else (connections, serialization failures, deadlocks, shutdown)
-// is transient.
+// than the unique key (a redelivery, which Write handles) and other than a
+// row finding no partition (which the retry mends by creating it). It then
+// returns "SQLSTATE code: message". Everything else (connections,
+// serialization failures, deadlocks, shutdown) is transient.
 func Refused(err error) (string, bool) {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+	if !errors.As(err, &pgErr) {
 		return "", false
 	}
-	switch class := pgErr.Code[:2]; {
-	case class == "22", class == "54":
-	case class == "23" && pgErr.Code != "23505" && !isNoPartition(pgErr):
+	switch code := pgErr.Code; {
+	case pgerrcode.IsDataException(code), pgerrcode.IsProgramLimitExceeded(code):
+	case pgerrcode.IsIntegrityConstraintViolation(code) && code != pgerrcode.UniqueViolation && !isNoPartition(pgErr):
 	default:
 		return "", false
 	}
 	return "SQLSTATE " + pgErr.Code + ": " + pgErr.Message, true
 }
 
-// isNoPartition: a row's partition does not exist (pgErr.Code 23514).
+// isNoPartition: a row's partition does not exist. PostgreSQL says so with
+// check_violation raised by ExecFindPartition (execPartition.c), for INSERT
+// and COPY alike; its message is translated, so it is not looked at.
 func isNoPartition(pgErr *pgconn.PgError) bool {
-	return pgErr.Code == "23514" && strings.Contains(pgErr.Message, "no partition")
+	return pgErr.Code == pgerrcode.CheckViolation && pgErr.Routine == "ExecFindPartition"
 }
 
 func isCode(err error, code string) bool {
@@ -395,16 +397,31 @@ func clean(s string) string {
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
-var hourlyColumns = []string{
-	"target_id", "hour", "checks", "up", "down",
-	"failures_dns", "failures_connect", "failures_tls", "failures_timeout",
-	"failures_http_status", "failures_content_mismatch", "failures_other",
-	"response_time_min_us", "response_time_max_us", "response_time_sum_us", "latency_histogram",
-}
+// The rollup has a column failures_<kind> per failure kind, in the order of
+// checkevent.Kinds (a test checks the migrated schema against the enum).
+var (
+	failureColumns = func() []string {
+		var cols []string
+		for _, k := range checkevent.Kinds() {
+			cols = append(cols, "failures_"+checkevent.KindName(k))
+		}
+		return cols
+	}()
+	// failureIndex is the index in failureColumns of each kind's name.
+	failureIndex = func() map[string]int {
+		m := map[string]int{}
+		for i, k := range checkevent.Kinds() {
+			m[checkevent.KindName(k)] = i
+		}
+		return m
+	}()
+	failureColumnsDDL = strings.Join(failureColumns, " bigint, ") + " bigint"
 
-var failureIndex = map[string]int{
-	"dns": 0, "connect": 1, "tls": 2, "timeout": 3, "http_status": 4, "content_mismatch": 5, "other": 6,
-}
+	hourlyColumns = slices.Concat(
+		[]string{"target_id", "hour", "checks", "up", "down"},
+		failureColumns,
+		[]string{"response_time_min_us", "response_time_max_us", "response_time_sum_us", "latency_histogram"})
+)
 
 type hourKey struct {
 	target string
@@ -413,7 +430,7 @@ type hourKey struct {
 
 type hourAgg struct {
 	checks, up, down    int64
-	failures            [7]int64
+	failures            []int64 // per failureColumns
 	minUS, maxUS, sumUS int64
 	histogram           []int32
 }
@@ -428,7 +445,7 @@ func (s *Store) rollup(events []*Event) [][]any {
 		a := aggs[k]
 		us := e.ResponseTime.Microseconds()
 		if a == nil {
-			a = &hourAgg{minUS: us, maxUS: us, histogram: make([]int32, len(s.bounds))}
+			a = &hourAgg{minUS: us, maxUS: us, failures: make([]int64, len(failureColumns)), histogram: make([]int32, len(s.bounds))}
 			aggs[k] = a
 		}
 		a.checks++
@@ -457,9 +474,12 @@ func (s *Store) rollup(events []*Event) [][]any {
 	rows := make([][]any, len(keys))
 	for i, k := range keys {
 		a := aggs[k]
-		rows[i] = []any{k.target, time.Unix(k.hour, 0).UTC(), a.checks, a.up, a.down,
-			a.failures[0], a.failures[1], a.failures[2], a.failures[3], a.failures[4], a.failures[5], a.failures[6],
-			a.minUS, a.maxUS, a.sumUS, a.histogram}
+		row := make([]any, 0, len(hourlyColumns))
+		row = append(row, k.target, time.Unix(k.hour, 0).UTC(), a.checks, a.up, a.down)
+		for _, n := range a.failures {
+			row = append(row, n)
+		}
+		rows[i] = append(row, a.minUS, a.maxUS, a.sumUS, a.histogram)
 	}
 	return rows
 }
@@ -530,21 +550,14 @@ func nullTime(t time.Time) any {
 // upsertSQL adds the staged rollup increments to check_results_hourly and
 // folds the staged target summaries into targets (the latest event wins,
 // whatever order events arrive in), both in key order.
-const upsertSQL = `WITH hourly AS (
-	INSERT INTO check_results_hourly AS h
-	SELECT * FROM hourly_staging ORDER BY target_id, hour
+var upsertSQL = `WITH hourly AS (
+	INSERT INTO check_results_hourly AS h (` + strings.Join(hourlyColumns, ", ") + `)
+	SELECT ` + strings.Join(hourlyColumns, ", ") + ` FROM hourly_staging ORDER BY target_id, hour
 	ON CONFLICT (target_id, hour) DO UPDATE SET
 		checks = h.checks + excluded.checks,
 		up = h.up + excluded.up,
 		down = h.down + excluded.down,
-		failures_dns = h.failures_dns + excluded.failures_dns,
-		failures_connect = h.failures_connect + excluded.failures_connect,
-		failures_tls = h.failures_tls + excluded.failures_tls,
-		failures_timeout = h.failures_timeout + excluded.failures_timeout,
-		failures_http_status = h.failures_http_status + excluded.failures_http_status,
-		failures_content_mismatch = h.failures_content_mismatch + excluded.failures_content_mismatch,
-		failures_other = h.failures_other + excluded.failures_other,
-		response_time_min_us = least(h.response_time_min_us, excluded.response_time_min_us),
+` + failureSums + `		response_time_min_us = least(h.response_time_min_us, excluded.response_time_min_us),
 		response_time_max_us = greatest(h.response_time_max_us, excluded.response_time_max_us),
 		response_time_sum_us = h.response_time_sum_us + excluded.response_time_sum_us,
 		latency_histogram = latency_histogram_add(h.latency_histogram, excluded.latency_histogram)
@@ -557,6 +570,15 @@ ON CONFLICT (target_id) DO UPDATE SET
 	last_up_at = greatest(t.last_up_at, excluded.last_up_at),
 	last_down_at = greatest(t.last_down_at, excluded.last_down_at),
 ` + latestColumns
+
+// failureSums adds the staged failures of each kind.
+var failureSums = func() string {
+	var b strings.Builder
+	for _, c := range failureColumns {
+		fmt.Fprintf(&b, "\t\t%s = h.%[1]s + excluded.%[1]s,\n", c)
+	}
+	return b.String()
+}()
 
 // latestColumns take the staged values only when the staged event is at
 // least as recent as the stored one.

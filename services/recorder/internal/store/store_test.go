@@ -438,6 +438,18 @@ func TestRefused(t *testing.T) {
 	}
 	expect(t, "rows after the refused batch", query(t, conn, `SELECT count(*) FROM check_results`), "0")
 
+	// What the server says of a row without a partition (1999 has none) is
+	// no refusal: Write creates the partition and retries.
+	_, err = conn.Exec(context.Background(), `INSERT INTO check_results (event_id, target_id, checked_at, outcome,
+		response_time_us, bytes_read, body_truncated, redirects) VALUES ($1, 'alpha', '1999-01-01Z', 'up', 1, 0, false, 0)`, uuid.New())
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23514" || pgErr.Routine != "ExecFindPartition" {
+		t.Fatalf("insert without a partition: %v, want SQLSTATE 23514 from ExecFindPartition", err)
+	}
+	if detail, ok := store.Refused(err); ok {
+		t.Errorf("a row without a partition: Refused = %q, true; want false", detail)
+	}
+
 	for _, tc := range []struct {
 		err  error
 		want bool
@@ -447,7 +459,9 @@ func TestRefused(t *testing.T) {
 		{&pgconn.PgError{Code: "54000", Message: "index row size 6016 exceeds"}, true},
 		{&pgconn.PgError{Code: "23502", Message: "null value violates not-null constraint"}, true},
 		{&pgconn.PgError{Code: "23514", Message: `new row violates check constraint "x"`}, true},
-		{&pgconn.PgError{Code: "23514", Message: `no partition of relation "check_results" found for row`}, false},
+		{&pgconn.PgError{Code: "23514", Message: `no partition of relation "check_results" found for row`, Routine: "ExecFindPartition"}, false},
+		// The message is translated; the routine is not.
+		{&pgconn.PgError{Code: "23514", Message: `keine Partition von Relation »check_results« für Zeile gefunden`, Routine: "ExecFindPartition"}, false},
 		{&pgconn.PgError{Code: "23505", Message: "duplicate key value"}, false},
 		{&pgconn.PgError{Code: "40001", Message: "could not serialize access"}, false},
 		{&pgconn.PgError{Code: "40P01", Message: "deadlock detected"}, false},

@@ -1,0 +1,11 @@
+// Command prober checks the websites of a targets file on a schedule and
+// publishes each result as a CheckResult event to Kafka.
+//
+//	prober -config targets.yaml            run
+//	prober -config targets.yaml -validate  check the file, exit 0 or 1
+//
+// Kafka and the Schema Registry come from the KAFKA_* and SCHEMA_REGISTRY_*
+// environment variables (docs/design.md). SIGHUP, or a change of the file,
+// reloads the targets; SIGINT/SIGTERM stop scheduling, let running checks
+// end, flush and exit 0.
+package main
