@@ -5,26 +5,27 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sitewatch/sitewatch/services/prober/internal/config"
 )
 
-// fakeClock is a manual clock with one timer (the scheduler uses one).
+// fakeClock is a manual clock with one timer (the scheduler uses one). The
+// tests run in a synctest bubble, and synctest.Wait, not the timer's
+// arming, tells when the scheduler is done: arming is not waiting (a timer
+// armed for a run due now fires at once, and a wake-up from Set may be
+// pending), and moving the clock while the scheduler is not blocked lets a
+// deadline computed from the old time be armed from the new one.
 type fakeClock struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	now   time.Time
-	when  time.Time // the armed timer's deadline; zero when not armed
-	c     chan time.Time
-	arms  int // how often the timer was armed
-	fires int
+	mu   sync.Mutex
+	now  time.Time
+	when time.Time // the armed timer's deadline; zero when not armed
+	c    chan time.Time
 }
 
 func newFakeClock(now time.Time) *fakeClock {
-	c := &fakeClock{now: now, c: make(chan time.Time, 1)}
-	c.cond = sync.NewCond(&c.mu)
-	return c
+	return &fakeClock{now: now, c: make(chan time.Time, 1)}
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -34,7 +35,7 @@ func (c *fakeClock) Now() time.Time {
 }
 
 // NewTimer returns the clock's one timer, stopped: the scheduler arms it
-// with Reset once it has handled what is due, and tests wait for that.
+// with Reset.
 func (c *fakeClock) NewTimer(time.Duration) Timer { return c }
 
 func (c *fakeClock) C() <-chan time.Time { return c.c }
@@ -47,8 +48,6 @@ func (c *fakeClock) Reset(d time.Duration) {
 	default:
 	}
 	c.when = c.now.Add(d)
-	c.arms++
-	c.cond.Broadcast()
 	if d <= 0 {
 		c.fire()
 	}
@@ -60,60 +59,32 @@ func (c *fakeClock) Stop() {
 	c.when = time.Time{}
 }
 
+// fire sends the tick; c.c never holds two, as every Reset drains it.
 func (c *fakeClock) fire() {
 	c.when = time.Time{}
-	c.fires++
 	c.c <- c.now
 }
 
-// set moves the clock to t. When that fires the timer, it waits until the
-// scheduler has handled the tick and armed the timer again, so that every
-// run due by t has been started or skipped when set returns.
+// set moves the clock to t, fires the timer if it is due by then, and waits
+// until every goroutine of the bubble is blocked: every run due by t has
+// then been started (and, unless its job blocks, ended) or skipped, or
+// waits for a slot. It must be called in the test's bubble.
 func (c *fakeClock) set(t testing.TB, to time.Time) {
 	t.Helper()
+	// The scheduler must be waiting before the clock moves, not between
+	// reading the time and arming its timer.
+	synctest.Wait()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if to.Before(c.now) {
+		c.mu.Unlock()
 		t.Fatalf("the clock cannot go back from %v to %v", c.now, to)
 	}
 	c.now = to
-	if c.when.IsZero() || c.when.After(to) {
-		return
+	if !c.when.IsZero() && !c.when.After(to) {
+		c.fire()
 	}
-	arms := c.arms
-	c.fire()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.arms == arms {
-		if time.Now().After(deadline) {
-			t.Fatalf("the scheduler did not come back to wait after the tick at %v", to)
-		}
-		c.mu.Unlock()
-		time.Sleep(100 * time.Microsecond)
-		c.mu.Lock()
-	}
-}
-
-// waitArmed waits until the scheduler waits on its timer (it has handled
-// everything due).
-func (c *fakeClock) waitArmed(t testing.TB, after int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.arms <= after {
-		if time.Now().After(deadline) {
-			t.Fatal("the scheduler never waited on its timer")
-		}
-		c.mu.Unlock()
-		time.Sleep(100 * time.Microsecond)
-		c.mu.Lock()
-	}
-}
-
-func (c *fakeClock) armCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.arms
+	c.mu.Unlock()
+	synctest.Wait()
 }
 
 // recorder collects what the scheduler reports.
@@ -164,28 +135,27 @@ type harness struct {
 	rec   *recorder
 	s     *Scheduler
 	stop  func()
-	// keepRunning: do not wait for the runs in progress before moving the
-	// clock (for tests whose jobs block).
-	keepRunning bool
 }
 
-// start runs a scheduler on a fake clock at t0 with the targets.
-func start(t *testing.T, job Job, concurrency int, ts []*config.Target) *harness {
+// start runs a scheduler on a fake clock at t0 with the targets, and waits
+// until it has started the runs due at once. It must be called in the
+// test's bubble.
+func start(t *testing.T, job Job, o Options, ts []*config.Target) *harness {
 	t.Helper()
 	h := &harness{clock: newFakeClock(t0), rec: &recorder{t0: t0}}
 	if job == nil {
 		job = func(context.Context, *config.Target) {}
 	}
-	h.s = New(job, Options{Clock: h.clock, Concurrency: concurrency, OnRun: h.rec.onRun, OnSkip: h.rec.onSkip})
+	o.Clock, o.OnRun, o.OnSkip = h.clock, h.rec.onRun, h.rec.onSkip
+	h.s = New(job, o)
 	h.s.Set(ts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	arms := h.clock.armCount()
 	go func() {
 		h.s.Run(ctx)
 		close(done)
 	}()
-	h.clock.waitArmed(t, arms)
+	synctest.Wait()
 	h.stop = func() {
 		cancel()
 		<-done
@@ -198,191 +168,190 @@ func start(t *testing.T, job Job, concurrency int, ts []*config.Target) *harness
 // last call.
 func (h *harness) at(t *testing.T, offset time.Duration) (runs, skips []string) {
 	t.Helper()
-	if !h.keepRunning {
-		// Let the runs started so far end, as quick checks do.
-		h.s.mu.Lock()
-		var ids []string
-		for id := range h.s.entries {
-			ids = append(ids, id)
-		}
-		h.s.mu.Unlock()
-		for _, id := range ids {
-			waitIdle(t, h.s, id)
-		}
-	}
 	h.clock.set(t, t0.Add(offset))
 	return h.rec.take()
+}
+
+// reload gives the scheduler new targets and waits until it has handled
+// them.
+func (h *harness) reload(ts []*config.Target) {
+	h.s.Set(ts)
+	synctest.Wait()
+}
+
+// running reports whether the target has a run in progress.
+func (h *harness) running(id string) bool {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	return h.s.entries[id] != nil && h.s.entries[id].running
 }
 
 func equal(a, b []string) bool {
 	return fmt.Sprint(a) == fmt.Sprint(b)
 }
 
+// opts is the Options of most tests: the clock and the callbacks are the
+// harness's.
+func opts(concurrency int) Options { return Options{Concurrency: concurrency} }
+
 func TestFirstRunsSpreadOverTheInterval(t *testing.T) {
-	h := start(t, nil, 10, targets(time.Minute, "a", "b", "c", "d"))
-	var got []string
-	for _, off := range []time.Duration{0, 14 * time.Second, 15 * time.Second, 30 * time.Second, 45 * time.Second, 59 * time.Second, 60 * time.Second} {
-		runs, _ := h.at(t, off)
-		got = append(got, runs...)
-	}
-	want := []string{"a@0s", "b@15s", "c@30s", "d@45s", "a@1m0s"}
-	if !equal(got, want) {
-		t.Errorf("runs %v, want %v", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, nil, opts(10), targets(time.Minute, "a", "b", "c", "d"))
+		var got []string
+		for _, off := range []time.Duration{0, 14 * time.Second, 15 * time.Second, 30 * time.Second, 45 * time.Second, 59 * time.Second, 60 * time.Second} {
+			runs, _ := h.at(t, off)
+			got = append(got, runs...)
+		}
+		want := []string{"a@0s", "b@15s", "c@30s", "d@45s", "a@1m0s"}
+		if !equal(got, want) {
+			t.Errorf("runs %v, want %v", got, want)
+		}
+	})
 }
 
 func TestNoDriftOverManyIntervals(t *testing.T) {
-	h := start(t, nil, 10, targets(10*time.Second, "a"))
-	// The scheduler wakes 3.7s late every time: each run starts late, but
-	// the next is still due on the grid of the origin, never pushed back.
-	var got []string
-	for k := range 1000 {
-		due := time.Duration(k) * 10 * time.Second
-		runs, skips := h.at(t, due+3700*time.Millisecond)
-		if len(skips) > 0 {
-			t.Fatalf("skips %v at run %d", skips, k)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, nil, opts(10), targets(10*time.Second, "a"))
+		// The scheduler wakes 3.7s late every time: each run starts late,
+		// but the next is still due on the grid of the origin, never pushed
+		// back.
+		var got []string
+		for k := range 1000 {
+			due := time.Duration(k) * 10 * time.Second
+			runs, skips := h.at(t, due+3700*time.Millisecond)
+			if len(skips) > 0 {
+				t.Fatalf("skips %v at run %d", skips, k)
+			}
+			got = append(got, runs...)
 		}
-		got = append(got, runs...)
-	}
-	if len(got) != 1000 {
-		t.Fatalf("%d runs in 1000 intervals, want 1000", len(got))
-	}
-	for k, r := range got {
-		if want := fmt.Sprintf("a@%v", time.Duration(k)*10*time.Second); r != want {
-			t.Fatalf("run %d was due %s, want %s", k, r, want)
+		if len(got) != 1000 {
+			t.Fatalf("%d runs in 1000 intervals, want 1000", len(got))
 		}
-	}
-	for k, lag := range h.rec.lags[1:] { // the first run was due at the start
-		if lag != 3700*time.Millisecond {
-			t.Fatalf("run %d lag %v, want 3.7s", k, lag)
+		for k, r := range got {
+			if want := fmt.Sprintf("a@%v", time.Duration(k)*10*time.Second); r != want {
+				t.Fatalf("run %d was due %s, want %s", k, r, want)
+			}
 		}
-	}
+		for k, lag := range h.rec.lags[1:] { // the first run was due at the start
+			if lag != 3700*time.Millisecond {
+				t.Fatalf("run %d lag %v, want 3.7s", k, lag)
+			}
+		}
+	})
 }
 
 func TestFallingBehindSkipsToTheLatestDueRun(t *testing.T) {
-	h := start(t, nil, 10, targets(10*time.Second, "a"))
-	if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
-		t.Fatalf("runs %v", runs)
-	}
-	// Asleep for 35s: the runs due at 10s and 20s are missed, 30s is made.
-	runs, skips := h.at(t, 35*time.Second)
-	if !equal(runs, []string{"a@30s"}) || !equal(skips, []string{"a:behind:2"}) {
-		t.Errorf("runs %v skips %v, want [a@30s] [a:behind:2]", runs, skips)
-	}
-	if runs, _ := h.at(t, 40*time.Second); !equal(runs, []string{"a@40s"}) {
-		t.Errorf("runs %v, want [a@40s]", runs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, nil, opts(10), targets(10*time.Second, "a"))
+		if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
+			t.Fatalf("runs %v", runs)
+		}
+		// Asleep for 35s: the runs due at 10s and 20s are missed, 30s is made.
+		runs, skips := h.at(t, 35*time.Second)
+		if !equal(runs, []string{"a@30s"}) || !equal(skips, []string{"a:behind:2"}) {
+			t.Errorf("runs %v skips %v, want [a@30s] [a:behind:2]", runs, skips)
+		}
+		if runs, _ := h.at(t, 40*time.Second); !equal(runs, []string{"a@40s"}) {
+			t.Errorf("runs %v, want [a@40s]", runs)
+		}
+	})
 }
 
 func TestNoOverlapSkipsAndCounts(t *testing.T) {
-	release := make(chan struct{})
-	var mu sync.Mutex
-	running, maxRunning := 0, 0
-	job := func(ctx context.Context, tg *config.Target) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var mu sync.Mutex
+		running, maxRunning := 0, 0
+		job := func(ctx context.Context, tg *config.Target) {
+			mu.Lock()
+			running++
+			maxRunning = max(maxRunning, running)
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}
+		h := start(t, job, opts(10), targets(10*time.Second, "a"))
+		if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
+			t.Fatalf("runs %v", runs)
+		}
+		// Still running at 10s and 20s: both skipped.
+		for _, off := range []time.Duration{10 * time.Second, 20 * time.Second} {
+			if runs, skips := h.at(t, off); len(runs) != 0 || !equal(skips, []string{"a:overlap:1"}) {
+				t.Errorf("at %v: runs %v skips %v, want none and [a:overlap:1]", off, runs, skips)
+			}
+		}
+		release <- struct{}{}
+		synctest.Wait()
+		if h.running("a") {
+			t.Fatal("a still running after its job returned")
+		}
+		close(release)
+		if runs, skips := h.at(t, 30*time.Second); !equal(runs, []string{"a@30s"}) || len(skips) != 0 {
+			t.Errorf("runs %v skips %v after the slow run ended, want [a@30s] none", runs, skips)
+		}
 		mu.Lock()
-		running++
-		maxRunning = max(maxRunning, running)
-		mu.Unlock()
-		<-release
-		mu.Lock()
-		running--
-		mu.Unlock()
-	}
-	h := start(t, job, 10, targets(10*time.Second, "a"))
-	h.keepRunning = true
-	if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
-		t.Fatalf("runs %v", runs)
-	}
-	// Still running at 10s and 20s: both skipped.
-	for _, off := range []time.Duration{10 * time.Second, 20 * time.Second} {
-		if runs, skips := h.at(t, off); len(runs) != 0 || !equal(skips, []string{"a:overlap:1"}) {
-			t.Errorf("at %v: runs %v skips %v, want none and [a:overlap:1]", off, runs, skips)
+		defer mu.Unlock()
+		if maxRunning != 1 {
+			t.Errorf("%d runs of one target at once", maxRunning)
 		}
-	}
-	release <- struct{}{}
-	waitIdle(t, h.s, "a")
-	close(release)
-	if runs, skips := h.at(t, 30*time.Second); !equal(runs, []string{"a@30s"}) || len(skips) != 0 {
-		t.Errorf("runs %v skips %v after the slow run ended, want [a@30s] none", runs, skips)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if maxRunning != 1 {
-		t.Errorf("%d runs of one target at once", maxRunning)
-	}
-}
-
-// waitIdle waits until the target's run has ended.
-func waitIdle(t *testing.T, s *Scheduler, id string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.mu.Lock()
-		running := s.entries[id] != nil && s.entries[id].running
-		s.mu.Unlock()
-		if !running {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still running", id)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	})
 }
 
 func TestReloadKeepsRhythm(t *testing.T) {
-	h := start(t, nil, 10, targets(time.Minute, "a", "b", "gone"))
-	// a due at 0s, b at 20s, gone at 40s, each +1m.
-	h.at(t, 0)
-	h.at(t, 20*time.Second)
-	if runs, _ := h.at(t, 30*time.Second); len(runs) != 0 {
-		t.Fatalf("runs %v", runs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, nil, opts(10), targets(time.Minute, "a", "b", "gone"))
+		// a due at 0s, b at 20s, gone at 40s, each +1m.
+		h.at(t, 0)
+		h.at(t, 20*time.Second)
+		if runs, _ := h.at(t, 30*time.Second); len(runs) != 0 {
+			t.Fatalf("runs %v", runs)
+		}
 
-	// At 30s: a is unchanged, b changes its URL (same interval), c is
-	// new, gone goes.
-	next := targets(time.Minute, "a", "b", "c")
-	next[1].URL = "http://b.test/v2"
-	arms := h.clock.armCount()
-	h.s.Set(next)
-	h.clock.waitArmed(t, arms)
-	// c is the only new target: its first run is due now.
-	if runs, _ := h.rec.take(); !equal(runs, []string{"c@30s"}) {
-		t.Errorf("runs right after the reload %v, want [c@30s]", runs)
-	}
-	var got []string
-	for _, off := range []time.Duration{40 * time.Second, 60 * time.Second, 80 * time.Second, 90 * time.Second, 100 * time.Second} {
-		runs, _ := h.at(t, off)
-		got = append(got, runs...)
-	}
-	// a and b keep their rhythm (0s, 20s + k*1m); gone never runs again.
-	if want := []string{"a@1m0s", "b@1m20s", "c@1m30s"}; !equal(got, want) {
-		t.Errorf("runs after the reload %v, want %v", got, want)
-	}
-	h.rec.mu.Lock()
-	defer h.rec.mu.Unlock()
-	// The run of b after the reload used the new definition.
-	if u := h.rec.urls[len(h.rec.urls)-2]; u != "http://b.test/v2" {
-		t.Errorf("b ran with %s after the reload, want the new URL", u)
-	}
-	if h.s.Len() != 3 {
-		t.Errorf("%d targets, want 3", h.s.Len())
-	}
+		// At 30s: a is unchanged, b changes its URL (same interval), c is
+		// new, gone goes.
+		next := targets(time.Minute, "a", "b", "c")
+		next[1].URL = "http://b.test/v2"
+		h.reload(next)
+		// c is the only new target: its first run is due now.
+		if runs, _ := h.rec.take(); !equal(runs, []string{"c@30s"}) {
+			t.Errorf("runs right after the reload %v, want [c@30s]", runs)
+		}
+		var got []string
+		for _, off := range []time.Duration{40 * time.Second, 60 * time.Second, 80 * time.Second, 90 * time.Second, 100 * time.Second} {
+			runs, _ := h.at(t, off)
+			got = append(got, runs...)
+		}
+		// a and b keep their rhythm (0s, 20s + k*1m); gone never runs again.
+		if want := []string{"a@1m0s", "b@1m20s", "c@1m30s"}; !equal(got, want) {
+			t.Errorf("runs after the reload %v, want %v", got, want)
+		}
+		h.rec.mu.Lock()
+		defer h.rec.mu.Unlock()
+		// The run of b after the reload used the new definition.
+		if u := h.rec.urls[len(h.rec.urls)-2]; u != "http://b.test/v2" {
+			t.Errorf("b ran with %s after the reload, want the new URL", u)
+		}
+		if h.s.Len() != 3 {
+			t.Errorf("%d targets, want 3", h.s.Len())
+		}
+	})
 }
 
 func TestReloadWithANewIntervalRespreads(t *testing.T) {
-	h := start(t, nil, 10, targets(time.Minute, "a"))
-	h.at(t, 0)
-	h.at(t, 10*time.Second)
-	arms := h.clock.armCount()
-	h.s.Set(targets(30*time.Second, "a"))
-	h.clock.waitArmed(t, arms)
-	if runs, _ := h.rec.take(); !equal(runs, []string{"a@10s"}) {
-		t.Errorf("runs %v, want [a@10s]: a new rhythm from the reload", runs)
-	}
-	if runs, _ := h.at(t, 40*time.Second); !equal(runs, []string{"a@40s"}) {
-		t.Errorf("runs %v, want [a@40s]", runs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, nil, opts(10), targets(time.Minute, "a"))
+		h.at(t, 0)
+		h.at(t, 10*time.Second)
+		h.reload(targets(30*time.Second, "a"))
+		if runs, _ := h.rec.take(); !equal(runs, []string{"a@10s"}) {
+			t.Errorf("runs %v, want [a@10s]: a new rhythm from the reload", runs)
+		}
+		if runs, _ := h.at(t, 40*time.Second); !equal(runs, []string{"a@40s"}) {
+			t.Errorf("runs %v, want [a@40s]", runs)
+		}
+	})
 }
 
 func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
@@ -404,282 +373,272 @@ func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			release := make(chan struct{})
-			var mu sync.Mutex
-			running, maxRunning := 0, 0
-			job := func(ctx context.Context, tg *config.Target) {
+			synctest.Test(t, func(t *testing.T) {
+				release := make(chan struct{})
+				var mu sync.Mutex
+				running, maxRunning := 0, 0
+				job := func(ctx context.Context, tg *config.Target) {
+					mu.Lock()
+					running++
+					maxRunning = max(maxRunning, running)
+					mu.Unlock()
+					<-release
+					mu.Lock()
+					running--
+					mu.Unlock()
+				}
+				h := start(t, job, opts(10), targets(10*time.Second, "a"))
+				// Let every run end before h.stop waits for them, also when
+				// the test fails early.
+				var once sync.Once
+				end := func() { once.Do(func() { close(release) }) }
+				t.Cleanup(end)
+				if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
+					t.Fatalf("runs %v", runs)
+				}
+				h.at(t, 5*time.Second)
+				h.s.Set(nil)
+				h.reload(targets(tt.interval, "a"))
+				if runs, skips := h.rec.take(); len(runs) != 0 || !equal(skips, tt.skipsBack) {
+					t.Errorf("right after it came back: runs %v skips %v, want none and %v", runs, skips, tt.skipsBack)
+				}
+				if runs, skips := h.at(t, tt.stillAt); len(runs) != 0 || !equal(skips, []string{"a:overlap:1"}) {
+					t.Errorf("at %v: runs %v skips %v, want none and [a:overlap:1]", tt.stillAt, runs, skips)
+				}
+				end()
+				synctest.Wait()
+				if h.running("a") {
+					t.Fatal("a still running after its job returned")
+				}
+				if runs, skips := h.at(t, tt.nextAt); !equal(runs, []string{tt.wantNext}) || len(skips) != 0 {
+					t.Errorf("at %v: runs %v skips %v after the run ended, want [%s] none", tt.nextAt, runs, skips, tt.wantNext)
+				}
 				mu.Lock()
-				running++
-				maxRunning = max(maxRunning, running)
-				mu.Unlock()
-				<-release
-				mu.Lock()
-				running--
-				mu.Unlock()
-			}
-			h := start(t, job, 10, targets(10*time.Second, "a"))
-			h.keepRunning = true
-			// Let every run end before h.stop waits for them, also when
-			// the test fails early.
-			var once sync.Once
-			end := func() { once.Do(func() { close(release) }) }
-			t.Cleanup(end)
-			if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
-				t.Fatalf("runs %v", runs)
-			}
-			h.at(t, 5*time.Second)
-			arms := h.clock.armCount()
-			h.s.Set(nil)
-			h.s.Set(targets(tt.interval, "a"))
-			h.clock.waitArmed(t, arms)
-			if runs, skips := h.rec.take(); len(runs) != 0 || !equal(skips, tt.skipsBack) {
-				t.Errorf("right after it came back: runs %v skips %v, want none and %v", runs, skips, tt.skipsBack)
-			}
-			if runs, skips := h.at(t, tt.stillAt); len(runs) != 0 || !equal(skips, []string{"a:overlap:1"}) {
-				t.Errorf("at %v: runs %v skips %v, want none and [a:overlap:1]", tt.stillAt, runs, skips)
-			}
-			end()
-			waitIdle(t, h.s, "a")
-			if runs, skips := h.at(t, tt.nextAt); !equal(runs, []string{tt.wantNext}) || len(skips) != 0 {
-				t.Errorf("at %v: runs %v skips %v after the run ended, want [%s] none", tt.nextAt, runs, skips, tt.wantNext)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if maxRunning != 1 {
-				t.Errorf("%d runs of one target at once", maxRunning)
-			}
+				defer mu.Unlock()
+				if maxRunning != 1 {
+					t.Errorf("%d runs of one target at once", maxRunning)
+				}
+			})
 		})
 	}
 }
 
 func TestRemovedWhileRunningIsForgottenWhenItEnds(t *testing.T) {
-	release := make(chan struct{})
-	h := start(t, func(context.Context, *config.Target) { <-release }, 10, targets(10*time.Second, "a", "b"))
-	h.keepRunning = true
-	h.at(t, 0) // a runs
-	h.s.Set(targets(10*time.Second, "b"))
-	if n := h.s.Len(); n != 1 {
-		t.Errorf("%d targets, want 1", n)
-	}
-	close(release)
-	waitFor(t, func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		h := start(t, func(context.Context, *config.Target) { <-release }, opts(10), targets(10*time.Second, "a", "b"))
+		h.at(t, 0) // a runs
+		h.reload(targets(10*time.Second, "b"))
+		if n := h.s.Len(); n != 1 {
+			t.Errorf("%d targets, want 1", n)
+		}
+		close(release)
+		synctest.Wait()
 		h.s.mu.Lock()
-		defer h.s.mu.Unlock()
-		return len(h.s.draining) == 0
+		draining := len(h.s.draining)
+		h.s.mu.Unlock()
+		if draining != 0 {
+			t.Fatalf("%d entries draining after every run ended, want 0", draining)
+		}
+		// a is gone for good: no more runs, even once its run has ended; b
+		// keeps its rhythm.
+		var got []string
+		for _, off := range []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second} {
+			runs, _ := h.at(t, off)
+			got = append(got, runs...)
+		}
+		if want := []string{"b@5s", "b@15s"}; !equal(got, want) {
+			t.Errorf("runs %v, want %v", got, want)
+		}
 	})
-	// a is gone for good: no more runs, even once its run has ended; b
-	// keeps its rhythm.
-	h.keepRunning = false
-	var got []string
-	for _, off := range []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second} {
-		runs, _ := h.at(t, off)
-		got = append(got, runs...)
-	}
-	if want := []string{"b@5s", "b@15s"}; !equal(got, want) {
-		t.Errorf("runs %v, want %v", got, want)
-	}
 }
 
 func TestConcurrencyIsBounded(t *testing.T) {
-	release := make(chan struct{})
-	var mu sync.Mutex
-	running, maxRunning, total := 0, 0, 0
-	job := func(ctx context.Context, tg *config.Target) {
-		mu.Lock()
-		running++
-		total++
-		maxRunning = max(maxRunning, running)
-		mu.Unlock()
-		<-release
-		mu.Lock()
-		running--
-		mu.Unlock()
-	}
-	// Five targets spread 2s apart over 10s; a is due at once and holds a
-	// slot, then the clock jumps to 9s where b..e are all due.
-	h := start(t, job, 2, targets(10*time.Second, "a", "b", "c", "d", "e"))
-	arms := h.clock.armCount()
-	h.clock.mu.Lock()
-	h.clock.now = t0.Add(9 * time.Second)
-	h.clock.fire()
-	h.clock.mu.Unlock()
-	// a and b run; the scheduler waits for a slot for c.
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return running == 2 })
-	time.Sleep(20 * time.Millisecond)
-	mu.Lock()
-	if running != 2 || total != 2 {
-		t.Errorf("%d running, %d started with a bound of 2", running, total)
-	}
-	mu.Unlock()
-	for range 3 {
-		release <- struct{}{}
-	}
-	h.clock.waitArmed(t, arms)
-	close(release)
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return total == 5 && running == 0 })
-	if maxRunning != 2 {
-		t.Errorf("at most %d ran at once, want 2", maxRunning)
-	}
-	runs, _ := h.rec.take()
-	if want := []string{"a@0s", "b@2s", "c@4s", "d@6s", "e@8s"}; !equal(runs, want) {
-		t.Errorf("runs %v, want %v", runs, want)
-	}
-	// The ones that waited for a slot report how late they started (the
-	// fake clock stands still at 9s).
-	h.rec.mu.Lock()
-	defer h.rec.mu.Unlock()
-	for i, want := range []time.Duration{0, 7 * time.Second, 5 * time.Second, 3 * time.Second, time.Second} {
-		if h.rec.lags[i] != want {
-			t.Errorf("run %d lag %v, want %v", i, h.rec.lags[i], want)
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var mu sync.Mutex
+		running, maxRunning, total := 0, 0, 0
+		job := func(ctx context.Context, tg *config.Target) {
+			mu.Lock()
+			running++
+			total++
+			maxRunning = max(maxRunning, running)
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			running--
+			mu.Unlock()
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
+		// Five targets spread 2s apart over 10s; a is due at once and holds
+		// a slot, then the clock jumps to 9s where b..e are all due.
+		h := start(t, job, opts(2), targets(10*time.Second, "a", "b", "c", "d", "e"))
+		// a and b run; the scheduler waits for a slot for c.
+		h.clock.set(t, t0.Add(9*time.Second))
+		mu.Lock()
+		if running != 2 || total != 2 {
+			t.Errorf("%d running, %d started with a bound of 2", running, total)
 		}
-		time.Sleep(100 * time.Microsecond)
-	}
+		mu.Unlock()
+		for range 3 {
+			release <- struct{}{}
+		}
+		close(release)
+		synctest.Wait()
+		mu.Lock()
+		if total != 5 || running != 0 {
+			t.Errorf("%d started, %d running once released, want 5 and 0", total, running)
+		}
+		if maxRunning != 2 {
+			t.Errorf("at most %d ran at once, want 2", maxRunning)
+		}
+		mu.Unlock()
+		runs, _ := h.rec.take()
+		if want := []string{"a@0s", "b@2s", "c@4s", "d@6s", "e@8s"}; !equal(runs, want) {
+			t.Errorf("runs %v, want %v", runs, want)
+		}
+		// The ones that waited for a slot report how late they started (the
+		// fake clock stands still at 9s).
+		h.rec.mu.Lock()
+		defer h.rec.mu.Unlock()
+		for i, want := range []time.Duration{0, 7 * time.Second, 5 * time.Second, 3 * time.Second, time.Second} {
+			if h.rec.lags[i] != want {
+				t.Errorf("run %d lag %v, want %v", i, h.rec.lags[i], want)
+			}
+		}
+	})
 }
 
 func TestStopWaitsForRunningJobsWithoutCancellingThem(t *testing.T) {
-	release := make(chan struct{})
-	var jobErr error
-	job := func(ctx context.Context, tg *config.Target) {
-		<-release
-		jobErr = ctx.Err()
-	}
-	h := start(t, job, 10, targets(10*time.Second, "a"))
-	h.keepRunning = true
-	h.at(t, 0)
-	stopped := make(chan struct{})
-	go func() {
-		h.stop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-		t.Fatal("Run returned while a job was running")
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(release)
-	<-stopped
-	if jobErr != nil {
-		t.Errorf("the job's context ended with %v on stop; it should run to its own deadline", jobErr)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var jobErr error
+		job := func(ctx context.Context, tg *config.Target) {
+			<-release
+			jobErr = ctx.Err()
+		}
+		h := start(t, job, opts(10), targets(10*time.Second, "a"))
+		h.at(t, 0)
+		stopped := make(chan struct{})
+		go func() {
+			h.stop()
+			close(stopped)
+		}()
+		synctest.Wait()
+		select {
+		case <-stopped:
+			t.Fatal("Run returned while a job was running")
+		default:
+		}
+		close(release)
+		<-stopped
+		if jobErr != nil {
+			t.Errorf("the job's context ended with %v on stop; it should run to its own deadline", jobErr)
+		}
+	})
 }
 
+// TestRealClockRuns runs the real clock's timer in a bubble, where time
+// moves only when everything waits: the runs are due, and made, exactly on
+// the interval.
 func TestRealClockRuns(t *testing.T) {
-	var mu sync.Mutex
-	var seen []time.Time
-	s := New(func(ctx context.Context, tg *config.Target) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var mu sync.Mutex
+		var seen []time.Duration
+		s := New(func(ctx context.Context, tg *config.Target) {
+			mu.Lock()
+			seen = append(seen, time.Since(start))
+			mu.Unlock()
+		}, Options{Concurrency: 4})
+		s.Set(targets(20*time.Millisecond, "a"))
+		ctx, cancel := context.WithTimeout(context.Background(), 110*time.Millisecond)
+		defer cancel()
+		s.Run(ctx)
 		mu.Lock()
-		seen = append(seen, time.Now())
-		mu.Unlock()
-	}, Options{Concurrency: 4})
-	s.Set(targets(20*time.Millisecond, "a"))
-	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Millisecond)
-	defer cancel()
-	s.Run(ctx)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) < 3 || len(seen) > 7 {
-		t.Errorf("%d runs in 110ms at a 20ms interval", len(seen))
-	}
+		defer mu.Unlock()
+		if want := "[0s 20ms 40ms 60ms 80ms 100ms]"; fmt.Sprint(seen) != want {
+			t.Errorf("runs at %v in 110ms at a 20ms interval, want %s", seen, want)
+		}
+	})
 }
 
 func TestCoalescedRunsKeepTheirDueTimes(t *testing.T) {
-	h := &harness{clock: newFakeClock(t0), rec: &recorder{t0: t0}}
-	h.s = New(func(context.Context, *config.Target) {}, Options{Clock: h.clock, Concurrency: 10, Coalesce: 25 * time.Millisecond,
-		OnRun: h.rec.onRun, OnSkip: h.rec.onSkip})
-	h.s.Set(targets(40*time.Millisecond, "a", "b", "c", "d")) // due 0, 10, 20, 30ms
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { h.s.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	h.clock.waitArmed(t, 0)
-
-	var got []string
-	for _, off := range []time.Duration{10 * time.Millisecond, 24 * time.Millisecond, 25 * time.Millisecond, 49 * time.Millisecond, 50 * time.Millisecond} {
-		runs, _ := h.at(t, off)
-		got = append(got, fmt.Sprint(off, runs))
-	}
-	// a starts at once; then the scheduler sleeps at least 25ms: b and c
-	// start together at 25ms, d, a and b again at 50ms; each keeps its due
-	// time, and the lag says how late it started.
-	want := []string{"10ms [a@0s]", "24ms []", "25ms [b@10ms c@20ms]", "49ms []", "50ms [d@30ms a@40ms b@50ms]"}
-	if !equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	h.rec.mu.Lock()
-	defer h.rec.mu.Unlock()
-	if want := "[0s 15ms 5ms 20ms 10ms 0s]"; fmt.Sprint(h.rec.lags) != want {
-		t.Errorf("lags %v, want %s", h.rec.lags, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, nil, Options{Concurrency: 10, Coalesce: 25 * time.Millisecond},
+			targets(40*time.Millisecond, "a", "b", "c", "d")) // due 0, 10, 20, 30ms
+		var got []string
+		for _, off := range []time.Duration{10 * time.Millisecond, 24 * time.Millisecond, 25 * time.Millisecond, 49 * time.Millisecond, 50 * time.Millisecond} {
+			runs, _ := h.at(t, off)
+			got = append(got, fmt.Sprint(off, runs))
+		}
+		// a starts at once; then the scheduler sleeps at least 25ms: b and c
+		// start together at 25ms, d, a and b again at 50ms; each keeps its
+		// due time, and the lag says how late it started.
+		want := []string{"10ms [a@0s]", "24ms []", "25ms [b@10ms c@20ms]", "49ms []", "50ms [d@30ms a@40ms b@50ms]"}
+		if !equal(got, want) {
+			t.Errorf("got %v, want %v", got, want)
+		}
+		h.rec.mu.Lock()
+		defer h.rec.mu.Unlock()
+		if want := "[0s 15ms 5ms 20ms 10ms 0s]"; fmt.Sprint(h.rec.lags) != want {
+			t.Errorf("lags %v, want %s", h.rec.lags, want)
+		}
+	})
 }
 
 func TestRemovedTargetsNeverRunOnceSetReturns(t *testing.T) {
-	release := make(chan struct{})
-	var mu sync.Mutex
-	var started []string
-	job := func(ctx context.Context, tg *config.Target) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var mu sync.Mutex
+		var started []string
+		job := func(ctx context.Context, tg *config.Target) {
+			mu.Lock()
+			started = append(started, tg.ID)
+			mu.Unlock()
+			<-release
+		}
+		// One slot. a (due at 0s) runs at once and holds it; at 9s b (due
+		// 2.5s), c (5s) and d (7.5s) are due and wait for the slot.
+		h := start(t, job, opts(1), targets(10*time.Second, "a", "b", "c", "d"))
+		var once sync.Once
+		end := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(end)
+		h.clock.set(t, t0.Add(9*time.Second))
+		if !h.running("b") || !h.running("c") || !h.running("d") {
+			t.Fatal("b, c and d do not wait for the slot at 9s")
+		}
+
+		// b and c go, d stays with a new URL, e is new; a is unchanged. The
+		// slot frees only once Set has returned.
+		next := targets(10*time.Second, "a", "d", "e")
+		next[1].URL = "http://d.test/v2"
+		h.s.Set(next)
+		end()
+		synctest.Wait()
+		got, _ := h.rec.take()
+		for _, off := range []time.Duration{10 * time.Second, 12500 * time.Millisecond, 15 * time.Second, 17500 * time.Millisecond, 20 * time.Second} {
+			runs, _ := h.at(t, off)
+			got = append(got, runs...)
+		}
+
 		mu.Lock()
-		started = append(started, tg.ID)
-		mu.Unlock()
-		<-release
-	}
-	// One slot. a (due at 0s) runs at once and holds it; at 9s b (due
-	// 2.5s), c (5s) and d (7.5s) are due and wait for the slot.
-	h := start(t, job, 1, targets(10*time.Second, "a", "b", "c", "d"))
-	var once sync.Once
-	end := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(end)
-	h.keepRunning = true
-	h.clock.mu.Lock()
-	h.clock.now = t0.Add(9 * time.Second)
-	h.clock.fire()
-	h.clock.mu.Unlock()
-	waitFor(t, func() bool {
-		h.s.mu.Lock()
-		defer h.s.mu.Unlock()
-		return h.s.entries["b"].running && h.s.entries["c"].running && h.s.entries["d"].running
+		defer mu.Unlock()
+		// d had waited since 9s: it runs then, with its new URL; e's first
+		// run is due at the reload; a, d and e keep their rhythm.
+		if want := []string{"a", "d", "e", "a", "d", "e", "a"}; !equal(started, want) {
+			t.Errorf("runs started %v, want %v", started, want)
+		}
+		h.rec.mu.Lock()
+		defer h.rec.mu.Unlock()
+		wantRuns := []string{"a@0s", "d@7.5s", "e@9s", "a@10s", "d@17.5s", "e@19s", "a@20s"}
+		if !equal(got, wantRuns) {
+			t.Errorf("runs %v, want %v", got, wantRuns)
+		}
+		if h.rec.urls[1] != "http://d.test/v2" {
+			t.Errorf("d ran with %s after the reload, want its new URL", h.rec.urls[1])
+		}
+		if n := h.s.Len(); n != 3 {
+			t.Errorf("%d targets, want 3", n)
+		}
 	})
-
-	// b and c go, d stays with a new URL, e is new; a is unchanged.
-	next := targets(10*time.Second, "a", "d", "e")
-	next[1].URL = "http://d.test/v2"
-	arms := h.clock.armCount()
-	h.s.Set(next)
-	end()
-	h.clock.waitArmed(t, arms)
-	h.keepRunning = false
-	got, _ := h.rec.take()
-	for _, off := range []time.Duration{10 * time.Second, 12500 * time.Millisecond, 15 * time.Second, 17500 * time.Millisecond, 20 * time.Second} {
-		runs, _ := h.at(t, off)
-		got = append(got, runs...)
-	}
-
-	mu.Lock()
-	defer mu.Unlock()
-	// d had waited since 9s: it runs then, with its new URL; e's first
-	// run is due at the reload; a, d and e keep their rhythm.
-	if want := []string{"a", "d", "e", "a", "d", "e", "a"}; !equal(started, want) {
-		t.Errorf("runs started %v, want %v", started, want)
-	}
-	h.rec.mu.Lock()
-	defer h.rec.mu.Unlock()
-	wantRuns := []string{"a@0s", "d@7.5s", "e@9s", "a@10s", "d@17.5s", "e@19s", "a@20s"}
-	if !equal(got, wantRuns) {
-		t.Errorf("runs %v, want %v", got, wantRuns)
-	}
-	if h.rec.urls[1] != "http://d.test/v2" {
-		t.Errorf("d ran with %s after the reload, want its new URL", h.rec.urls[1])
-	}
-	if n := h.s.Len(); n != 3 {
-		t.Errorf("%d targets, want 3", n)
-	}
 }
