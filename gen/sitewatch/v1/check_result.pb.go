@@ -206,7 +206,12 @@ type CheckResult struct {
 	// br, zstd, or several) was undone: what the pattern was matched against,
 	// at most the target's cap. Absent in events of probers older than this
 	// field.
-	DecodedBytes  *int64 `protobuf:"varint,17,opt,name=decoded_bytes,json=decodedBytes,proto3,oneof" json:"decoded_bytes,omitempty"`
+	DecodedBytes *int64 `protobuf:"varint,17,opt,name=decoded_bytes,json=decodedBytes,proto3,oneof" json:"decoded_bytes,omitempty"`
+	// The slot this check belongs to: its scheduled time on the target's
+	// fixed grid (a stable offset derived from the target ID, plus a whole
+	// number of intervals from the Unix epoch). One result per target, region
+	// and slot counts. Absent in events of probers older than this field.
+	ScheduledAt   *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=scheduled_at,json=scheduledAt,proto3" json:"scheduled_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -360,14 +365,49 @@ func (x *CheckResult) GetDecodedBytes() int64 {
 	return 0
 }
 
-// Target identifies a configured target as it was when checked.
+func (x *CheckResult) GetScheduledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScheduledAt
+	}
+	return nil
+}
+
+// Target is a configured target: in a CheckResult, as it was when checked;
+// on the compacted topic `targets` (key = ID), its whole definition with the
+// defaults applied.
+//
+// In a CheckResult only id, url, method, interval and timeout are set, and
+// url has its secret (a password or token) replaced by "xxxxx". On the
+// `targets` topic every field is set and url, headers and body may hold
+// secrets: restrict who reads that topic.
 type Target struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable ID from the targets file; the Kafka key and the database key.
 	Id  string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
 	// HTTP method, such as GET.
-	Method        string `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
+	Method string `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
+	// How often the target is checked; with timeout, when the next check of
+	// the target is due.
+	Interval *durationpb.Duration `protobuf:"bytes,4,opt,name=interval,proto3" json:"interval,omitempty"`
+	// How long one check may take.
+	Timeout *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Request headers, in the order of the file.
+	Headers []*Header `protobuf:"bytes,6,rep,name=headers,proto3" json:"headers,omitempty"`
+	// Request body.
+	Body string `protobuf:"bytes,7,opt,name=body,proto3" json:"body,omitempty"`
+	// The status codes that count as up.
+	ExpectStatus []*StatusRange `protobuf:"bytes,8,rep,name=expect_status,json=expectStatus,proto3" json:"expect_status,omitempty"`
+	// RE2 regular expression looked for in the body; empty for none.
+	Pattern         string `protobuf:"bytes,9,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	FollowRedirects bool   `protobuf:"varint,10,opt,name=follow_redirects,json=followRedirects,proto3" json:"follow_redirects,omitempty"`
+	TlsSkipVerify   bool   `protobuf:"varint,11,opt,name=tls_skip_verify,json=tlsSkipVerify,proto3" json:"tls_skip_verify,omitempty"`
+	// How much of the decoded body is read at most.
+	MaxBodyBytes int64 `protobuf:"varint,12,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
+	// The regions whose probers check the target; empty for every region.
+	Regions []string `protobuf:"bytes,13,rep,name=regions,proto3" json:"regions,omitempty"`
+	// Labels for grouping and maintenance windows.
+	Labels        map[string]string `protobuf:"bytes,14,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -423,6 +463,190 @@ func (x *Target) GetMethod() string {
 	return ""
 }
 
+func (x *Target) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *Target) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Target) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *Target) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *Target) GetExpectStatus() []*StatusRange {
+	if x != nil {
+		return x.ExpectStatus
+	}
+	return nil
+}
+
+func (x *Target) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *Target) GetFollowRedirects() bool {
+	if x != nil {
+		return x.FollowRedirects
+	}
+	return false
+}
+
+func (x *Target) GetTlsSkipVerify() bool {
+	if x != nil {
+		return x.TlsSkipVerify
+	}
+	return false
+}
+
+func (x *Target) GetMaxBodyBytes() int64 {
+	if x != nil {
+		return x.MaxBodyBytes
+	}
+	return 0
+}
+
+func (x *Target) GetRegions() []string {
+	if x != nil {
+		return x.Regions
+	}
+	return nil
+}
+
+func (x *Target) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// Header is one request header with its values.
+type Header struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Header) Reset() {
+	*x = Header{}
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Header) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Header) ProtoMessage() {}
+
+func (x *Header) ProtoReflect() protoreflect.Message {
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Header.ProtoReflect.Descriptor instead.
+func (*Header) Descriptor() ([]byte, []int) {
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Header) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Header) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// StatusRange is an inclusive range of HTTP status codes; a single code
+// has min equal to max.
+type StatusRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Min           uint32                 `protobuf:"varint,1,opt,name=min,proto3" json:"min,omitempty"`
+	Max           uint32                 `protobuf:"varint,2,opt,name=max,proto3" json:"max,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusRange) Reset() {
+	*x = StatusRange{}
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusRange) ProtoMessage() {}
+
+func (x *StatusRange) ProtoReflect() protoreflect.Message {
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
+func (*StatusRange) Descriptor() ([]byte, []int) {
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StatusRange) GetMin() uint32 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *StatusRange) GetMax() uint32 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
 // Prober identifies the prober instance that ran a check.
 type Prober struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -436,7 +660,7 @@ type Prober struct {
 
 func (x *Prober) Reset() {
 	*x = Prober{}
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[2]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +672,7 @@ func (x *Prober) String() string {
 func (*Prober) ProtoMessage() {}
 
 func (x *Prober) ProtoReflect() protoreflect.Message {
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[2]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +685,7 @@ func (x *Prober) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prober.ProtoReflect.Descriptor instead.
 func (*Prober) Descriptor() ([]byte, []int) {
-	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{2}
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Prober) GetInstance() string {
@@ -493,7 +717,7 @@ type PhaseTimings struct {
 
 func (x *PhaseTimings) Reset() {
 	*x = PhaseTimings{}
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[3]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +729,7 @@ func (x *PhaseTimings) String() string {
 func (*PhaseTimings) ProtoMessage() {}
 
 func (x *PhaseTimings) ProtoReflect() protoreflect.Message {
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[3]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +742,7 @@ func (x *PhaseTimings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhaseTimings.ProtoReflect.Descriptor instead.
 func (*PhaseTimings) Descriptor() ([]byte, []int) {
-	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{3}
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PhaseTimings) GetDns() *durationpb.Duration {
@@ -561,7 +785,7 @@ type ContentCheck struct {
 
 func (x *ContentCheck) Reset() {
 	*x = ContentCheck{}
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[4]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +797,7 @@ func (x *ContentCheck) String() string {
 func (*ContentCheck) ProtoMessage() {}
 
 func (x *ContentCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[4]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +810,7 @@ func (x *ContentCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentCheck.ProtoReflect.Descriptor instead.
 func (*ContentCheck) Descriptor() ([]byte, []int) {
-	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{4}
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ContentCheck) GetPattern() string {
@@ -607,7 +831,7 @@ var File_sitewatch_v1_check_result_proto protoreflect.FileDescriptor
 
 const file_sitewatch_v1_check_result_proto_rawDesc = "" +
 	"\n" +
-	"\x1fsitewatch/v1/check_result.proto\x12\fsitewatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x06\n" +
+	"\x1fsitewatch/v1/check_result.proto\x12\fsitewatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x06\n" +
 	"\vCheckResult\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12,\n" +
 	"\x06target\x18\x02 \x01(\v2\x14.sitewatch.v1.TargetR\x06target\x12,\n" +
@@ -629,12 +853,34 @@ const file_sitewatch_v1_check_result_proto_rawDesc = "" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12\x1c\n" +
 	"\tredirects\x18\x0f \x01(\rR\tredirects\x12\x1a\n" +
 	"\bprotocol\x18\x10 \x01(\tR\bprotocol\x12(\n" +
-	"\rdecoded_bytes\x18\x11 \x01(\x03H\x00R\fdecodedBytes\x88\x01\x01B\x10\n" +
-	"\x0e_decoded_bytes\"B\n" +
+	"\rdecoded_bytes\x18\x11 \x01(\x03H\x00R\fdecodedBytes\x88\x01\x01\x12=\n" +
+	"\fscheduled_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\vscheduledAtB\x10\n" +
+	"\x0e_decoded_bytes\"\xd4\x04\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
-	"\x06method\x18\x03 \x01(\tR\x06method\"<\n" +
+	"\x06method\x18\x03 \x01(\tR\x06method\x125\n" +
+	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12.\n" +
+	"\aheaders\x18\x06 \x03(\v2\x14.sitewatch.v1.HeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\a \x01(\tR\x04body\x12>\n" +
+	"\rexpect_status\x18\b \x03(\v2\x19.sitewatch.v1.StatusRangeR\fexpectStatus\x12\x18\n" +
+	"\apattern\x18\t \x01(\tR\apattern\x12)\n" +
+	"\x10follow_redirects\x18\n" +
+	" \x01(\bR\x0ffollowRedirects\x12&\n" +
+	"\x0ftls_skip_verify\x18\v \x01(\bR\rtlsSkipVerify\x12$\n" +
+	"\x0emax_body_bytes\x18\f \x01(\x03R\fmaxBodyBytes\x12\x18\n" +
+	"\aregions\x18\r \x03(\tR\aregions\x128\n" +
+	"\x06labels\x18\x0e \x03(\v2 .sitewatch.v1.Target.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"4\n" +
+	"\x06Header\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"1\n" +
+	"\vStatusRange\x12\x10\n" +
+	"\x03min\x18\x01 \x01(\rR\x03min\x12\x10\n" +
+	"\x03max\x18\x02 \x01(\rR\x03max\"<\n" +
 	"\x06Prober\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\tR\binstance\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\"\xf8\x01\n" +
@@ -675,37 +921,46 @@ func file_sitewatch_v1_check_result_proto_rawDescGZIP() []byte {
 }
 
 var file_sitewatch_v1_check_result_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sitewatch_v1_check_result_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_sitewatch_v1_check_result_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_sitewatch_v1_check_result_proto_goTypes = []any{
 	(Outcome)(0),                  // 0: sitewatch.v1.Outcome
 	(FailureKind)(0),              // 1: sitewatch.v1.FailureKind
 	(*CheckResult)(nil),           // 2: sitewatch.v1.CheckResult
 	(*Target)(nil),                // 3: sitewatch.v1.Target
-	(*Prober)(nil),                // 4: sitewatch.v1.Prober
-	(*PhaseTimings)(nil),          // 5: sitewatch.v1.PhaseTimings
-	(*ContentCheck)(nil),          // 6: sitewatch.v1.ContentCheck
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*Header)(nil),                // 4: sitewatch.v1.Header
+	(*StatusRange)(nil),           // 5: sitewatch.v1.StatusRange
+	(*Prober)(nil),                // 6: sitewatch.v1.Prober
+	(*PhaseTimings)(nil),          // 7: sitewatch.v1.PhaseTimings
+	(*ContentCheck)(nil),          // 8: sitewatch.v1.ContentCheck
+	nil,                           // 9: sitewatch.v1.Target.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
 }
 var file_sitewatch_v1_check_result_proto_depIdxs = []int32{
 	3,  // 0: sitewatch.v1.CheckResult.target:type_name -> sitewatch.v1.Target
-	4,  // 1: sitewatch.v1.CheckResult.prober:type_name -> sitewatch.v1.Prober
-	7,  // 2: sitewatch.v1.CheckResult.started_at:type_name -> google.protobuf.Timestamp
-	8,  // 3: sitewatch.v1.CheckResult.response_time:type_name -> google.protobuf.Duration
-	5,  // 4: sitewatch.v1.CheckResult.timings:type_name -> sitewatch.v1.PhaseTimings
-	6,  // 5: sitewatch.v1.CheckResult.content_check:type_name -> sitewatch.v1.ContentCheck
-	7,  // 6: sitewatch.v1.CheckResult.tls_cert_expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 1: sitewatch.v1.CheckResult.prober:type_name -> sitewatch.v1.Prober
+	10, // 2: sitewatch.v1.CheckResult.started_at:type_name -> google.protobuf.Timestamp
+	11, // 3: sitewatch.v1.CheckResult.response_time:type_name -> google.protobuf.Duration
+	7,  // 4: sitewatch.v1.CheckResult.timings:type_name -> sitewatch.v1.PhaseTimings
+	8,  // 5: sitewatch.v1.CheckResult.content_check:type_name -> sitewatch.v1.ContentCheck
+	10, // 6: sitewatch.v1.CheckResult.tls_cert_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 7: sitewatch.v1.CheckResult.outcome:type_name -> sitewatch.v1.Outcome
 	1,  // 8: sitewatch.v1.CheckResult.failure_kind:type_name -> sitewatch.v1.FailureKind
-	8,  // 9: sitewatch.v1.PhaseTimings.dns:type_name -> google.protobuf.Duration
-	8,  // 10: sitewatch.v1.PhaseTimings.connect:type_name -> google.protobuf.Duration
-	8,  // 11: sitewatch.v1.PhaseTimings.tls_handshake:type_name -> google.protobuf.Duration
-	8,  // 12: sitewatch.v1.PhaseTimings.time_to_first_byte:type_name -> google.protobuf.Duration
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	10, // 9: sitewatch.v1.CheckResult.scheduled_at:type_name -> google.protobuf.Timestamp
+	11, // 10: sitewatch.v1.Target.interval:type_name -> google.protobuf.Duration
+	11, // 11: sitewatch.v1.Target.timeout:type_name -> google.protobuf.Duration
+	4,  // 12: sitewatch.v1.Target.headers:type_name -> sitewatch.v1.Header
+	5,  // 13: sitewatch.v1.Target.expect_status:type_name -> sitewatch.v1.StatusRange
+	9,  // 14: sitewatch.v1.Target.labels:type_name -> sitewatch.v1.Target.LabelsEntry
+	11, // 15: sitewatch.v1.PhaseTimings.dns:type_name -> google.protobuf.Duration
+	11, // 16: sitewatch.v1.PhaseTimings.connect:type_name -> google.protobuf.Duration
+	11, // 17: sitewatch.v1.PhaseTimings.tls_handshake:type_name -> google.protobuf.Duration
+	11, // 18: sitewatch.v1.PhaseTimings.time_to_first_byte:type_name -> google.protobuf.Duration
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_sitewatch_v1_check_result_proto_init() }
@@ -720,7 +975,7 @@ func file_sitewatch_v1_check_result_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sitewatch_v1_check_result_proto_rawDesc), len(file_sitewatch_v1_check_result_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
