@@ -66,6 +66,11 @@ func copyRaw(ctx context.Context, tx pgx.Tx, events []*Event) error {
 		} else {
 			e.int64(*ev.DecodedBytes)
 		}
+		if ev.ScheduledAt.IsZero() {
+			e.null()
+		} else {
+			e.timestamptz(ev.ScheduledAt)
+		}
 	}
 	e.int16(-1) // trailer
 	sql := "COPY check_results (" + strings.Join(rawColumns, ", ") + ") FROM STDIN (FORMAT binary)"

@@ -10,10 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// check_results is partitioned into UTC days: check_results_pYYYYMMDD holds
-// [that day 00:00 UTC, the next day 00:00 UTC).
+// check_results (by checked_at) and check_slots (by scheduled_at) are
+// partitioned into UTC days: TABLE_pYYYYMMDD holds [that day 00:00 UTC, the
+// next day 00:00 UTC). Both follow the same retention.
 const (
-	partitionPrefix = "check_results_p"
+	rawTable        = "check_results"
+	slotTable       = "check_slots"
 	partitionLayout = "20060102"
 	day             = 24 * time.Hour
 	// partitionLock is the advisory lock key that serialises creating and
@@ -23,27 +25,51 @@ const (
 
 func dayOf(t time.Time) time.Time { return t.UTC().Truncate(day) }
 
-func partitionName(d time.Time) string { return partitionPrefix + d.Format(partitionLayout) }
+// partitioned lists the partitioned tables, each with its partitions.
+var partitioned = []string{rawTable, slotTable}
 
-// loadPartitions reads the existing partitions of check_results.
+// part is a table's partition of one day.
+type part struct {
+	table string
+	day   time.Time
+}
+
+func partitionName(table string, d time.Time) string { return table + "_p" + d.Format(partitionLayout) }
+
+// loadPartitions reads the existing partitions of check_results and
+// check_slots.
 func (s *Store) loadPartitions(ctx context.Context) error {
-	days, err := s.Partitions(ctx)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, d := range days {
-		s.parts[d] = true
+	for _, table := range partitioned {
+		days, err := s.partitionsOf(ctx, table)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for _, d := range days {
+			s.parts[part{table, d}] = true
+		}
+		s.mu.Unlock()
 	}
 	return nil
 }
 
-// Partitions lists the days that have a partition, oldest first.
+// Partitions lists the days that have a check_results partition, oldest
+// first.
 func (s *Store) Partitions(ctx context.Context) ([]time.Time, error) {
+	return s.partitionsOf(ctx, rawTable)
+}
+
+// SlotPartitions lists the days that have a check_slots partition, oldest
+// first.
+func (s *Store) SlotPartitions(ctx context.Context) ([]time.Time, error) {
+	return s.partitionsOf(ctx, slotTable)
+}
+
+func (s *Store) partitionsOf(ctx context.Context, table string) ([]time.Time, error) {
+	partitionPrefix := table + "_p"
 	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'check_results'::regclass`)
+		WHERE i.inhparent = $1::regclass`, table)
 	if err != nil {
 		return nil, fmt.Errorf("list partitions: %w", err)
 	}
@@ -69,12 +95,14 @@ func (s *Store) expiredDay(d, now time.Time) bool {
 	return s.retention > 0 && !d.Add(day).After(now.Add(-s.retention))
 }
 
-// unexpired returns the events whose day the retention keeps at now, and the
-// indexes of the others. It returns events itself when all are kept.
+// unexpired returns the events whose days (of checked_at and, when set,
+// scheduled_at) the retention keeps at now, and the indexes of the others.
+// It returns events itself when all are kept.
 func (s *Store) unexpired(events []Event, now time.Time) ([]Event, []int) {
 	var expired []int
 	for i := range events {
-		if s.expiredDay(dayOf(events[i].CheckedAt), now) {
+		e := &events[i]
+		if s.expiredDay(dayOf(e.CheckedAt), now) || (!e.ScheduledAt.IsZero() && s.expiredDay(dayOf(e.ScheduledAt), now)) {
 			expired = append(expired, i)
 		}
 	}
@@ -93,17 +121,23 @@ func (s *Store) unexpired(events []Event, now time.Time) ([]Event, []int) {
 	return kept, expired
 }
 
-// ensurePartitions creates the partitions missing for the events' days
-// (which the caller has checked the retention keeps).
+// ensurePartitions creates the partitions missing for the events' days, of
+// check_results and, for events with a slot, check_slots (which the caller
+// has checked the retention keeps).
 func (s *Store) ensurePartitions(ctx context.Context, events []Event) error {
-	var missing []time.Time
-	seen := map[time.Time]bool{}
+	var missing []part
+	seen := map[part]bool{}
 	s.mu.Lock()
+	need := func(p part) {
+		if !s.parts[p] && !seen[p] {
+			seen[p] = true
+			missing = append(missing, p)
+		}
+	}
 	for i := range events {
-		d := dayOf(events[i].CheckedAt)
-		if !s.parts[d] && !seen[d] {
-			seen[d] = true
-			missing = append(missing, d)
+		need(part{rawTable, dayOf(events[i].CheckedAt)})
+		if at := events[i].ScheduledAt; !at.IsZero() {
+			need(part{slotTable, dayOf(at)})
 		}
 	}
 	s.mu.Unlock()
@@ -117,15 +151,16 @@ func (s *Store) ensurePartitions(ctx context.Context, events []Event) error {
 // short transaction of its own (creating a partition briefly locks the parent
 // table), under an advisory lock so that two recorders never race to create
 // the same one.
-func (s *Store) createPartitions(ctx context.Context, days []time.Time) error {
+func (s *Store) createPartitions(ctx context.Context, parts []part) error {
 	err := s.underPartitionLock(ctx, "create partitions", func(tx pgx.Tx) error {
-		for _, d := range days {
-			sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF check_results
+		for _, p := range parts {
+			name := partitionName(p.table, p.day)
+			sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s
 				FOR VALUES FROM ('%s') TO ('%s')`,
-				pgx.Identifier{partitionName(d)}.Sanitize(),
-				d.Format(time.RFC3339), d.Add(day).Format(time.RFC3339))
+				pgx.Identifier{name}.Sanitize(), pgx.Identifier{p.table}.Sanitize(),
+				p.day.Format(time.RFC3339), p.day.Add(day).Format(time.RFC3339))
 			if _, err := tx.Exec(ctx, sql); err != nil {
-				return fmt.Errorf("create partition %s: %w", partitionName(d), err)
+				return fmt.Errorf("create partition %s: %w", name, err)
 			}
 		}
 		return nil
@@ -134,23 +169,26 @@ func (s *Store) createPartitions(ctx context.Context, days []time.Time) error {
 		return err
 	}
 	s.mu.Lock()
-	for _, d := range days {
-		s.parts[d] = true
+	for _, p := range parts {
+		s.parts[p] = true
 	}
 	s.mu.Unlock()
-	s.logger.Debug("partitions ensured", "days", len(days))
+	s.logger.Debug("partitions ensured", "partitions", len(parts))
 	return nil
 }
 
-// Maintain creates the partitions from `behind` days before now's day to
-// `ahead` days after it, and, with a retention, drops every partition that
-// ends at or before now minus the retention (all its rows are expired). It
-// returns the names of the partitions dropped.
+// Maintain creates the partitions of check_results and check_slots from
+// `behind` days before now's day to `ahead` days after it, and, with a
+// retention, drops every partition of either that ends at or before now
+// minus the retention (all its rows are expired). It returns the names of
+// the partitions dropped.
 func (s *Store) Maintain(ctx context.Context, now time.Time, behind, ahead int) ([]string, error) {
 	today := dayOf(now)
-	var want []time.Time
-	for i := -behind; i <= ahead; i++ {
-		want = append(want, today.Add(time.Duration(i)*day))
+	var want []part
+	for _, table := range partitioned {
+		for i := -behind; i <= ahead; i++ {
+			want = append(want, part{table, today.Add(time.Duration(i) * day)})
+		}
 	}
 	if err := s.createPartitions(ctx, want); err != nil {
 		return nil, err
@@ -158,28 +196,32 @@ func (s *Store) Maintain(ctx context.Context, now time.Time, behind, ahead int) 
 	if s.retention <= 0 {
 		return nil, nil
 	}
-	days, err := s.Partitions(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var dropped []string
-	for _, d := range days {
-		if !s.expiredDay(d, now) {
-			break
-		}
-		if err := s.dropPartition(ctx, d); err != nil {
+	for _, table := range partitioned {
+		days, err := s.partitionsOf(ctx, table)
+		if err != nil {
 			return dropped, err
 		}
-		dropped = append(dropped, partitionName(d))
-		s.logger.Info("dropped expired partition", "partition", partitionName(d), "retention", s.retention.String())
+		for _, d := range days {
+			if !s.expiredDay(d, now) {
+				break
+			}
+			if err := s.dropPartition(ctx, part{table, d}); err != nil {
+				return dropped, err
+			}
+			name := partitionName(table, d)
+			dropped = append(dropped, name)
+			s.logger.Info("dropped expired partition", "partition", name, "retention", s.retention.String())
+		}
 	}
 	return dropped, nil
 }
 
-func (s *Store) dropPartition(ctx context.Context, d time.Time) error {
-	what := "drop partition " + partitionName(d)
+func (s *Store) dropPartition(ctx context.Context, p part) error {
+	name := partitionName(p.table, p.day)
+	what := "drop partition " + name
 	err := s.underPartitionLock(ctx, what, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{partitionName(d)}.Sanitize()); err != nil {
+		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		return nil
@@ -188,7 +230,7 @@ func (s *Store) dropPartition(ctx context.Context, d time.Time) error {
 		return err
 	}
 	s.mu.Lock()
-	delete(s.parts, d)
+	delete(s.parts, p)
 	s.mu.Unlock()
 	return nil
 }

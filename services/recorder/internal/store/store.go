@@ -55,12 +55,21 @@ type Event struct {
 
 	ProberInstance string
 	ProberRegion   string
+
+	// ScheduledAt is the check's slot on the target's fixed grid; zero for
+	// events of probers older than the field, which claim no slot.
+	ScheduledAt time.Time
 }
 
 // Result tells what a Write did.
 type Result struct {
-	// Inserted is the number of new raw rows; the others were known event IDs.
+	// Inserted is the number of new raw rows; the others were known event
+	// IDs or slot duplicates.
 	Inserted int
+	// DuplicateSlots is the number of events not stored because another
+	// event ID holds their slot (target, region, scheduled_at): stored
+	// before, or smaller within the batch. Redeliveries are not counted.
+	DuplicateSlots int
 	// InsertedCheckedAt holds the checked_at of each inserted row (for the
 	// end-to-end delay metric).
 	InsertedCheckedAt []time.Time
@@ -82,7 +91,7 @@ type Store struct {
 	probe atomic.Bool
 
 	mu    sync.Mutex
-	parts map[time.Time]bool // UTC days whose partition exists
+	parts map[part]bool // the partitions (table, UTC day) that exist
 }
 
 // Config of a Store.
@@ -110,6 +119,15 @@ var stagingDDL = []string{
 		last_event_id uuid, last_outcome text, last_failure_kind text, last_status_code integer,
 		last_response_time_us bigint, last_error text, last_up_at timestamptz, last_down_at timestamptz
 	) ON COMMIT DELETE ROWS`,
+	`CREATE TEMP TABLE region_hourly_staging (
+		target_id text, region text, hour timestamptz, checks bigint, up bigint, down bigint,
+		response_time_sum_us bigint
+	) ON COMMIT DELETE ROWS`,
+	`CREATE TEMP TABLE target_regions_staging (
+		target_id text, region text, first_seen timestamptz, last_seen timestamptz,
+		last_event_id uuid, last_outcome text, last_failure_kind text, last_status_code integer,
+		last_response_time_us bigint, last_error text, last_up_at timestamptz, last_down_at timestamptz
+	) ON COMMIT DELETE ROWS`,
 }
 
 var rawColumns = []string{
@@ -119,7 +137,7 @@ var rawColumns = []string{
 	"status_code", "bytes_read", "body_truncated",
 	"content_pattern", "content_matched", "tls_cert_expires_at",
 	"redirects", "error", "prober_instance", "prober_region",
-	"protocol", "decoded_bytes",
+	"protocol", "decoded_bytes", "scheduled_at",
 }
 
 // Open connects to the database at url (which must be migrated) and loads the
@@ -146,7 +164,7 @@ func Open(ctx context.Context, url string, cfg Config, logger *slog.Logger) (*St
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	s := &Store{pool: pool, logger: logger, retention: cfg.Retention, parts: map[time.Time]bool{}}
+	s := &Store{pool: pool, logger: logger, retention: cfg.Retention, parts: map[part]bool{}}
 	// The histogram's buckets are the database's: one source of truth.
 	if err := pool.QueryRow(ctx, `SELECT latency_bounds_us()`).Scan(&s.bounds); err != nil {
 		pool.Close()
@@ -203,7 +221,7 @@ func (s *Store) Write(ctx context.Context, events []Event) (Result, error) {
 		// the retry create it again, or, when the retention drops its day
 		// by then, return its events as expired.
 		s.mu.Lock()
-		s.parts = map[time.Time]bool{}
+		s.parts = map[part]bool{}
 		s.mu.Unlock()
 		if lerr := s.loadPartitions(ctx); lerr != nil {
 			return Result{}, errors.Join(err, lerr)
@@ -250,6 +268,10 @@ func (s *Store) write(ctx context.Context, events []Event, probe bool) (Result, 
 	if probe && len(fresh) == unique {
 		s.probe.Store(false) // no duplicates: back to copying straight away
 	}
+	fresh, dupSlots, err := claimSlots(ctx, tx, fresh)
+	if err != nil {
+		return Result{}, err
+	}
 	if len(fresh) > 0 {
 		if err := copyRaw(ctx, tx, fresh); err != nil {
 			return Result{}, fmt.Errorf("copy into check_results: %w", err)
@@ -258,8 +280,14 @@ func (s *Store) write(ctx context.Context, events []Event, probe bool) (Result, 
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"hourly_staging"}, hourlyColumns, pgx.CopyFromRows(hourly)); err != nil {
 			return Result{}, fmt.Errorf("copy rollup increments: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"targets_staging"}, targetColumns, pgx.CopyFromRows(summarize(fresh))); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"targets_staging"}, targetColumns, pgx.CopyFromRows(summarize(fresh, false))); err != nil {
 			return Result{}, fmt.Errorf("copy target summaries: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"region_hourly_staging"}, regionHourlyColumns, pgx.CopyFromRows(regionRollup(fresh))); err != nil {
+			return Result{}, fmt.Errorf("copy region rollup increments: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"target_regions_staging"}, targetRegionColumns, pgx.CopyFromRows(summarize(fresh, true))); err != nil {
+			return Result{}, fmt.Errorf("copy target region summaries: %w", err)
 		}
 		if _, err := tx.Exec(ctx, upsertSQL); err != nil {
 			return Result{}, fmt.Errorf("upsert rollup and targets: %w", err)
@@ -268,7 +296,7 @@ func (s *Store) write(ctx context.Context, events []Event, probe bool) (Result, 
 	if err := tx.Commit(ctx); err != nil {
 		return Result{}, fmt.Errorf("commit: %w", err)
 	}
-	res := Result{Inserted: len(fresh), InsertedCheckedAt: make([]time.Time, len(fresh))}
+	res := Result{Inserted: len(fresh), DuplicateSlots: dupSlots, InsertedCheckedAt: make([]time.Time, len(fresh))}
 	for i, e := range fresh {
 		res.InsertedCheckedAt[i] = e.CheckedAt
 	}
@@ -491,17 +519,22 @@ var targetColumns = []string{
 	"last_failure_kind", "last_status_code", "last_response_time_us", "last_error", "last_up_at", "last_down_at",
 }
 
-// summarize gives per target of the batch its first and last check, its
-// latest event (greatest checked_at, then event ID) and its latest up and
-// down checks, in target order.
-func summarize(events []*Event) [][]any {
+// summarize gives per target (byRegion: per target and region) of the batch
+// its first and last check, its latest event (greatest checked_at, then
+// event ID) and its latest up and down checks, in key order: rows of
+// targets_staging, or with byRegion of target_regions_staging.
+func summarize(events []*Event, byRegion bool) [][]any {
 	type summary struct {
 		first, last, lastUp, lastDown time.Time
 		latest                        *Event
 	}
-	sums := map[string]*summary{}
+	type key struct{ target, region string }
+	sums := map[key]*summary{}
 	for _, e := range events {
-		t := clean(e.TargetID)
+		t := key{target: clean(e.TargetID)}
+		if byRegion {
+			t.region = clean(e.ProberRegion)
+		}
 		s := sums[t]
 		if s == nil {
 			s = &summary{first: e.CheckedAt, last: e.CheckedAt, latest: e}
@@ -520,11 +553,16 @@ func summarize(events []*Event) [][]any {
 			s.lastDown = e.CheckedAt
 		}
 	}
-	targets := make([]string, 0, len(sums))
+	targets := make([]key, 0, len(sums))
 	for t := range sums {
 		targets = append(targets, t)
 	}
-	slices.Sort(targets)
+	slices.SortFunc(targets, func(a, b key) int {
+		if c := strings.Compare(a.target, b.target); c != 0 {
+			return c
+		}
+		return strings.Compare(a.region, b.region)
+	})
 	rows := make([][]any, len(targets))
 	for i, t := range targets {
 		s := sums[t]
@@ -533,9 +571,13 @@ func summarize(events []*Event) [][]any {
 		if l.StatusCode != 0 {
 			status = l.StatusCode
 		}
-		rows[i] = []any{t, clean(l.URL), clean(l.Method), s.first, s.last, l.EventID, outcome(l),
+		row := []any{t.target, clean(l.URL), clean(l.Method)}
+		if byRegion {
+			row = []any{t.target, t.region}
+		}
+		rows[i] = append(row, s.first, s.last, l.EventID, outcome(l),
 			nullString(l.FailureKind), status, l.ResponseTime.Microseconds(), nullString(l.Error),
-			nullTime(s.lastUp), nullTime(s.lastDown)}
+			nullTime(s.lastUp), nullTime(s.lastDown))
 	}
 	return rows
 }
@@ -561,6 +603,25 @@ var upsertSQL = `WITH hourly AS (
 		response_time_max_us = greatest(h.response_time_max_us, excluded.response_time_max_us),
 		response_time_sum_us = h.response_time_sum_us + excluded.response_time_sum_us,
 		latency_histogram = latency_histogram_add(h.latency_histogram, excluded.latency_histogram)
+),
+region_hourly AS (
+	INSERT INTO check_results_region_hourly AS h
+	SELECT * FROM region_hourly_staging ORDER BY target_id, region, hour
+	ON CONFLICT (target_id, region, hour) DO UPDATE SET
+		checks = h.checks + excluded.checks,
+		up = h.up + excluded.up,
+		down = h.down + excluded.down,
+		response_time_sum_us = h.response_time_sum_us + excluded.response_time_sum_us
+),
+regions AS (
+	INSERT INTO target_regions AS t
+	SELECT * FROM target_regions_staging ORDER BY target_id, region
+	ON CONFLICT (target_id, region) DO UPDATE SET
+	first_seen = least(t.first_seen, excluded.first_seen),
+	last_seen = greatest(t.last_seen, excluded.last_seen),
+	last_up_at = greatest(t.last_up_at, excluded.last_up_at),
+	last_down_at = greatest(t.last_down_at, excluded.last_down_at),
+` + latestRegionColumns + `
 )
 INSERT INTO targets AS t
 SELECT * FROM targets_staging ORDER BY target_id
@@ -584,7 +645,11 @@ var failureSums = func() string {
 // least as recent as the stored one.
 const latestColumns = `	url = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.url ELSE t.url END,
 	method = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.method ELSE t.method END,
-	last_event_id = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_event_id ELSE t.last_event_id END,
+` + latestRegionColumns
+
+// latestRegionColumns: latestColumns of target_regions, which has no url
+// and method.
+const latestRegionColumns = `	last_event_id = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_event_id ELSE t.last_event_id END,
 	last_outcome = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_outcome ELSE t.last_outcome END,
 	last_failure_kind = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_failure_kind ELSE t.last_failure_kind END,
 	last_status_code = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_status_code ELSE t.last_status_code END,
