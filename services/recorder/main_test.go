@@ -501,6 +501,80 @@ gamma 11:00 - -`; got != want {
 	assertTables("after replay")
 }
 
+// Two probers of one region publish a result of the same slot (two owners
+// during a rebalance): the recorder stores and counts the first, counts the
+// other in sitewatch_recorder_duplicate_slots_total; another region's
+// result of the slot and an old prober's event without a slot are stored.
+// Delivered again, nothing changes in the tables.
+func TestRecorderSlotDuplicatesEndToEnd(t *testing.T) {
+	f := newFixture(t, 1)
+	slot := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	ofSlot := func(instance, region string, rt time.Duration) *sitewatchv1.CheckResult {
+		m := check(t, "", slot.Add(rt), rt)
+		m.Prober = &sitewatchv1.Prober{Instance: instance, Region: region}
+		m.ScheduledAt = timestamppb.New(slot)
+		return m
+	}
+	first, second := ofSlot("p1", "eu", ms(10)), ofSlot("p2", "eu", ms(20))
+	otherRegion := ofSlot("p3", "us", ms(30))
+	old := check(t, "", slot.Add(ms(40)), ms(40))
+	var recs []*kgo.Record
+	for _, m := range []*sitewatchv1.CheckResult{first, second, otherRegion} {
+		recs = append(recs, &kgo.Record{Key: []byte(m.Target.Id), Value: f.encode("new", m)})
+	}
+	recs = append(recs, &kgo.Record{Key: []byte(old.Target.Id), Value: f.encode("old", old)})
+	f.produce(slices.Clone(recs)...)
+
+	r := f.start()
+	f.waitDrained(r)
+	assertTables := func(stage string) {
+		t.Helper()
+		if got, want := rows(t, f.db, `SELECT concat_ws(' ', prober_instance, prober_region, response_time_us,
+			coalesce(to_char(scheduled_at AT TIME ZONE 'UTC', 'HH24:MI:SS'), '-')) FROM check_results ORDER BY checked_at`),
+			fmt.Sprintf("p1 eu 10000 %s\np3 us 30000 %[1]s\np1 local 40000 -", slot.Format(time.TimeOnly)); got != want {
+			t.Errorf("%s: raw rows:\n%s\nwant:\n%s", stage, got, want)
+		}
+		if got, want := rows(t, f.db, `SELECT format('%s %s', checks, response_time_sum_us) FROM check_results_hourly`), "3 80000"; got != want {
+			t.Errorf("%s: hourly rollup %q, want %q", stage, got, want)
+		}
+		if got, want := rows(t, f.db, `SELECT format('%s %s %s', region, checks, availability_pct) FROM availability_region_daily ORDER BY region`),
+			"eu 1 100.000\nlocal 1 100.000\nus 1 100.000"; got != want {
+			t.Errorf("%s: availability per region:\n%s\nwant:\n%s", stage, got, want)
+		}
+	}
+	assertTables("first delivery")
+	m := r.metrics(t)
+	for _, want := range []string{
+		"sitewatch_recorder_events_stored_total 3",
+		"sitewatch_recorder_duplicate_slots_total 1",
+		"sitewatch_recorder_duplicates_skipped_total 0",
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, grep(m, "sitewatch_recorder_(dup|events)"))
+		}
+	}
+	r.stop(t)
+
+	// Delivered again: the three stored are known event IDs; the slot's
+	// loser loses again.
+	f.produce(slices.Clone(recs)...)
+	r = f.start()
+	f.waitDrained(r)
+	m = r.metrics(t)
+	for _, want := range []string{
+		"sitewatch_recorder_events_stored_total 0",
+		"sitewatch_recorder_duplicate_slots_total 1",
+		"sitewatch_recorder_duplicates_skipped_total 3",
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("after redelivery, metrics lack %q:\n%s", want, grep(m, "sitewatch_recorder_(dup|events)"))
+		}
+	}
+	r.stop(t)
+	assertTables("after redelivery")
+}
+
 func grep(text, pattern string) string {
 	re := regexp.MustCompile(pattern)
 	var out []string

@@ -393,7 +393,8 @@ func (c *Consumer) store(ctx context.Context, b *batch) error {
 	c.markStored(b.recs)
 	stored := time.Now()
 	c.m.stored.Add(float64(res.Inserted))
-	c.m.duplicates.Add(float64(len(b.events) - len(refused) - res.Inserted))
+	c.m.duplicates.Add(float64(len(b.events) - len(refused) - res.Inserted - res.DuplicateSlots))
+	c.m.dupSlots.Add(float64(res.DuplicateSlots))
 	for _, at := range res.InsertedCheckedAt {
 		c.m.endToEnd.Observe(stored.Sub(at).Seconds())
 	}
@@ -460,6 +461,7 @@ func (c *Consumer) write(ctx context.Context, events []store.Event, first int) (
 		return store.Result{}, nil, err
 	}
 	res.Inserted += res2.Inserted
+	res.DuplicateSlots += res2.DuplicateSlots
 	res.InsertedCheckedAt = append(res.InsertedCheckedAt, res2.InsertedCheckedAt...)
 	return res, append(rf, rf2...), nil
 }

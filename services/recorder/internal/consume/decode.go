@@ -443,6 +443,13 @@ func toEvent(m *sitewatchv1.CheckResult) (store.Event, error) {
 	e.Redirects = int32(m.GetRedirects())
 	e.Error = m.GetError()
 	e.ProberInstance, e.ProberRegion = m.GetProber().GetInstance(), m.GetProber().GetRegion()
+	if ts := m.GetScheduledAt(); ts != nil {
+		if ts.CheckValid() != nil {
+			bad("scheduled_at is not a valid timestamp")
+		} else if e.ScheduledAt = ts.AsTime(); e.ScheduledAt.Before(oldest) {
+			bad("scheduled_at %s is before %s", e.ScheduledAt.Format(time.RFC3339), oldest.Format("2006"))
+		}
+	}
 	if len(problems) > 0 {
 		return store.Event{}, &deadLetter{ReasonInvalidEvent, strings.Join(problems, "; ")}
 	}

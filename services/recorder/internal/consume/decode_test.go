@@ -175,6 +175,42 @@ func TestToEventProtocolAndDecodedBytes(t *testing.T) {
 	}
 }
 
+// scheduled_at passes through as the event's slot; an event of an older
+// prober has none (zero: no claim, NULL); an invalid one is an invalid event.
+func TestToEventScheduledAt(t *testing.T) {
+	m := validEvent()
+	old, err := toEvent(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.ScheduledAt.IsZero() {
+		t.Errorf("old event: scheduled at %s, want none", old.ScheduledAt)
+	}
+	slot := time.Date(2026, 11, 30, 23, 59, 59, 990_000_000, time.UTC)
+	m.ScheduledAt = timestamppb.New(slot)
+	e, err := toEvent(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.ScheduledAt.Equal(slot) {
+		t.Errorf("scheduled at %s, want %s", e.ScheduledAt, slot)
+	}
+	for _, tc := range []struct {
+		ts   *timestamppb.Timestamp
+		want string
+	}{
+		{&timestamppb.Timestamp{Seconds: 1, Nanos: -1}, "scheduled_at is not a valid timestamp"},
+		{timestamppb.New(time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC)), "scheduled_at 1999-01-01T00:00:00Z is before 2000"},
+	} {
+		m.ScheduledAt = tc.ts
+		_, err := toEvent(m)
+		var dl *deadLetter
+		if !errors.As(err, &dl) || dl.reason != ReasonInvalidEvent || dl.detail != tc.want {
+			t.Errorf("scheduled_at %v: got %v, want %s: %s", tc.ts, err, ReasonInvalidEvent, tc.want)
+		}
+	}
+}
+
 // validEvent is a CheckResult that decodes, for a test to change.
 func validEvent() *sitewatchv1.CheckResult {
 	return &sitewatchv1.CheckResult{

@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -20,7 +21,10 @@ import (
 // not which calls were made. A batch is one transaction (stored whole or not
 // at all); the key is check_results' primary key (event ID, checked_at to the
 // microsecond), so a redelivered event is not stored, nor counted, twice;
-// events of days past the retention are returned in Result.Expired. It fails
+// events of days past the retention are returned in Result.Expired; of the
+// events with a slot (target, region, scheduled_at), only the first stored
+// is, within a batch the smallest event ID, the others are counted in
+// Result.DuplicateSlots, as check_slots decides in PostgreSQL. It fails
 // the way PostgreSQL does: a target id over btree's 2704-byte entry limit
 // fails the whole batch with SQLSTATE 54000, every time (store.Refused
 // recognises it), and down makes every Write fail as a lost connection does.
@@ -29,8 +33,14 @@ type fakeStore struct {
 
 	mu     sync.Mutex
 	rows   map[fakeKey]store.Event
+	slots  map[fakeSlot][16]byte // the event ID holding each slot
 	writes int   // Write calls, failed ones included
 	down   error // when set, every Write fails with it
+}
+
+type fakeSlot struct {
+	target, region string
+	at             int64 // microseconds
 }
 
 type fakeKey struct {
@@ -44,7 +54,7 @@ type fakeKey struct {
 const maxIndexEntry = 2704
 
 func newFakeStore(retention time.Duration) *fakeStore {
-	return &fakeStore{retention: retention, rows: map[fakeKey]store.Event{}}
+	return &fakeStore{retention: retention, rows: map[fakeKey]store.Event{}, slots: map[fakeSlot][16]byte{}}
 }
 
 func (s *fakeStore) Write(ctx context.Context, events []store.Event) (store.Result, error) {
@@ -61,8 +71,11 @@ func (s *fakeStore) Write(ctx context.Context, events []store.Event) (store.Resu
 	now := time.Now()
 	kept := events[:0:0]
 	for i, e := range events {
-		day := e.CheckedAt.UTC().Truncate(24 * time.Hour)
-		if s.retention > 0 && !day.Add(24*time.Hour).After(now.Add(-s.retention)) {
+		expired := func(t time.Time) bool {
+			day := t.UTC().Truncate(24 * time.Hour)
+			return s.retention > 0 && !day.Add(24*time.Hour).After(now.Add(-s.retention))
+		}
+		if expired(e.CheckedAt) || (!e.ScheduledAt.IsZero() && expired(e.ScheduledAt)) {
 			res.Expired = append(res.Expired, i)
 			continue
 		}
@@ -72,11 +85,21 @@ func (s *fakeStore) Write(ctx context.Context, events []store.Event) (store.Resu
 		}
 		kept = append(kept, e)
 	}
+	// In event ID order, as the store claims slots: the smaller ID wins.
+	slices.SortStableFunc(kept, func(a, b store.Event) int { return bytes.Compare(a.EventID[:], b.EventID[:]) })
 	fresh := map[fakeKey]bool{}
 	for _, e := range kept {
 		k := fakeKey{e.EventID, e.CheckedAt.UnixMicro()}
 		if _, ok := s.rows[k]; ok || fresh[k] {
 			continue
+		}
+		if !e.ScheduledAt.IsZero() {
+			slot := fakeSlot{e.TargetID, e.ProberRegion, e.ScheduledAt.UnixMicro()}
+			if holder, ok := s.slots[slot]; ok && holder != e.EventID {
+				res.DuplicateSlots++
+				continue
+			}
+			s.slots[slot] = e.EventID
 		}
 		fresh[k] = true
 		s.rows[k] = e

@@ -9,6 +9,7 @@ import (
 type metrics struct {
 	stored        prometheus.Counter
 	duplicates    prometheus.Counter
+	dupSlots      prometheus.Counter
 	deadLettered  *prometheus.CounterVec
 	retries       *prometheus.CounterVec
 	batchSize     prometheus.Histogram
@@ -26,6 +27,10 @@ func newMetrics(reg prometheus.Registerer, maxBatch int) (*metrics, error) {
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_recorder_duplicates_skipped_total",
 			Help: "Valid events whose event ID was already stored (redeliveries, replays).",
+		}),
+		dupSlots: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_recorder_duplicate_slots_total",
+			Help: "Valid events not stored because another event holds their slot (target, region, scheduled_at): two probers checked it.",
 		}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sitewatch_recorder_dead_lettered_total",
@@ -55,7 +60,7 @@ func newMetrics(reg prometheus.Registerer, maxBatch int) (*metrics, error) {
 			Help: "Records behind the partition's high watermark at the last poll.",
 		}, []string{"topic", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.stored, m.duplicates, m.deadLettered, m.retries,
+	for _, c := range []prometheus.Collector{m.stored, m.duplicates, m.dupSlots, m.deadLettered, m.retries,
 		m.batchSize, m.batchDuration, m.endToEnd, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// slotKey is a slot as check_slots keys it: target, region (” for none)
+// slotKey is a slot as check_slots keys it: target, region (empty for none)
 // and scheduled time to the microsecond (PostgreSQL's precision).
 type slotKey struct {
 	target, region string
