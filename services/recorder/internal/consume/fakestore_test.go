@@ -34,8 +34,8 @@ type fakeStore struct {
 	mu     sync.Mutex
 	rows   map[fakeKey]store.Event
 	slots  map[fakeSlot][16]byte // the event ID holding each slot
-	writes int   // Write calls, failed ones included
-	down   error // when set, every Write fails with it
+	writes int                   // Write calls, failed ones included
+	down   error                 // when set, every Write fails with it
 }
 
 type fakeSlot struct {
