@@ -140,3 +140,74 @@ check_results_p20260102 | new | 512 | HTTP/1.1 | 4096`)
 			AND attname IN ('protocol', 'decoded_bytes') AND NOT attisdropped`), "0")
 	expect(t, "rows after going down", query(t, conn, `SELECT count(*) FROM check_results`), "3")
 }
+
+// Migration 00006 starts the region rollup and target_regions from the raw
+// rows stored before it (rows of events without a region under ''), so the
+// region views answer at once; the store then adds to them; going down
+// drops them and keeps the raw rows.
+func TestMigrationRegionTablesFromExistingRows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url := stacktest.Database(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, closeDB, err := store.NewMigrator(url, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := closeDB(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
+	if _, err := p.UpTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE check_results_p20260101 PARTITION OF check_results
+			FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-01-02 00:00:00+00');
+		INSERT INTO check_results (event_id, target_id, checked_at, outcome, failure_kind, response_time_us, bytes_read, body_truncated, redirects, prober_region, error)
+		VALUES ('0190a000-0000-7000-8000-000000000001', 'alpha', '2026-01-01 10:00:00+00', 'up', NULL, 1000, 300, false, 0, 'eu', NULL),
+		       ('0190a000-0000-7000-8000-000000000002', 'alpha', '2026-01-01 10:01:00+00', 'down', 'timeout', 3000, 0, false, 0, 'eu', 'deadline'),
+		       ('0190a000-0000-7000-8000-000000000003', 'alpha', '2026-01-01 10:00:30+00', 'up', NULL, 2000, 300, false, 0, 'us', NULL),
+		       ('0190a000-0000-7000-8000-000000000004', 'alpha', '2026-01-01 11:00:00+00', 'up', NULL, 4000, 300, false, 0, NULL, NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	rollupSQL := `SELECT coalesce(nullif(region, ''), '-'), hour, checks, up, down, response_time_sum_us FROM check_results_region_hourly ORDER BY hour, region`
+	expect(t, "region rollup from the raw rows", query(t, conn, rollupSQL), `
+		eu | 2026-01-01T10:00:00Z | 2 | 1 | 1 | 4000
+		us | 2026-01-01T10:00:00Z | 1 | 1 | 0 | 2000
+		- | 2026-01-01T11:00:00Z | 1 | 1 | 0 | 4000`)
+	statusSQL := `SELECT coalesce(nullif(region, ''), '-'), state, since, last_checked_at, last_failure_kind, last_error FROM target_region_status ORDER BY 1`
+	expect(t, "target_region_status from the raw rows", query(t, conn, statusSQL), `
+		- | up | 2026-01-01T11:00:00Z | 2026-01-01T11:00:00Z | NULL | NULL
+		eu | down | 2026-01-01T10:01:00Z | 2026-01-01T10:01:00Z | timeout | deadline
+		us | up | 2026-01-01T10:00:30Z | 2026-01-01T10:00:30Z | NULL | NULL`)
+	expect(t, "target_regions_down", query(t, conn, `SELECT regions, regions_down, down_regions FROM target_regions_down`), "3 | 1 | [eu]")
+
+	s, err := store.Open(ctx, url, store.Config{}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := ev("alpha", time.Date(2026, 1, 1, 10, 2, 0, 0, time.UTC), "", ms(5))
+	e.ProberRegion, e.ScheduledAt = "eu", time.Date(2026, 1, 1, 10, 2, 0, 0, time.UTC)
+	if _, err := s.Write(ctx, []store.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "eu after a new event", query(t, conn, `SELECT checks, up, response_time_sum_us FROM check_results_region_hourly WHERE region = 'eu'`), "3 | 2 | 9000")
+	expect(t, "eu state after a new event", query(t, conn, `SELECT state, since FROM target_region_status WHERE region = 'eu'`), "up | 2026-01-01T10:02:00Z")
+
+	if _, err := p.DownTo(ctx, 5); err != nil {
+		t.Fatalf("down to 5: %v", err)
+	}
+	expect(t, "tables after going down", query(t, conn, `SELECT count(*) FROM pg_class WHERE relname IN
+		('check_slots', 'check_results_region_hourly', 'target_regions', 'target_region_status')`), "0")
+	expect(t, "rows after going down", query(t, conn, `SELECT count(*) FROM check_results`), "5")
+}
