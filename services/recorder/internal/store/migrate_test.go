@@ -142,7 +142,7 @@ check_results_p20260102 | new | 512 | HTTP/1.1 | 4096`)
 }
 
 // Migration 00006 starts the region rollup and target_regions from the raw
-// rows stored before it (rows of events without a region under ”), so the
+// rows stored before it (events without a region under the empty region), so the
 // region views answer at once; the store then adds to them; going down
 // drops them and keeps the raw rows.
 func TestMigrationRegionTablesFromExistingRows(t *testing.T) {
