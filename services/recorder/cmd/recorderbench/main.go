@@ -53,6 +53,7 @@ type config struct {
 	rate       int
 	rateFor    time.Duration
 	keep       bool
+	slots      bool
 	cpuProfile string
 }
 
@@ -68,6 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&c.rate, "rate", 1000, "events per second of the end-to-end phase (0 skips it)")
 	fs.DurationVar(&c.rateFor, "rate-for", 30*time.Second, "duration of the end-to-end phase")
 	fs.BoolVar(&c.keep, "keep", false, "keep the database and topics")
+	fs.BoolVar(&c.slots, "slots", true, "events carry scheduled_at (each its own slot), as fleet probers' do; false: as older probers'")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the drain to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -306,6 +308,9 @@ func (b *bench) event(n int, at *time.Time) *sitewatchv1.CheckResult {
 		Protocol:   "HTTP/2.0",
 	}
 	m.DecodedBytes = proto.Int64(m.BytesRead * 4)
+	if b.cfg.slots {
+		m.ScheduledAt = timestamppb.New(started.Add(-2 * time.Millisecond))
+	}
 	if r.IntN(50) == 0 {
 		m.Outcome, m.FailureKind = sitewatchv1.Outcome_OUTCOME_DOWN, kinds[r.IntN(len(kinds))]
 		m.StatusCode, m.Error = 503, "unexpected status 503"
