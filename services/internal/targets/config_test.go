@@ -1,4 +1,4 @@
-package config
+package targets
 
 import (
 	"net/http"
@@ -257,7 +257,7 @@ func TestParseBadFiles(t *testing.T) {
 
 func TestShippedTargetsFileIsValid(t *testing.T) {
 	// The example for users lives at the repository root.
-	path := filepath.Join("..", "..", "..", "..", "targets.yaml")
+	path := filepath.Join("..", "..", "..", "targets.yaml")
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("the shipped targets file: %v", err)
 	}

@@ -1,4 +1,4 @@
-package config
+package targets
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ import (
 // the same when written back: the targets, rendered as a targets file with
 // every key explicit, parse again to the same targets.
 func FuzzParse(f *testing.F) {
-	shipped, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "targets.yaml"))
+	shipped, err := os.ReadFile(filepath.Join("..", "..", "..", "targets.yaml"))
 	if err != nil {
 		f.Fatal(err)
 	}
