@@ -358,11 +358,13 @@ func TestEvent(t *testing.T) {
 	tg := target(withPassword, func(t *targets.Target) {
 		t.ID = "home"
 		t.Pattern = regexp.MustCompile("Welcome")
+		t.Headers = http.Header{"Authorization": {"Bearer secret"}} // not in the event either
 	})
 	r := prober.Check(context.Background(), tg)
 	e := r.Event(&sitewatchv1.Prober{Instance: "p1", Region: "eu"})
 	if e.GetEventId() != r.EventID.String() || e.GetTarget().GetId() != "home" || e.GetTarget().GetUrl() != strings.Replace(withPassword, "secret", "xxxxx", 1) ||
-		e.GetTarget().GetMethod() != "GET" || e.GetProber().GetInstance() != "p1" || e.GetProber().GetRegion() != "eu" ||
+		e.GetTarget().GetMethod() != "GET" || e.GetTarget().GetInterval().AsDuration() != time.Minute || e.GetTarget().GetTimeout().AsDuration() != 5*time.Second ||
+		len(e.GetTarget().GetHeaders()) != 0 || e.GetTarget().GetBody() != "" || e.GetProber().GetInstance() != "p1" || e.GetProber().GetRegion() != "eu" ||
 		!e.GetStartedAt().AsTime().Equal(r.StartedAt) || e.GetResponseTime().AsDuration() != r.ResponseTime ||
 		e.GetStatusCode() != 200 || e.GetBytesRead() != r.BytesRead || e.GetOutcome() != sitewatchv1.Outcome_OUTCOME_UP ||
 		e.GetFailureKind() != sitewatchv1.FailureKind_FAILURE_KIND_UNSPECIFIED || e.GetError() != "" ||
