@@ -25,6 +25,7 @@ import (
 	"github.com/sitewatch/sitewatch/services/internal/opshttp"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
+	"github.com/sitewatch/sitewatch/services/prober/internal/fleet"
 	"github.com/sitewatch/sitewatch/services/prober/internal/publish"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
@@ -119,6 +120,9 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 2 && args[0] == "healthcheck" {
 		return opshttp.Probe(ctx, args[1])
+	}
+	if len(args) > 0 && args[0] == "targets" {
+		return fleet.Targets(ctx, args[1:], getenv, stdout, stderr)
 	}
 	f, err := parseFlags(args, stderr)
 	if err != nil {
