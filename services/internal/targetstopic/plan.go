@@ -130,4 +130,3 @@ func changed(cs []Change) []*sitewatchv1.Target {
 	}
 	return out
 }
-
