@@ -16,6 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
@@ -248,4 +252,86 @@ func TestApplyRefusesAnotherPartitionCount(t *testing.T) {
 			t.Errorf("error %v, want %s", err, want)
 		}
 	})
+}
+
+// A record that is not a valid target (written by hand or another tool) is
+// named, never used, and the next apply repairs it.
+func TestApplyRepairsBadRecords(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		topic := stacktest.Name("targets")
+		file := writeFile(t, fileOne)
+		if _, _, err := b.run(t, "apply", file, "-topic", topic); err != nil {
+			t.Fatal(err)
+		}
+		hostile, err := proto.Marshal(&sitewatchv1.Target{Id: "b", Url: "ftp://user:s3cret@x/", Method: "GET",
+			Interval: durationpb.New(time.Minute), Timeout: durationpb.New(time.Second), ExpectStatus: []*sitewatchv1.StatusRange{{Min: 200, Max: 299}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := kgo.NewClient(append(b.opts(t), kgo.DefaultProduceTopic(topic))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx := context.Background()
+		if err := cl.ProduceSync(ctx,
+			&kgo.Record{Key: []byte("b"), Value: append([]byte{0, 0, 0, 0, 1, 2, 2}, hostile...)}, // Target's index [1]
+			&kgo.Record{Key: []byte("c"), Value: []byte("not the wire format")},
+			&kgo.Record{Key: []byte("z"), Value: []byte{0, 0, 0, 0, 1, 0}}, // CheckResult's index
+		).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		listed, errOut, err := b.run(t, "list", "-topic", topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantErr := `unusable record for "b": ` + topic + ` partition PB offset 1: target "b": url: "ftp://user:xxxxx@x/" is not an http:// or https:// URL` + "\n" +
+			`unusable record for "c": ` + topic + ` partition PC offset 1: not in the Confluent wire format: 5 byte header for value is missing or does not have 0 magic byte` + "\n" +
+			`unusable record for "z": ` + topic + ` partition PZ offset 0: message index [0] is not Target's [1]` + "\n"
+		wantErr = b.partitions(t, topic, wantErr)
+		if errOut != wantErr {
+			t.Errorf("list: stderr\n%s\nwant\n%s", errOut, wantErr)
+		}
+		if want := "ID  URL                                 INTERVAL  REGIONS\na   http://user:xxxxx@127.0.0.1:8080/a  30s       all\n"; listed != want {
+			t.Errorf("list:\n%s\nwant\n%s", listed, want)
+		}
+		out, _, err := b.run(t, "apply", file, "-topic", topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "~ b (unreadable)\n~ c (unreadable)\n- z\n0 to add, 2 to change, 1 to remove\npublished 3 records to " + topic + "\n"; out != want {
+			t.Errorf("apply:\n%s\nwant\n%s", out, want)
+		}
+		out, errOut, err = b.run(t, "apply", file, "-topic", topic)
+		if want := "0 to add, 0 to change, 0 to remove\n"; err != nil || out != want || errOut != "" {
+			t.Errorf("apply again: %v %q %q, want %q", err, out, errOut, want)
+		}
+	})
+}
+
+// partitions replaces PB, PC and PZ in s with the partitions of the keys b,
+// c and z on topic, as the producer's partitioner put them.
+func (b backend) partitions(t *testing.T, topic, s string) string {
+	t.Helper()
+	cl, err := kgo.NewClient(append(b.opts(t), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	found := map[string]int32{}
+	for len(found) < 3 {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if k := string(r.Key); k == "b" || k == "c" || k == "z" {
+				found[k] = r.Partition
+			}
+		})
+	}
+	return strings.NewReplacer("partition PB", fmt.Sprint("partition ", found["b"]), "partition PC", fmt.Sprint("partition ", found["c"]),
+		"partition PZ", fmt.Sprint("partition ", found["z"])).Replace(s)
 }
