@@ -59,16 +59,28 @@ func Ensure(ctx context.Context, adm *kadm.Client, topic string, partitions int3
 		return fmt.Errorf("%w: %s has %d partitions, not %d; the count never changes (it decides which prober owns a target): give -partitions %d",
 			ErrTopicMismatch, topic, len(d.Partitions), partitions, len(d.Partitions))
 	}
-	cfgs, err := adm.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("describe the configuration of topic %s: %w", topic, err)
-	}
-	rc, err := cfgs.On(topic, nil)
-	if err == nil {
-		err = rc.Err
-	}
-	if err != nil {
-		return fmt.Errorf("describe the configuration of topic %s: %w", topic, err)
+	var rc kadm.ResourceConfig
+	// A topic another apply has just created may be unknown to the broker
+	// asked for a moment.
+	for try := 0; ; try++ {
+		cfgs, err := adm.DescribeTopicConfigs(ctx, topic)
+		if err == nil {
+			rc, err = cfgs.On(topic, nil)
+		}
+		if err == nil {
+			err = rc.Err
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) || try == 20 {
+			return fmt.Errorf("describe the configuration of topic %s: %w", topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	for _, c := range rc.Configs {
 		if c.Key == "cleanup.policy" && (c.Value == nil || !slices.Contains([]string{"compact", "compact,delete", "delete,compact"}, *c.Value)) {
