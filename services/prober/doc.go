@@ -3,6 +3,8 @@
 //
 //	prober -config targets.yaml            run
 //	prober -config targets.yaml -validate  check the file, exit 0 or 1
+//	prober targets apply targets.yaml      publish the file's difference to the targets topic
+//	prober targets list                    print what the targets topic holds
 //
 // Kafka and the Schema Registry come from the KAFKA_* and SCHEMA_REGISTRY_*
 // environment variables (docs/design.md). SIGHUP, or a change of the file,

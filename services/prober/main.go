@@ -23,8 +23,9 @@ import (
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/opshttp"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/prober/internal/fleet"
 	"github.com/sitewatch/sitewatch/services/prober/internal/publish"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
@@ -120,12 +121,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) == 2 && args[0] == "healthcheck" {
 		return opshttp.Probe(ctx, args[1])
 	}
+	if len(args) > 0 && args[0] == "targets" {
+		return fleet.Targets(ctx, args[1:], getenv, stdout, stderr)
+	}
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
 	if f.validate {
-		file, err := config.Load(f.config)
+		file, err := targets.Load(f.config)
 		if err != nil {
 			return err
 		}
@@ -142,7 +146,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	file, err := config.Parse(f.config, initial)
+	file, err := targets.Parse(f.config, initial)
 	if err != nil {
 		return err
 	}
@@ -181,7 +185,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sched := schedule.New(w.check, schedule.Options{
 		Concurrency: f.concurrency,
 		Coalesce:    f.coalesce,
-		OnRun: func(_ *config.Target, _ time.Time, lag time.Duration) {
+		OnRun: func(_ *targets.Target, _ time.Time, lag time.Duration) {
 			m.lag.Observe(lag.Seconds())
 		},
 		OnSkip: m.skip,
@@ -229,7 +233,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 		}
 	}()
-	if err := config.Watch(runCtx, f.config, 500*time.Millisecond, func() { rl.reload("file changed") },
+	if err := targets.Watch(runCtx, f.config, 500*time.Millisecond, func() { rl.reload("file changed") },
 		func(err error) { logger.Warn("watching the targets file", "err", err) }); err != nil {
 		// Without a watch, SIGHUP still reloads.
 		logger.Warn("not watching the targets file; reload with SIGHUP", "err", err)
@@ -260,7 +264,7 @@ type worker struct {
 	last sync.Map
 }
 
-func (w *worker) check(ctx context.Context, t *config.Target) {
+func (w *worker) check(ctx context.Context, t *targets.Target) {
 	r := w.probe(ctx, t)
 	// net/http quotes the URL in its errors, hiding only a password.
 	r.Err = t.Redact(r.Err)
@@ -297,7 +301,7 @@ type reloader struct {
 // that a prober whose targets change over months does not grow. It comes
 // before the scheduler's Set, so that the targets added are current when
 // their first checks end.
-func (rl *reloader) forget(next []*config.Target) {
+func (rl *reloader) forget(next []*targets.Target) {
 	for _, id := range rl.metrics.setTargets(next) {
 		if rl.worker != nil {
 			rl.worker.last.Delete(id)
@@ -317,7 +321,7 @@ func (rl *reloader) reload(why string) {
 	if bytes.Equal(data, rl.last) {
 		return
 	}
-	file, err := config.Parse(rl.path, data)
+	file, err := targets.Parse(rl.path, data)
 	if err != nil {
 		rl.metrics.reloads.WithLabelValues("error").Inc()
 		rl.logger.Error("reload failed: invalid targets file; keeping the current targets", "why", why, "err", err)

@@ -8,8 +8,8 @@ import (
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/checkevent"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
 
@@ -96,7 +96,7 @@ func (m *metrics) observe(r *check.Result) bool {
 // skip counts runs of t skipped, as schedule.Options.OnSkip, unless t is
 // no longer current: a reload forgets the series before the scheduler's Set,
 // and meanwhile the scheduler may still skip a run of a removed target.
-func (m *metrics) skip(t *config.Target, reason string, runs int) {
+func (m *metrics) skip(t *targets.Target, reason string, runs int) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if _, ok := m.live[t.ID]; ok {
@@ -116,7 +116,7 @@ func (m *metrics) skip(t *config.Target, reason string, runs int) {
 // a target, observe and skip make none of its series, so they need not
 // wait (half a second for 100,000 targets removed) and neither does the
 // scheduler, which calls skip.
-func (m *metrics) setTargets(next []*config.Target) (removed []string) {
+func (m *metrics) setTargets(next []*targets.Target) (removed []string) {
 	live := make(map[string]bool, len(next))
 	for _, t := range next {
 		live[t.ID] = strings.HasPrefix(t.PublicURL, "https://")

@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sitewatch/sitewatch/services/internal/opshttp"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
 
@@ -50,21 +50,21 @@ func TestCertificateExpiryMetric(t *testing.T) {
 	sched := schedule.New(w.check, schedule.Options{Concurrency: 1})
 	rl := &reloader{path: path, sched: sched, metrics: m, worker: w, logger: slog.New(slog.DiscardHandler)}
 	// load applies a targets file and returns its targets by ID.
-	load := func(targets ...string) map[string]*config.Target {
+	load := func(pairs ...string) map[string]*targets.Target {
 		t.Helper()
 		content := "targets:\n"
-		for i := 0; i < len(targets); i += 2 {
-			content += fmt.Sprintf("  - id: %s\n    url: %s/\n", targets[i], targets[i+1])
+		for i := 0; i < len(pairs); i += 2 {
+			content += fmt.Sprintf("  - id: %s\n    url: %s/\n", pairs[i], pairs[i+1])
 		}
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		rl.reload("test")
-		f, err := config.Parse(path, []byte(content))
+		f, err := targets.Parse(path, []byte(content))
 		if err != nil {
 			t.Fatal(err)
 		}
-		byID := map[string]*config.Target{}
+		byID := map[string]*targets.Target{}
 		for _, t := range f.Targets {
 			byID[t.ID] = t
 		}
@@ -130,7 +130,7 @@ func TestCertificateExpiryMetric(t *testing.T) {
 // series and before the scheduler's Set: between reloader.forget and
 // schedule.Set, the scheduler still has it.
 func TestSkipOfARemovedTargetLeavesNoSeries(t *testing.T) {
-	f, err := config.Parse("t.yaml", []byte("targets:\n  - id: a\n    url: http://127.0.0.1:1/\n  - id: b\n    url: http://127.0.0.1:2/\n"))
+	f, err := targets.Parse("t.yaml", []byte("targets:\n  - id: a\n    url: http://127.0.0.1:1/\n  - id: b\n    url: http://127.0.0.1:2/\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

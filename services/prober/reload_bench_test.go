@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
 
@@ -47,7 +47,7 @@ func BenchmarkReload(b *testing.B) {
 		} {
 			b.Run(fmt.Sprintf("%s_%d", step.name, n), func(b *testing.B) {
 				path := filepath.Join(b.TempDir(), "targets.yaml")
-				sched := schedule.New(func(context.Context, *config.Target) {}, schedule.Options{Concurrency: 1})
+				sched := schedule.New(func(context.Context, *targets.Target) {}, schedule.Options{Concurrency: 1})
 				m := newMetrics(prometheus.NewRegistry())
 				rl := &reloader{path: path, sched: sched, metrics: m, logger: slog.New(slog.DiscardHandler)}
 				var parse time.Duration
@@ -57,7 +57,7 @@ func BenchmarkReload(b *testing.B) {
 					write(b, path, step.from)
 					rl.reload("bench")
 					// The series of the current targets, as checks leave them.
-					f, err := config.Parse(path, step.from)
+					f, err := targets.Parse(path, step.from)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -68,7 +68,7 @@ func BenchmarkReload(b *testing.B) {
 					}
 					write(b, path, step.to)
 					start := time.Now()
-					if _, err := config.Parse(path, step.to); err != nil {
+					if _, err := targets.Parse(path, step.to); err != nil {
 						b.Fatal(err)
 					}
 					parse += time.Since(start)

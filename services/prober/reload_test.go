@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
 
@@ -17,11 +17,11 @@ func TestReloadKeepsTheOldTargetsWhenTheFileIsBad(t *testing.T) {
 	const one = "targets:\n  - id: a\n    url: http://127.0.0.1:1/\n"
 	const two = "targets:\n  - id: a\n    url: http://127.0.0.1:1/\n  - id: b\n    url: http://127.0.0.1:2/\n"
 	path := writeFile(t, one)
-	file, err := config.Load(path)
+	file, err := targets.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched := schedule.New(func(context.Context, *config.Target) {}, schedule.Options{Concurrency: 1})
+	sched := schedule.New(func(context.Context, *targets.Target) {}, schedule.Options{Concurrency: 1})
 	sched.Set(file.Targets)
 	m := newMetrics(prometheus.NewRegistry())
 	rl := &reloader{path: path, last: []byte(one), sched: sched, metrics: m, logger: slog.New(slog.DiscardHandler)}

@@ -10,15 +10,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
 )
 
 func TestTokenInTheURLIsRedactedInLogsAndEvents(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	addr := closed.Listener.Addr().String()
 	closed.Close() // connection refused: net/http's error quotes the URL
-	f, err := config.Parse("t.yaml", []byte("targets:\n  - id: api\n    url: http://TOKEN@"+addr+"/health\n"))
+	f, err := targets.Parse("t.yaml", []byte("targets:\n  - id: api\n    url: http://TOKEN@"+addr+"/health\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

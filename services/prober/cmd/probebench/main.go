@@ -28,8 +28,8 @@ import (
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stackenv"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
 	"github.com/sitewatch/sitewatch/services/prober/internal/publish"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
 )
@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serve := fs.String("serve", "", "only serve the test page on this address (used as a child process)")
 	useNginx := fs.Bool("nginx", false, "serve the page with nginx (must be installed)")
 	url := fs.String("url", "", "check this URL instead of starting a server")
-	targets := fs.Int("targets", 1000, "number of targets")
+	nTargets := fs.Int("targets", 1000, "number of targets")
 	interval := fs.Duration("interval", time.Second, "interval of every target")
 	duration := fs.Duration("duration", 20*time.Second, "measured time")
 	warmup := fs.Duration("warmup", 0, "time before measuring (default: one interval)")
@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *pattern != "" {
 		re = *pattern
 	}
-	ts, err := makeTargets(*targets, target, *interval, re)
+	ts, err := makeTargets(*nTargets, target, *interval, re)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	)
 	prober := check.New(check.Options{})
 	defer prober.Close()
-	job := func(ctx context.Context, t *config.Target) {
+	job := func(ctx context.Context, t *targets.Target) {
 		r := prober.Check(ctx, t)
 		if measuring.Load() {
 			checks.Add(1)
@@ -155,14 +155,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sched := schedule.New(job, schedule.Options{
 		Concurrency: *concurrency,
 		Coalesce:    *coalesce,
-		OnRun: func(_ *config.Target, _ time.Time, lag time.Duration) {
+		OnRun: func(_ *targets.Target, _ time.Time, lag time.Duration) {
 			if measuring.Load() {
 				lagMu.Lock()
 				lags = append(lags, lag)
 				lagMu.Unlock()
 			}
 		},
-		OnSkip: func(_ *config.Target, _ string, n int) {
+		OnSkip: func(_ *targets.Target, _ string, n int) {
 			if measuring.Load() {
 				skipped.Add(int64(n))
 			}
@@ -195,7 +195,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}()
 
 	fmt.Fprintf(stderr, "probebench: %d targets every %v (%.0f checks/s offered) against %s, concurrency %d, kafka %t; warming up %v, measuring %v\n",
-		*targets, *interval, float64(*targets)/interval.Seconds(), target, *concurrency, !*noKafka, *warmup, *duration)
+		*nTargets, *interval, float64(*nTargets)/interval.Seconds(), target, *concurrency, !*noKafka, *warmup, *duration)
 	select {
 	case <-time.After(*warmup):
 	case <-ctx.Done():
@@ -230,7 +230,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	n := checks.Load()
 	slices.Sort(lags)
-	fmt.Fprintf(stdout, "targets=%d interval=%v offered=%.0f/s measured=%.1fs\n", *targets, *interval, float64(*targets)/interval.Seconds(), elapsed.Seconds())
+	fmt.Fprintf(stdout, "targets=%d interval=%v offered=%.0f/s measured=%.1fs\n", *nTargets, *interval, float64(*nTargets)/interval.Seconds(), elapsed.Seconds())
 	fmt.Fprintf(stdout, "checks/s        %10.0f  (%d checks, %d up, %d skipped)\n", float64(n)/elapsed.Seconds(), n, ups.Load(), skipped.Load())
 	if !*noKafka {
 		fmt.Fprintf(stdout, "produced/s      %10.0f  (acknowledged by Kafka, topic %s)\n", producedDuring/elapsed.Seconds(), topic)
@@ -253,7 +253,7 @@ func pct(sorted []time.Duration, p float64) string {
 	return sorted[i].Round(10 * time.Microsecond).String()
 }
 
-func makeTargets(n int, url string, interval time.Duration, pattern string) ([]*config.Target, error) {
+func makeTargets(n int, url string, interval time.Duration, pattern string) ([]*targets.Target, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "defaults:\n  interval: %s\n  timeout: %s\n", interval, min(interval/2, 5*time.Second))
 	if pattern != "" {
@@ -263,7 +263,7 @@ func makeTargets(n int, url string, interval time.Duration, pattern string) ([]*
 	for i := range n {
 		fmt.Fprintf(&b, "  - id: bench-%05d\n    url: %s?t=%d\n", i, url, i)
 	}
-	f, err := config.Parse("bench.yaml", []byte(b.String()))
+	f, err := targets.Parse("bench.yaml", []byte(b.String()))
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 )
 
 // BenchmarkCheck measures one check of a ~2 KB page on a loopback server in
@@ -41,7 +41,7 @@ func BenchmarkCheck(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			p := New(Options{})
-			tg := target(srv.URL+"/?encoding="+bc.encoding, func(t *config.Target) { t.Pattern = bc.pattern })
+			tg := target(srv.URL+"/?encoding="+bc.encoding, func(t *targets.Target) { t.Pattern = bc.pattern })
 			b.ReportAllocs()
 			for b.Loop() {
 				if r := p.Check(context.Background(), tg); r.Outcome != sitewatchv1.Outcome_OUTCOME_UP {

@@ -20,13 +20,13 @@ import (
 	"github.com/google/uuid"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 )
 
 // Result is what one check saw.
 type Result struct {
 	EventID   uuid.UUID // UUIDv7: unique and time-ordered
-	Target    *config.Target
+	Target    *targets.Target
 	StartedAt time.Time
 	// ResponseTime runs from the start until the body was read or the check
 	// failed.
@@ -58,7 +58,7 @@ type Result struct {
 }
 
 // Func is a probe: it checks t once and never fails to return a Result.
-type Func func(ctx context.Context, t *config.Target) Result
+type Func func(ctx context.Context, t *targets.Target) Result
 
 // Prober checks targets. Its transports are shared by all checks (they hold
 // no connections: keep-alives are off), one per TLS verification setting.
@@ -132,8 +132,8 @@ func (p *Prober) Close() {
 	p.skipVerify.CloseIdleConnections()
 }
 
-// errTooManyRedirects ends a redirect chain longer than config.MaxRedirects.
-var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", config.MaxRedirects)
+// errTooManyRedirects ends a redirect chain longer than targets.MaxRedirects.
+var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", targets.MaxRedirects)
 
 // maxConnsPerRequest bounds the connections that one request of a check
 // opens. Keep-alives are off, so one is the rule; but net/http's Transport
@@ -152,7 +152,7 @@ type connsKey struct{}
 
 // Check checks t once, within t.Timeout. It does not return before the
 // check has ended, whatever ctx does: the deadline is the only stop.
-func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
+func (p *Prober) Check(ctx context.Context, t *targets.Target) Result {
 	r := Result{Target: t}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -210,7 +210,7 @@ func (p *Prober) Check(ctx context.Context, t *config.Target) Result {
 			if !t.FollowRedirects {
 				return http.ErrUseLastResponse
 			}
-			if len(via) > config.MaxRedirects {
+			if len(via) > targets.MaxRedirects {
 				return errTooManyRedirects
 			}
 			r.Redirects = len(via)

@@ -19,21 +19,21 @@ import (
 	"time"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 )
 
 // target returns a target with the defaults of the targets file, changed by
 // the options.
-func target(rawURL string, opts ...func(*config.Target)) *config.Target {
+func target(rawURL string, opts ...func(*targets.Target)) *targets.Target {
 	u, _ := url.Parse(rawURL)
-	t := &config.Target{
+	t := &targets.Target{
 		ID:              "t",
 		URL:             rawURL,
 		PublicURL:       u.Redacted(),
 		Method:          http.MethodGet,
 		Interval:        time.Minute,
 		Timeout:         5 * time.Second,
-		ExpectStatus:    []config.StatusRange{{Min: 200, Max: 399}},
+		ExpectStatus:    []targets.StatusRange{{Min: 200, Max: 399}},
 		FollowRedirects: true,
 		MaxBodyBytes:    1 << 20,
 	}
@@ -132,7 +132,7 @@ func TestCheckOutcomes(t *testing.T) {
 	tests := []struct {
 		name   string
 		prober *Prober
-		target *config.Target
+		target *targets.Target
 		want   want
 	}{
 		{"plain up", prober, target(plain.URL + "/"), want{up, 0, 200, "", 0}},
@@ -143,32 +143,32 @@ func TestCheckOutcomes(t *testing.T) {
 			want{down, sitewatchv1.FailureKind_FAILURE_KIND_CONNECT, 0, "connection refused", 0}},
 		{"TLS untrusted certificate", untrusted, target(secure.URL + "/"),
 			want{down, sitewatchv1.FailureKind_FAILURE_KIND_TLS, 0, "certificate signed by unknown authority", 0}},
-		{"TLS untrusted certificate skipped", untrusted, target(secure.URL+"/", func(t *config.Target) { t.TLSSkipVerify = true }),
+		{"TLS untrusted certificate skipped", untrusted, target(secure.URL+"/", func(t *targets.Target) { t.TLSSkipVerify = true }),
 			want{up, 0, 200, "", 0}},
 		{"TLS spoken to a plain server", prober, target(strings.Replace(plain.URL, "http:", "https:", 1) + "/"),
 			want{down, sitewatchv1.FailureKind_FAILURE_KIND_TLS, 0, "server gave HTTP response to HTTPS client", 0}},
-		{"TIMEOUT waiting for headers", prober, target(plain.URL+"/slow", func(t *config.Target) { t.Timeout = 200 * time.Millisecond }),
+		{"TIMEOUT waiting for headers", prober, target(plain.URL+"/slow", func(t *targets.Target) { t.Timeout = 200 * time.Millisecond }),
 			want{down, sitewatchv1.FailureKind_FAILURE_KIND_TIMEOUT, 0, "context deadline exceeded", 0}},
-		{"TIMEOUT reading the body", prober, target(plain.URL+"/slowbody", func(t *config.Target) { t.Timeout = 200 * time.Millisecond }),
+		{"TIMEOUT reading the body", prober, target(plain.URL+"/slowbody", func(t *targets.Target) { t.Timeout = 200 * time.Millisecond }),
 			want{down, sitewatchv1.FailureKind_FAILURE_KIND_TIMEOUT, 200, "reading the body", 0}},
 		{"HTTP_STATUS 500", prober, target(plain.URL + "/error"),
 			want{down, sitewatchv1.FailureKind_FAILURE_KIND_HTTP_STATUS, 500, "unexpected status 500 Internal Server Error", 0}},
-		{"HTTP_STATUS outside a custom range", prober, target(plain.URL+"/", func(t *config.Target) { t.ExpectStatus = []config.StatusRange{{Min: 201, Max: 299}} }),
+		{"HTTP_STATUS outside a custom range", prober, target(plain.URL+"/", func(t *targets.Target) { t.ExpectStatus = []targets.StatusRange{{Min: 201, Max: 299}} }),
 			want{down, sitewatchv1.FailureKind_FAILURE_KIND_HTTP_STATUS, 200, "unexpected status 200 OK", 0}},
-		{"custom range accepts 500", prober, target(plain.URL+"/error", func(t *config.Target) { t.ExpectStatus = []config.StatusRange{{Min: 500, Max: 500}} }),
+		{"custom range accepts 500", prober, target(plain.URL+"/error", func(t *targets.Target) { t.ExpectStatus = []targets.StatusRange{{Min: 500, Max: 500}} }),
 			want{up, 0, 500, "", 0}},
-		{"pattern hit", prober, target(plain.URL+"/", func(t *config.Target) { t.Pattern = regexp.MustCompile(`Welcome to .* site`) }),
+		{"pattern hit", prober, target(plain.URL+"/", func(t *targets.Target) { t.Pattern = regexp.MustCompile(`Welcome to .* site`) }),
 			want{up, 0, 200, "", 0}},
-		{"CONTENT_MISMATCH", prober, target(plain.URL+"/", func(t *config.Target) { t.Pattern = regexp.MustCompile(`Goodbye`) }),
+		{"CONTENT_MISMATCH", prober, target(plain.URL+"/", func(t *targets.Target) { t.Pattern = regexp.MustCompile(`Goodbye`) }),
 			want{down, sitewatchv1.FailureKind_FAILURE_KIND_CONTENT_MISMATCH, 200, "pattern Goodbye not found in the body", 0}},
 		{"OTHER redirect loop", prober, target(plain.URL + "/loop"),
 			want{down, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, 302, "stopped after 10 redirects", 10}},
 		{"redirects followed", prober, target(plain.URL + "/hop/3"), want{up, 0, 200, "", 3}},
-		{"redirects not followed", prober, target(plain.URL+"/hop/3", func(t *config.Target) { t.FollowRedirects = false }),
+		{"redirects not followed", prober, target(plain.URL+"/hop/3", func(t *targets.Target) { t.FollowRedirects = false }),
 			want{up, 0, 301, "", 0}},
-		{"not followed redirect outside the range", prober, target(plain.URL+"/hop/3", func(t *config.Target) {
+		{"not followed redirect outside the range", prober, target(plain.URL+"/hop/3", func(t *targets.Target) {
 			t.FollowRedirects = false
-			t.ExpectStatus = []config.StatusRange{{Min: 200, Max: 299}}
+			t.ExpectStatus = []targets.StatusRange{{Min: 200, Max: 299}}
 		}), want{down, sitewatchv1.FailureKind_FAILURE_KIND_HTTP_STATUS, 301, "unexpected status 301 Moved Permanently", 0}},
 	}
 	for _, tt := range tests {
@@ -195,7 +195,7 @@ func TestCheckOutcomes(t *testing.T) {
 func TestCheckTimeoutIsTheDeadline(t *testing.T) {
 	plain, _, prober := newServers(t)
 	start := time.Now()
-	r := prober.Check(context.Background(), target(plain.URL+"/slow", func(t *config.Target) { t.Timeout = 300 * time.Millisecond }))
+	r := prober.Check(context.Background(), target(plain.URL+"/slow", func(t *targets.Target) { t.Timeout = 300 * time.Millisecond }))
 	took := time.Since(start)
 	if r.FailureKind != sitewatchv1.FailureKind_FAILURE_KIND_TIMEOUT {
 		t.Fatalf("kind %v, want TIMEOUT", r.FailureKind)
@@ -291,7 +291,7 @@ func TestCheckBodyCap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := prober.Check(context.Background(), target(plain.URL+"/big", func(t *config.Target) {
+			r := prober.Check(context.Background(), target(plain.URL+"/big", func(t *targets.Target) {
 				t.MaxBodyBytes = tt.cap
 				if tt.pattern != "" {
 					t.Pattern = regexp.MustCompile(tt.pattern)
@@ -318,7 +318,7 @@ func TestCheckDropsLargeBuffers(t *testing.T) {
 
 func TestCheckSendsMethodHeadersBody(t *testing.T) {
 	plain, _, prober := newServers(t)
-	r := prober.Check(context.Background(), target(plain.URL+"/echo", func(t *config.Target) {
+	r := prober.Check(context.Background(), target(plain.URL+"/echo", func(t *targets.Target) {
 		t.Method = http.MethodPost
 		t.Headers = http.Header{"X-Probe": {"yes"}}
 		t.Body = "payload"
@@ -355,14 +355,16 @@ func TestEvent(t *testing.T) {
 	_, secure, prober := newServers(t)
 	// A password in the URL is sent, but not published.
 	withPassword := strings.Replace(secure.URL, "https://", "https://user:secret@", 1) + "/"
-	tg := target(withPassword, func(t *config.Target) {
+	tg := target(withPassword, func(t *targets.Target) {
 		t.ID = "home"
 		t.Pattern = regexp.MustCompile("Welcome")
+		t.Headers = http.Header{"Authorization": {"Bearer secret"}} // not in the event either
 	})
 	r := prober.Check(context.Background(), tg)
 	e := r.Event(&sitewatchv1.Prober{Instance: "p1", Region: "eu"})
 	if e.GetEventId() != r.EventID.String() || e.GetTarget().GetId() != "home" || e.GetTarget().GetUrl() != strings.Replace(withPassword, "secret", "xxxxx", 1) ||
-		e.GetTarget().GetMethod() != "GET" || e.GetProber().GetInstance() != "p1" || e.GetProber().GetRegion() != "eu" ||
+		e.GetTarget().GetMethod() != "GET" || e.GetTarget().GetInterval().AsDuration() != time.Minute || e.GetTarget().GetTimeout().AsDuration() != 5*time.Second ||
+		len(e.GetTarget().GetHeaders()) != 0 || e.GetTarget().GetBody() != "" || e.GetProber().GetInstance() != "p1" || e.GetProber().GetRegion() != "eu" ||
 		!e.GetStartedAt().AsTime().Equal(r.StartedAt) || e.GetResponseTime().AsDuration() != r.ResponseTime ||
 		e.GetStatusCode() != 200 || e.GetBytesRead() != r.BytesRead || e.GetOutcome() != sitewatchv1.Outcome_OUTCOME_UP ||
 		e.GetFailureKind() != sitewatchv1.FailureKind_FAILURE_KIND_UNSPECIFIED || e.GetError() != "" ||
@@ -453,7 +455,7 @@ func TestCheckHostHeader(t *testing.T) {
 			mu.Lock()
 			seen = nil
 			mu.Unlock()
-			r := prober.Check(context.Background(), target(tt.url, func(t *config.Target) {
+			r := prober.Check(context.Background(), target(tt.url, func(t *targets.Target) {
 				t.Headers = tt.headers
 				t.TLSSkipVerify = tt.skip
 			}))

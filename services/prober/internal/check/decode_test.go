@@ -22,7 +22,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 )
 
 // page is what the encoding tests' site serves, under whatever coding.
@@ -150,7 +150,7 @@ func TestCheckDecodesContentEncodings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			site.serve(tt.header, tt.body)
-			r := prober.Check(context.Background(), target(srv.URL+"/", func(t *config.Target) {
+			r := prober.Check(context.Background(), target(srv.URL+"/", func(t *targets.Target) {
 				if tt.method != "" {
 					t.Method = tt.method
 				}
@@ -205,7 +205,7 @@ func TestCheckBoundsTheEncodedBody(t *testing.T) {
 	t.Cleanup(srv.Close)
 	empty := encode(t, "gzip", nil)
 	site.serve([]string{"gzip"}, bytes.Repeat(empty, 100000))
-	r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) { t.MaxBodyBytes = 1000 }))
+	r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *targets.Target) { t.MaxBodyBytes = 1000 }))
 	if want := int64(1000 + 125 + 256<<10); r.Outcome != sitewatchv1.Outcome_OUTCOME_UP || r.BytesRead != want ||
 		r.DecodedBytes != 0 || !r.BodyTruncated {
 		t.Errorf("outcome %v (%s) bytes read %d decoded %d truncated %t, want up, %d, 0, truncated",
@@ -233,7 +233,7 @@ func TestCheckDecodesAWholeZstdBlock(t *testing.T) {
 	}
 	site.serve([]string{"zstd"}, body)
 	for _, limit := range []int64{0, 1024, 64 << 10} {
-		r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) {
+		r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *targets.Target) {
 			t.MaxBodyBytes = limit
 			if limit > 0 {
 				t.Pattern = regexp.MustCompile(`^<html>NEEDLE`)
@@ -257,7 +257,7 @@ func TestCheckStatusBeforeDecodeFailure(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	for _, pattern := range []*regexp.Regexp{nil, regexp.MustCompile(`Welcome`)} {
-		r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) { t.Pattern = pattern }))
+		r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *targets.Target) { t.Pattern = pattern }))
 		if r.FailureKind != sitewatchv1.FailureKind_FAILURE_KIND_HTTP_STATUS || r.Err != "unexpected status 503 Service Unavailable" ||
 			r.StatusCode != 503 {
 			t.Errorf("pattern %v: kind %v error %q status %d, want HTTP_STATUS unexpected status 503 Service Unavailable",
@@ -275,7 +275,7 @@ func TestCheckDecodeStopsAtTheCap(t *testing.T) {
 	big := []byte(strings.Repeat(page, 1000))
 	gz := encode(t, "gzip", big)
 	site.serve([]string{"gzip"}, gz[:len(gz)/2])
-	r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) {
+	r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *targets.Target) {
 		t.MaxBodyBytes = int64(len(page))
 		t.Pattern = regexp.MustCompile(`^<html>.*</html>$`)
 	}))
@@ -313,7 +313,7 @@ func TestCheckAcceptEncoding(t *testing.T) {
 	prober := New(Options{RootCAs: rootsOf(secure)})
 	for _, u := range []string{plain.URL, secure.URL} {
 		for _, h := range []http.Header{nil, {"Accept-Encoding": {"gzip, br"}}} {
-			r := prober.Check(context.Background(), target(u+"/", func(t *config.Target) {
+			r := prober.Check(context.Background(), target(u+"/", func(t *targets.Target) {
 				t.Headers = h
 				t.Pattern = regexp.MustCompile(`Welcome to the compressed site`)
 			}))
@@ -339,7 +339,7 @@ func TestCheckEncodedBodyTimeout(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	t.Cleanup(srv.Close)
-	r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *config.Target) {
+	r := New(Options{}).Check(context.Background(), target(srv.URL+"/", func(t *targets.Target) {
 		t.Timeout = 200 * time.Millisecond
 	}))
 	if r.FailureKind != sitewatchv1.FailureKind_FAILURE_KIND_TIMEOUT || r.Err != "reading the body: context deadline exceeded" ||

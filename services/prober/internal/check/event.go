@@ -24,7 +24,12 @@ func (r *Result) FillEvent(e *sitewatchv1.CheckResult, prober *sitewatchv1.Probe
 	if e.Target == nil {
 		e.Target = &sitewatchv1.Target{}
 	}
+	// The event carries the check's part of the definition, not the secrets
+	// (headers, body) of the topic's full Target: the interval and timeout
+	// tell a reader when the next result is due.
 	e.Target.Id, e.Target.Url, e.Target.Method = t.ID, t.PublicURL, t.Method
+	e.Target.Interval = duration(e.Target.Interval, t.Interval, true)
+	e.Target.Timeout = duration(e.Target.Timeout, t.Timeout, true)
 	e.Prober = prober
 	e.StartedAt = timestamp(e.StartedAt, r.StartedAt)
 	e.ResponseTime = duration(e.ResponseTime, r.ResponseTime, true)

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 )
 
 func rootsOf(srv *httptest.Server) *x509.CertPool {
@@ -81,7 +81,7 @@ func TestCheckNegotiatesHTTP2(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := New(Options{RootCAs: rootsOf(tt.srv)}).Check(context.Background(), target(tt.srv.URL+"/", func(t *config.Target) {
+			r := New(Options{RootCAs: rootsOf(tt.srv)}).Check(context.Background(), target(tt.srv.URL+"/", func(t *targets.Target) {
 				t.Headers = tt.headers
 				t.Pattern = regexp.MustCompile(tt.body)
 			}))
@@ -210,7 +210,7 @@ func refusingH2Server(t *testing.T, goaway bool) (url string, roots *x509.CertPo
 func TestCheckHTTP2RefusedIsNotALoop(t *testing.T) {
 	for _, goaway := range []bool{false, true} {
 		url, roots, conns := refusingH2Server(t, goaway)
-		r := New(Options{RootCAs: roots}).Check(context.Background(), target(url, func(t *config.Target) {
+		r := New(Options{RootCAs: roots}).Check(context.Background(), target(url, func(t *targets.Target) {
 			t.Timeout = 10 * time.Second // only a bound: the loop ran until it
 		}))
 		want := fmt.Sprintf("Get %q: %v", url, errRefused)

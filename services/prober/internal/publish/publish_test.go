@@ -15,12 +15,12 @@ import (
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/stacktest"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
 )
 
 func result(id string) check.Result {
-	return check.Result{Target: &config.Target{ID: id, URL: "http://" + id + ".test/", Method: "GET"}}
+	return check.Result{Target: &targets.Target{ID: id, URL: "http://" + id + ".test/", Method: "GET"}}
 }
 
 // TestBufferDropsTheOldest needs no Kafka: nothing is sent until Run.

@@ -6,12 +6,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 )
 
 // Job runs one check of a target. Its ctx is not cancelled when the
 // scheduler stops, so a running check ends on its own deadline.
-type Job func(ctx context.Context, t *config.Target)
+type Job func(ctx context.Context, t *targets.Target)
 
 // Skip reasons, as reported to Options.OnSkip.
 const (
@@ -39,10 +39,10 @@ type Options struct {
 	// OnRun, when set, is called as a run starts, with the time it was due
 	// and how late it starts. It runs on the scheduler's goroutine: keep it
 	// short.
-	OnRun func(t *config.Target, due time.Time, lag time.Duration)
+	OnRun func(t *targets.Target, due time.Time, lag time.Duration)
 	// OnSkip, when set, is called for every run skipped, with a reason
 	// (SkipOverlap, SkipBehind) and the number of runs skipped.
-	OnSkip func(t *config.Target, reason string, runs int)
+	OnSkip func(t *targets.Target, reason string, runs int)
 }
 
 // Scheduler runs a Job per target on each target's schedule.
@@ -65,7 +65,7 @@ type Scheduler struct {
 }
 
 type entry struct {
-	target   *config.Target
+	target   *targets.Target
 	interval time.Duration
 	next     time.Time // the next time a run is due
 	running  bool
@@ -102,16 +102,16 @@ func New(job Job, o Options) *Scheduler {
 // target to the scheduler: its next run is skipped if that run is still
 // going, and with an unchanged interval it keeps its rhythm. Set takes time
 // linear in the number of targets, old and new.
-func (s *Scheduler) Set(targets []*config.Target) {
+func (s *Scheduler) Set(ts []*targets.Target) {
 	s.mu.Lock()
 	now := s.clock.Now()
 	// One pass over the targets, one over the old entries and one rebuild
 	// of the queue: O(n) plus the heap's O(n) init, whatever the change. A
 	// heap.Remove per removed target was O(log n) each, but a reload is
 	// also a new map and a new queue, so it is as cheap to build them whole.
-	next := make(map[string]*entry, len(targets))
+	next := make(map[string]*entry, len(ts))
 	var fresh, back []*entry
-	for _, t := range targets {
+	for _, t := range ts {
 		if e, dup := next[t.ID]; dup { // the parser refuses duplicates
 			e.target = t
 			continue
@@ -249,7 +249,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 
 type run struct {
 	e   *entry
-	t   *config.Target
+	t   *targets.Target
 	due time.Time
 }
 

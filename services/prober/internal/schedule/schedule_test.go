@@ -8,7 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/sitewatch/sitewatch/services/prober/internal/config"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
 )
 
 // fakeClock is a manual clock with one timer (the scheduler uses one). The
@@ -97,7 +97,7 @@ type recorder struct {
 	urls  []string
 }
 
-func (r *recorder) onRun(t *config.Target, due time.Time, lag time.Duration) {
+func (r *recorder) onRun(t *targets.Target, due time.Time, lag time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.runs = append(r.runs, fmt.Sprintf("%s@%v", t.ID, due.Sub(r.t0)))
@@ -105,7 +105,7 @@ func (r *recorder) onRun(t *config.Target, due time.Time, lag time.Duration) {
 	r.urls = append(r.urls, t.URL)
 }
 
-func (r *recorder) onSkip(t *config.Target, reason string, n int) {
+func (r *recorder) onSkip(t *targets.Target, reason string, n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.skips = append(r.skips, fmt.Sprintf("%s:%s:%d", t.ID, reason, n))
@@ -120,10 +120,10 @@ func (r *recorder) take() (runs, skips []string) {
 	return runs, skips
 }
 
-func targets(interval time.Duration, ids ...string) []*config.Target {
-	var ts []*config.Target
+func targetsEvery(interval time.Duration, ids ...string) []*targets.Target {
+	var ts []*targets.Target
 	for _, id := range ids {
-		ts = append(ts, &config.Target{ID: id, URL: "http://" + id + ".test/", Interval: interval, Timeout: time.Second})
+		ts = append(ts, &targets.Target{ID: id, URL: "http://" + id + ".test/", Interval: interval, Timeout: time.Second})
 	}
 	return ts
 }
@@ -140,11 +140,11 @@ type harness struct {
 // start runs a scheduler on a fake clock at t0 with the targets, and waits
 // until it has started the runs due at once. It must be called in the
 // test's bubble.
-func start(t *testing.T, job Job, o Options, ts []*config.Target) *harness {
+func start(t *testing.T, job Job, o Options, ts []*targets.Target) *harness {
 	t.Helper()
 	h := &harness{clock: newFakeClock(t0), rec: &recorder{t0: t0}}
 	if job == nil {
-		job = func(context.Context, *config.Target) {}
+		job = func(context.Context, *targets.Target) {}
 	}
 	o.Clock, o.OnRun, o.OnSkip = h.clock, h.rec.onRun, h.rec.onSkip
 	h.s = New(job, o)
@@ -174,7 +174,7 @@ func (h *harness) at(t *testing.T, offset time.Duration) (runs, skips []string) 
 
 // reload gives the scheduler new targets and waits until it has handled
 // them.
-func (h *harness) reload(ts []*config.Target) {
+func (h *harness) reload(ts []*targets.Target) {
 	h.s.Set(ts)
 	synctest.Wait()
 }
@@ -196,7 +196,7 @@ func opts(concurrency int) Options { return Options{Concurrency: concurrency} }
 
 func TestFirstRunsSpreadOverTheInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targets(time.Minute, "a", "b", "c", "d"))
+		h := start(t, nil, opts(10), targetsEvery(time.Minute, "a", "b", "c", "d"))
 		var got []string
 		for _, off := range []time.Duration{0, 14 * time.Second, 15 * time.Second, 30 * time.Second, 45 * time.Second, 59 * time.Second, 60 * time.Second} {
 			runs, _ := h.at(t, off)
@@ -211,7 +211,7 @@ func TestFirstRunsSpreadOverTheInterval(t *testing.T) {
 
 func TestNoDriftOverManyIntervals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targets(10*time.Second, "a"))
+		h := start(t, nil, opts(10), targetsEvery(10*time.Second, "a"))
 		// The scheduler wakes 3.7s late every time: each run starts late,
 		// but the next is still due on the grid of the origin, never pushed
 		// back.
@@ -242,7 +242,7 @@ func TestNoDriftOverManyIntervals(t *testing.T) {
 
 func TestFallingBehindSkipsToTheLatestDueRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targets(10*time.Second, "a"))
+		h := start(t, nil, opts(10), targetsEvery(10*time.Second, "a"))
 		if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
 			t.Fatalf("runs %v", runs)
 		}
@@ -262,7 +262,7 @@ func TestNoOverlapSkipsAndCounts(t *testing.T) {
 		release := make(chan struct{})
 		var mu sync.Mutex
 		running, maxRunning := 0, 0
-		job := func(ctx context.Context, tg *config.Target) {
+		job := func(ctx context.Context, tg *targets.Target) {
 			mu.Lock()
 			running++
 			maxRunning = max(maxRunning, running)
@@ -272,7 +272,7 @@ func TestNoOverlapSkipsAndCounts(t *testing.T) {
 			running--
 			mu.Unlock()
 		}
-		h := start(t, job, opts(10), targets(10*time.Second, "a"))
+		h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"))
 		if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
 			t.Fatalf("runs %v", runs)
 		}
@@ -301,7 +301,7 @@ func TestNoOverlapSkipsAndCounts(t *testing.T) {
 
 func TestReloadKeepsRhythm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targets(time.Minute, "a", "b", "gone"))
+		h := start(t, nil, opts(10), targetsEvery(time.Minute, "a", "b", "gone"))
 		// a due at 0s, b at 20s, gone at 40s, each +1m.
 		h.at(t, 0)
 		h.at(t, 20*time.Second)
@@ -311,7 +311,7 @@ func TestReloadKeepsRhythm(t *testing.T) {
 
 		// At 30s: a is unchanged, b changes its URL (same interval), c is
 		// new, gone goes.
-		next := targets(time.Minute, "a", "b", "c")
+		next := targetsEvery(time.Minute, "a", "b", "c")
 		next[1].URL = "http://b.test/v2"
 		h.reload(next)
 		// c is the only new target: its first run is due now.
@@ -341,10 +341,10 @@ func TestReloadKeepsRhythm(t *testing.T) {
 
 func TestReloadWithANewIntervalRespreads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targets(time.Minute, "a"))
+		h := start(t, nil, opts(10), targetsEvery(time.Minute, "a"))
 		h.at(t, 0)
 		h.at(t, 10*time.Second)
-		h.reload(targets(30*time.Second, "a"))
+		h.reload(targetsEvery(30*time.Second, "a"))
 		if runs, _ := h.rec.take(); !equal(runs, []string{"a@10s"}) {
 			t.Errorf("runs %v, want [a@10s]: a new rhythm from the reload", runs)
 		}
@@ -377,7 +377,7 @@ func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
 				release := make(chan struct{})
 				var mu sync.Mutex
 				running, maxRunning := 0, 0
-				job := func(ctx context.Context, tg *config.Target) {
+				job := func(ctx context.Context, tg *targets.Target) {
 					mu.Lock()
 					running++
 					maxRunning = max(maxRunning, running)
@@ -387,7 +387,7 @@ func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
 					running--
 					mu.Unlock()
 				}
-				h := start(t, job, opts(10), targets(10*time.Second, "a"))
+				h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"))
 				// Let every run end before h.stop waits for them, also when
 				// the test fails early.
 				var once sync.Once
@@ -398,7 +398,7 @@ func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
 				}
 				h.at(t, 5*time.Second)
 				h.s.Set(nil)
-				h.reload(targets(tt.interval, "a"))
+				h.reload(targetsEvery(tt.interval, "a"))
 				if runs, skips := h.rec.take(); len(runs) != 0 || !equal(skips, tt.skipsBack) {
 					t.Errorf("right after it came back: runs %v skips %v, want none and %v", runs, skips, tt.skipsBack)
 				}
@@ -426,9 +426,9 @@ func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
 func TestRemovedWhileRunningIsForgottenWhenItEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		h := start(t, func(context.Context, *config.Target) { <-release }, opts(10), targets(10*time.Second, "a", "b"))
+		h := start(t, func(context.Context, *targets.Target) { <-release }, opts(10), targetsEvery(10*time.Second, "a", "b"))
 		h.at(t, 0) // a runs
-		h.reload(targets(10*time.Second, "b"))
+		h.reload(targetsEvery(10*time.Second, "b"))
 		if n := h.s.Len(); n != 1 {
 			t.Errorf("%d targets, want 1", n)
 		}
@@ -458,7 +458,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		release := make(chan struct{})
 		var mu sync.Mutex
 		running, maxRunning, total := 0, 0, 0
-		job := func(ctx context.Context, tg *config.Target) {
+		job := func(ctx context.Context, tg *targets.Target) {
 			mu.Lock()
 			running++
 			total++
@@ -471,7 +471,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		}
 		// Five targets spread 2s apart over 10s; a is due at once and holds
 		// a slot, then the clock jumps to 9s where b..e are all due.
-		h := start(t, job, opts(2), targets(10*time.Second, "a", "b", "c", "d", "e"))
+		h := start(t, job, opts(2), targetsEvery(10*time.Second, "a", "b", "c", "d", "e"))
 		// a and b run; the scheduler waits for a slot for c.
 		h.clock.set(t, t0.Add(9*time.Second))
 		mu.Lock()
@@ -512,11 +512,11 @@ func TestStopWaitsForRunningJobsWithoutCancellingThem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		var jobErr error
-		job := func(ctx context.Context, tg *config.Target) {
+		job := func(ctx context.Context, tg *targets.Target) {
 			<-release
 			jobErr = ctx.Err()
 		}
-		h := start(t, job, opts(10), targets(10*time.Second, "a"))
+		h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"))
 		h.at(t, 0)
 		stopped := make(chan struct{})
 		go func() {
@@ -545,12 +545,12 @@ func TestRealClockRuns(t *testing.T) {
 		start := time.Now()
 		var mu sync.Mutex
 		var seen []time.Duration
-		s := New(func(ctx context.Context, tg *config.Target) {
+		s := New(func(ctx context.Context, tg *targets.Target) {
 			mu.Lock()
 			seen = append(seen, time.Since(start))
 			mu.Unlock()
 		}, Options{Concurrency: 4})
-		s.Set(targets(20*time.Millisecond, "a"))
+		s.Set(targetsEvery(20*time.Millisecond, "a"))
 		ctx, cancel := context.WithTimeout(context.Background(), 110*time.Millisecond)
 		defer cancel()
 		s.Run(ctx)
@@ -565,7 +565,7 @@ func TestRealClockRuns(t *testing.T) {
 func TestCoalescedRunsKeepTheirDueTimes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, nil, Options{Concurrency: 10, Coalesce: 25 * time.Millisecond},
-			targets(40*time.Millisecond, "a", "b", "c", "d")) // due 0, 10, 20, 30ms
+			targetsEvery(40*time.Millisecond, "a", "b", "c", "d")) // due 0, 10, 20, 30ms
 		var got []string
 		for _, off := range []time.Duration{10 * time.Millisecond, 24 * time.Millisecond, 25 * time.Millisecond, 49 * time.Millisecond, 50 * time.Millisecond} {
 			runs, _ := h.at(t, off)
@@ -591,7 +591,7 @@ func TestRemovedTargetsNeverRunOnceSetReturns(t *testing.T) {
 		release := make(chan struct{})
 		var mu sync.Mutex
 		var started []string
-		job := func(ctx context.Context, tg *config.Target) {
+		job := func(ctx context.Context, tg *targets.Target) {
 			mu.Lock()
 			started = append(started, tg.ID)
 			mu.Unlock()
@@ -599,7 +599,7 @@ func TestRemovedTargetsNeverRunOnceSetReturns(t *testing.T) {
 		}
 		// One slot. a (due at 0s) runs at once and holds it; at 9s b (due
 		// 2.5s), c (5s) and d (7.5s) are due and wait for the slot.
-		h := start(t, job, opts(1), targets(10*time.Second, "a", "b", "c", "d"))
+		h := start(t, job, opts(1), targetsEvery(10*time.Second, "a", "b", "c", "d"))
 		var once sync.Once
 		end := func() { once.Do(func() { close(release) }) }
 		t.Cleanup(end)
@@ -610,7 +610,7 @@ func TestRemovedTargetsNeverRunOnceSetReturns(t *testing.T) {
 
 		// b and c go, d stays with a new URL, e is new; a is unchanged. The
 		// slot frees only once Set has returned.
-		next := targets(10*time.Second, "a", "d", "e")
+		next := targetsEvery(10*time.Second, "a", "d", "e")
 		next[1].URL = "http://d.test/v2"
 		h.s.Set(next)
 		end()

@@ -1,4 +1,4 @@
-package config
+package targets
 
 import (
 	"bytes"
@@ -61,6 +61,11 @@ type Target struct {
 	FollowRedirects bool
 	TLSSkipVerify   bool
 	MaxBodyBytes    int64
+	// Regions lists the regions whose probers check the target; nil for
+	// every region.
+	Regions []string
+	// Labels are free key-value pairs for grouping; nil when none.
+	Labels map[string]string
 
 	// secretUser is the user name of URL when it is a secret (see
 	// PublicURL) as it appears in URL, escaped; else "".
@@ -202,7 +207,7 @@ func Parse(name string, data []byte) (*File, error) {
 // means the key is absent.
 type raw struct {
 	id, url, method, headers, body, interval, timeout, expectStatus,
-	pattern, followRedirects, tlsSkipVerify, maxBodyBytes *yaml.Node
+	pattern, followRedirects, tlsSkipVerify, maxBodyBytes, regions, labels *yaml.Node
 }
 
 type parser struct {
@@ -210,10 +215,16 @@ type parser struct {
 	errs []error
 }
 
-// errorf records an error at node n: FILE:LINE: WHERE: FIELD: message.
+// errorf records an error at node n: FILE:LINE: WHERE: FIELD: message. A
+// node without a line (built by FromProto from a record, not read from a
+// file) gives FILE: WHERE: FIELD: message.
 func (p *parser) errorf(n *yaml.Node, where, field, format string, args ...any) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d: ", p.file, n.Line)
+	if n.Line == 0 {
+		fmt.Fprintf(&b, "%s: ", p.file)
+	} else {
+		fmt.Fprintf(&b, "%s:%d: ", p.file, n.Line)
+	}
 	if where != "" {
 		b.WriteString(where)
 		b.WriteString(": ")
@@ -253,10 +264,10 @@ func (p *parser) raw(m *yaml.Node, where string) raw {
 			"body": &r.body, "interval": &r.interval, "timeout": &r.timeout,
 			"expect_status": &r.expectStatus, "pattern": &r.pattern,
 			"follow_redirects": &r.followRedirects, "tls_skip_verify": &r.tlsSkipVerify,
-			"max_body_bytes": &r.maxBodyBytes,
+			"max_body_bytes": &r.maxBodyBytes, "regions": &r.regions, "labels": &r.labels,
 		}[key]
 		if slot == nil {
-			p.errorf(k, where, key, "unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes)")
+			p.errorf(k, where, key, "unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels)")
 			return
 		}
 		*slot = v
@@ -416,10 +427,99 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 		}
 	}
 
+	if v := pick(r.regions, d.regions); v != nil {
+		t.Regions = p.regions(v, where)
+	}
+	if v := pick(r.labels, d.labels); v != nil {
+		t.Labels = p.labels(v, where)
+	}
+
 	if len(p.errs) > before {
 		return nil
 	}
 	return t
+}
+
+// Bounds of regions and labels: a target names a few, and a record on the
+// targets topic is refused beyond them rather than held in every prober.
+const (
+	maxRegions       = 64
+	maxLabels        = 64
+	maxLabelValueLen = 256
+)
+
+// regionName is what a region may be called: it ends up in consumer group
+// names (sitewatch-prober-REGION), metric labels and SQL rows, so it is kept
+// to what all of them take as it is.
+var regionName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// labelName is a Prometheus label name, so that labels can become metric
+// labels as they are; names starting with "__" are Prometheus' own.
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,62}$`)
+
+func (p *parser) regions(v *yaml.Node, where string) []string {
+	if v.Kind != yaml.SequenceNode {
+		p.errorf(v, where, "regions", "must be a list of region names such as [eu-west, us-east]")
+		return nil
+	}
+	switch {
+	case len(v.Content) == 0:
+		// An empty list would check the target nowhere, surely not meant.
+		p.errorf(v, where, "regions", "empty: list at least one region, or leave regions out for every region")
+		return nil
+	case len(v.Content) > maxRegions:
+		p.errorf(v, where, "regions", "%d regions, more than %d", len(v.Content), maxRegions)
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, it := range v.Content {
+		s, ok := p.scalar(it, where, "regions")
+		switch {
+		case !ok:
+		case !regionName.MatchString(s):
+			p.errorf(it, where, "regions", "%q is not a region name (lowercase letters, digits and -, starting with a letter or digit, at most 63)", s)
+		case seen[s]:
+			p.errorf(it, where, "regions", "%q given twice", s)
+		default:
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *parser) labels(v *yaml.Node, where string) map[string]string {
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v, where, "labels", "must be a mapping of label names to values")
+		return nil
+	}
+	if n := len(v.Content) / 2; n > maxLabels {
+		p.errorf(v, where, "labels", "%d labels, more than %d", n, maxLabels)
+		return nil
+	}
+	out := map[string]string{}
+	p.eachKey(v, where+": labels", func(key string, k, val *yaml.Node) {
+		if !labelName.MatchString(key) || strings.HasPrefix(key, "__") {
+			p.errorf(k, where, "labels", "%q is not a label name (letters, digits and _, not starting with a digit or __, at most 63)", key)
+			return
+		}
+		s, ok := p.scalar(val, where, "labels: "+key)
+		if !ok {
+			return
+		}
+		switch {
+		case len(s) > maxLabelValueLen:
+			p.errorf(val, where, "labels: "+key, "the value is longer than %d bytes", maxLabelValueLen)
+		case !utf8.ValidString(s):
+			p.errorf(val, where, "labels: "+key, "the value is not UTF-8")
+		case strings.IndexFunc(s, unicode.IsControl) >= 0:
+			p.errorf(val, where, "labels: "+key, "the value contains a control character")
+		default:
+			out[key] = s
+		}
+	})
+	return out
 }
 
 // redacted returns u with its secret replaced by "xxxxx": the password

@@ -1,6 +1,7 @@
-package config
+package targets
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -115,9 +116,9 @@ func TestParseBadFiles(t *testing.T) {
 			yaml: "version: 2\ndefaults:\n  intervall: 30s\ntargets:\n  - id: a\n    url: https://example.com/\n    patern: x\n  - url: https://example.org/\n    tls_verify: false\n",
 			want: []string{
 				"bad.yaml:1: version: unknown key (expected defaults or targets)",
-				"bad.yaml:3: defaults: intervall: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes)",
-				"bad.yaml:7: target \"a\": patern: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes)",
-				"bad.yaml:9: target #2: tls_verify: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes)",
+				"bad.yaml:3: defaults: intervall: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels)",
+				"bad.yaml:7: target \"a\": patern: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels)",
+				"bad.yaml:9: target #2: tls_verify: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels)",
 				"bad.yaml:8: target #2: id: missing",
 			},
 		},
@@ -218,6 +219,36 @@ func TestParseBadFiles(t *testing.T) {
 			},
 		},
 		{
+			name: "bad regions",
+			yaml: "defaults:\n  regions: eu-west\ntargets:\n  - id: a\n    url: https://example.com/\n" +
+				"  - id: b\n    url: https://example.org/\n    regions: []\n" +
+				"  - id: c\n    url: https://example.net/\n    regions: [eu-west, EU-West, -x, eu-west, [x], \"" + strings.Repeat("a", 64) + "\"]\n",
+			want: []string{
+				`bad.yaml:2: target "a": regions: must be a list of region names such as [eu-west, us-east]`,
+				`bad.yaml:8: target "b": regions: empty: list at least one region, or leave regions out for every region`,
+				`bad.yaml:11: target "c": regions: "EU-West" is not a region name (lowercase letters, digits and -, starting with a letter or digit, at most 63)`,
+				`bad.yaml:11: target "c": regions: "-x" is not a region name (lowercase letters, digits and -, starting with a letter or digit, at most 63)`,
+				`bad.yaml:11: target "c": regions: "eu-west" given twice`,
+				`bad.yaml:11: target "c": regions: must be a single value, not a list or mapping`,
+				`bad.yaml:11: target "c": regions: "` + strings.Repeat("a", 64) + `" is not a region name (lowercase letters, digits and -, starting with a letter or digit, at most 63)`,
+			},
+		},
+		{
+			name: "bad labels",
+			yaml: "defaults:\n  labels: [team]\ntargets:\n  - id: a\n    url: https://example.com/\n" +
+				"  - id: b\n    url: https://example.org/\n    labels:\n      1team: x\n      __name__: x\n      te-am: x\n      team: [x]\n      tier: \"a\\x01b\"\n      long: \"" + strings.Repeat("é", 129) + "\"\n      team: y\n      ok: \"\"\n",
+			want: []string{
+				`bad.yaml:2: target "a": labels: must be a mapping of label names to values`,
+				`bad.yaml:9: target "b": labels: "1team" is not a label name (letters, digits and _, not starting with a digit or __, at most 63)`,
+				`bad.yaml:10: target "b": labels: "__name__" is not a label name (letters, digits and _, not starting with a digit or __, at most 63)`,
+				`bad.yaml:11: target "b": labels: "te-am" is not a label name (letters, digits and _, not starting with a digit or __, at most 63)`,
+				`bad.yaml:12: target "b": labels: team: must be a single value, not a list or mapping`,
+				`bad.yaml:13: target "b": labels: tier: the value contains a control character`,
+				`bad.yaml:14: target "b": labels: long: the value is longer than 256 bytes`,
+				`bad.yaml:15: target "b": labels: team: key given twice`,
+			},
+		},
+		{
 			name: "no targets",
 			yaml: "targets: []\n",
 			want: []string{"bad.yaml:1: targets: empty: no targets"},
@@ -255,9 +286,42 @@ func TestParseBadFiles(t *testing.T) {
 	}
 }
 
+func TestParseRegionsAndLabels(t *testing.T) {
+	f, err := Parse("t.yaml", []byte(`
+defaults:
+  regions: [eu-west]
+  labels: {team: web}
+targets:
+  - id: a
+    url: https://example.com/
+  - id: b
+    url: https://example.org/
+    regions: [us-east, eu-west, ap-1]
+    labels: {tier: "1", owner: "Zoë Ü"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := f.Targets[0], f.Targets[1]
+	if got := fmt.Sprint(a.Regions, a.Labels); got != "[eu-west] map[team:web]" {
+		t.Errorf("a: %s", got)
+	}
+	// Like every key, a target's regions and labels replace the defaults'.
+	if got := fmt.Sprint(b.Regions, b.Labels); got != "[us-east eu-west ap-1] map[owner:Zoë Ü tier:1]" {
+		t.Errorf("b: %s", got)
+	}
+	f, err = Parse("t.yaml", []byte("targets:\n  - id: a\n    url: https://example.com/\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := f.Targets[0]; a.Regions != nil || a.Labels != nil {
+		t.Errorf("without regions and labels: %v %v, want nil (every region, no labels)", a.Regions, a.Labels)
+	}
+}
+
 func TestShippedTargetsFileIsValid(t *testing.T) {
 	// The example for users lives at the repository root.
-	path := filepath.Join("..", "..", "..", "..", "targets.yaml")
+	path := filepath.Join("..", "..", "..", "targets.yaml")
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("the shipped targets file: %v", err)
 	}

@@ -1,4 +1,4 @@
-package config
+package targets
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ import (
 // the same when written back: the targets, rendered as a targets file with
 // every key explicit, parse again to the same targets.
 func FuzzParse(f *testing.F) {
-	shipped, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "targets.yaml"))
+	shipped, err := os.ReadFile(filepath.Join("..", "..", "..", "targets.yaml"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -32,6 +32,7 @@ func FuzzParse(f *testing.F) {
 		"targets:\n  - id: a\n    url: https://example.com/\n    method: HEAD\n    pattern: x\n",
 		"targets:\n  - id: a\n    url: https://example.com/\n    headers:\n      X: \"a\\0b\"\n",
 		"targets:\n  - id: caf\xe9\n    url: https://example.com/\n",
+		"defaults:\n  regions: [eu-west]\n  labels: {team: web}\ntargets:\n  - id: a\n    url: https://example.com/\n    regions: [us-east, eu-west]\n    labels: {tier: \"1\"}\n",
 		"targets: [\n",
 		"",
 	} {
@@ -98,6 +99,19 @@ func checkTarget(t *testing.T, tg *Target) {
 			t.Fatalf("%s: accepted the status range %v", tg.ID, r)
 		}
 	}
+	if tg.Regions != nil && len(tg.Regions) == 0 {
+		t.Fatalf("%s: an empty list of regions", tg.ID)
+	}
+	for i, r := range tg.Regions {
+		if !regionName.MatchString(r) || slices.Contains(tg.Regions[:i], r) {
+			t.Fatalf("%s: accepted the region %q", tg.ID, r)
+		}
+	}
+	for k, v := range tg.Labels {
+		if !labelName.MatchString(k) || strings.HasPrefix(k, "__") || len(v) > maxLabelValueLen {
+			t.Fatalf("%s: accepted the label %q=%q", tg.ID, k, v)
+		}
+	}
 	for k, vs := range tg.Headers {
 		for _, v := range vs {
 			if strings.IndexFunc(v, isCTL) >= 0 {
@@ -123,6 +137,8 @@ func render(t *testing.T, f *File) []byte {
 		FollowRedirects bool              `yaml:"follow_redirects"`
 		TLSSkipVerify   bool              `yaml:"tls_skip_verify"`
 		MaxBodyBytes    int64             `yaml:"max_body_bytes"`
+		Regions         []string          `yaml:"regions,omitempty"`
+		Labels          map[string]string `yaml:"labels,omitempty"`
 	}
 	var doc struct {
 		Targets []target `yaml:"targets"`
@@ -132,6 +148,7 @@ func render(t *testing.T, f *File) []byte {
 			ID: tg.ID, URL: tg.URL, Method: tg.Method, Body: tg.Body,
 			Interval: tg.Interval.String(), Timeout: tg.Timeout.String(),
 			FollowRedirects: tg.FollowRedirects, TLSSkipVerify: tg.TLSSkipVerify, MaxBodyBytes: tg.MaxBodyBytes,
+			Regions: tg.Regions, Labels: tg.Labels,
 		}
 		for k, vs := range tg.Headers {
 			if len(vs) == 1 { // names differing only in case: see describe
@@ -172,8 +189,10 @@ func describe(f *File) string {
 			}
 		}
 		slices.Sort(headers)
-		fmt.Fprintf(&b, "%q %q %q %q %q %v %v %v %q %t %t %d %q\n", tg.ID, tg.URL, tg.PublicURL, tg.Method, tg.Body,
-			tg.Interval, tg.Timeout, tg.ExpectStatus, pattern, tg.FollowRedirects, tg.TLSSkipVerify, tg.MaxBodyBytes, headers)
+		// %q of a map prints it sorted by key.
+		fmt.Fprintf(&b, "%q %q %q %q %q %v %v %v %q %t %t %d %q %q %q\n", tg.ID, tg.URL, tg.PublicURL, tg.Method, tg.Body,
+			tg.Interval, tg.Timeout, tg.ExpectStatus, pattern, tg.FollowRedirects, tg.TLSSkipVerify, tg.MaxBodyBytes, headers,
+			tg.Regions, tg.Labels)
 	}
 	return b.String()
 }

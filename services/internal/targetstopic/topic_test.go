@@ -1,0 +1,125 @@
+package targetstopic
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/sr"
+	"google.golang.org/protobuf/proto"
+
+	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/stacktest"
+)
+
+// The message index that records carry must name Target in the schema the
+// registry holds: the second top-level message of check_result.proto
+// (CheckResult is the first). A consumer in another language resolves the
+// index against the registry's text, not against our generated code.
+func TestMessageIndexNamesTargetInTheRegistry(t *testing.T) {
+	reg := stacktest.Registry(t)
+	ctx := context.Background()
+	topic := stacktest.Name("targets")
+	c, err := Register(ctx, reg, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &sitewatchv1.Target{Id: "a", Url: "http://127.0.0.1/"}
+	b, err := c.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h sr.ConfluentHeader
+	id, rest, err := h.DecodeID(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _, err := h.DecodeIndex(rest, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx) != 1 || idx[0] != 1 {
+		t.Fatalf("message index %v, want [1]", idx)
+	}
+	s, err := reg.SchemaByID(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var messages []string
+	for _, line := range strings.Split(s.Schema, "\n") {
+		if name, ok := strings.CutPrefix(line, "message "); ok {
+			messages = append(messages, strings.TrimSuffix(name, " {"))
+		}
+	}
+	if len(messages) < 2 || messages[idx[0]] != "Target" {
+		t.Fatalf("the registry's schema %d has the top-level messages %v; index %v is not Target", id, messages, idx)
+	}
+	got, err := Decode(b)
+	if err != nil || !proto.Equal(got, m) {
+		t.Fatalf("Decode = %v, %v", got, err)
+	}
+	comp := reg.Compatibility(ctx, kafkaenv.Subject(topic))
+	if len(comp) != 1 || comp[0].Err != nil || comp[0].Level != sr.CompatBackward {
+		t.Fatalf("compatibility of %s: %+v, want BACKWARD", kafkaenv.Subject(topic), comp)
+	}
+}
+
+func TestEnsureCreatesACompactedTopic(t *testing.T) {
+	cl := stacktest.KafkaClient(t)
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	topic := stacktest.Name("targets")
+	for range 2 { // creates, then finds it as it should be
+		if err := Ensure(ctx, adm, topic, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(details[topic].Partitions); n != 7 {
+		t.Errorf("%d partitions, want 7", n)
+	}
+	cfgs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := cfgs.On(topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" && (c.Value == nil || *c.Value != "compact") {
+			t.Errorf("cleanup.policy %v, want compact", c.MaybeValue())
+		}
+	}
+	other := stacktest.Name("targets")
+	del := "delete"
+	if _, err := adm.CreateTopic(ctx, 7, -1, map[string]*string{"cleanup.policy": &del}, other); err != nil {
+		t.Fatal(err)
+	}
+	want := "the targets topic exists with other settings: " + other + " has cleanup.policy=delete, not compact: it would lose targets"
+	if err := Ensure(ctx, adm, other, 7); err == nil || err.Error() != want {
+		t.Errorf("Ensure on a deleting topic: %v, want %s", err, want)
+	}
+}
+
+func TestDecodeRefusesOtherRecords(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		value []byte
+		want  string
+	}{
+		{"not the wire format", []byte("{}"), "not in the Confluent wire format: 5 byte header for value is missing or does not have 0 magic byte"},
+		{"CheckResult's index", []byte{0, 0, 0, 0, 1, 0}, "message index [0] is not Target's [1]"},
+		{"not a Target", []byte{0, 0, 0, 0, 1, 2, 2, 0xff}, "not a Target: "},
+	} {
+		_, err := Decode(tt.value)
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %s", tt.name, err, tt.want)
+		}
+	}
+}
