@@ -24,6 +24,7 @@ import (
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/opshttp"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
+	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
 	"github.com/sitewatch/sitewatch/services/prober/internal/fleet"
 	"github.com/sitewatch/sitewatch/services/prober/internal/publish"
@@ -36,6 +37,9 @@ func main() { cmdline.Main("prober", run) }
 type flags struct {
 	config       string
 	validate     bool
+	fleet        bool
+	targetsTopic string
+	session      time.Duration
 	listen       string
 	instance     string
 	region       string
@@ -59,6 +63,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "targets.yaml", "targets file")
 	fs.BoolVar(&f.validate, "validate", false, "only validate the targets file: exit 0 when valid, 1 with the errors")
+	fs.BoolVar(&f.fleet, "fleet", false, "fleet mode: take targets from the targets topic, shared with the region's other probers (group sitewatch-prober-REGION); not with -config")
+	fs.StringVar(&f.targetsTopic, "targets-topic", targetstopic.DefaultTopic, "fleet mode: the targets topic")
+	fs.DurationVar(&f.session, "session-timeout", 45*time.Second, "fleet mode: how long the group waits for a prober that stopped answering (or restarts with the same -instance) before its targets go to the others")
 	fs.StringVar(&f.listen, "listen", ":9101", "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&f.instance, "instance", host, "name of this prober in events, unique among probers")
 	fs.StringVar(&f.region, "region", "", "where this prober runs (for example eu-west-1), in events")
@@ -84,6 +91,13 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		}
 	}
 	bad(fs.NArg() > 0, "unexpected arguments: "+strings.Join(fs.Args(), " "))
+	configSet := false
+	fs.Visit(func(fl *flag.Flag) { configSet = configSet || fl.Name == "config" })
+	bad(f.fleet && configSet, "-config and -fleet: give one (-config: a targets file, one machine; -fleet: the targets topic, shared)")
+	bad(f.fleet && f.validate, "-validate checks a targets file: not with -fleet (use `prober targets apply -dry-run FILE`)")
+	bad(f.fleet && f.region == "", "-region: required with -fleet (the group is sitewatch-prober-REGION)")
+	bad(f.fleet && f.targetsTopic == "", "-targets-topic: required with -fleet")
+	bad(f.session < 6*time.Second || f.session > 30*time.Minute, "-session-timeout: between 6s and 30m (the broker's usual limits)")
 	bad(f.concurrency < 1, "-concurrency: at least 1")
 	bad(f.coalesce < 0 || f.coalesce > time.Second, "-coalesce: between 0 and 1s")
 	bad(f.buffer < 1, "-buffer: at least 1")
@@ -142,13 +156,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	initial, err := os.ReadFile(f.config)
-	if err != nil {
-		return err
-	}
-	file, err := targets.Parse(f.config, initial)
-	if err != nil {
-		return err
+	var initial []byte
+	file := &targets.File{}
+	if !f.fleet {
+		if initial, err = os.ReadFile(f.config); err != nil {
+			return err
+		}
+		if file, err = targets.Parse(f.config, initial); err != nil {
+			return err
+		}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -172,12 +188,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer pub.Close()
 
-	ops, err := opshttp.Listen(f.listen, reg, pub.Ready)
+	// member is set before ops serves: /readyz then also asks it.
+	var member *fleet.Member
+	ops, err := opshttp.Listen(f.listen, reg, func(ctx context.Context) error {
+		if err := pub.Ready(ctx); err != nil || member == nil {
+			return err
+		}
+		return member.Ready(ctx)
+	})
 	if err != nil {
 		return err
 	}
-	logger.Info("starting", "config", f.config, "targets", len(file.Targets), "kafka", kcfg.String(),
-		"topic", f.topic, "instance", f.instance, "region", f.region, "concurrency", f.concurrency, "buffer", f.buffer)
+	if f.fleet {
+		logger.Info("starting in fleet mode", "targets_topic", f.targetsTopic, "group", fleet.Group(f.region), "kafka", kcfg.String(),
+			"topic", f.topic, "instance", f.instance, "region", f.region, "concurrency", f.concurrency, "buffer", f.buffer)
+	} else {
+		logger.Info("starting", "config", f.config, "targets", len(file.Targets), "kafka", kcfg.String(),
+			"topic", f.topic, "instance", f.instance, "region", f.region, "concurrency", f.concurrency, "buffer", f.buffer)
+	}
 
 	prober := check.New(check.Options{})
 	defer prober.Close()
@@ -190,8 +218,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		OnSkip: m.skip,
 	})
+	rl := &reloader{path: f.config, last: initial, sched: sched, metrics: m, worker: w, logger: logger}
+	rl.forget(file.Targets)
 	sched.Set(file.Targets)
 	m.targets.Set(float64(len(file.Targets)))
+	if f.fleet {
+		kopts, err := kcfg.ClientOpts()
+		if err != nil {
+			return err
+		}
+		member, err = fleet.NewMember(ctx, kopts, fleetScheduler{rl}, fleet.Options{
+			Topic:          f.targetsTopic,
+			Region:         f.region,
+			Instance:       f.instance,
+			SessionTimeout: f.session,
+			Logger:         logger,
+			Registerer:     reg,
+		})
+		if err != nil {
+			return err
+		}
+		defer member.Close()
+	}
 
 	// A fatal publisher error (an incompatible schema) stops everything.
 	runCtx, cancelRun := context.WithCancelCause(ctx)
@@ -218,8 +266,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		pubDone <- err
 	}()
 
-	rl := &reloader{path: f.config, last: initial, sched: sched, metrics: m, worker: w, logger: logger}
-	rl.forget(file.Targets)
+	memberDone := make(chan struct{})
+	if member != nil {
+		go func() {
+			defer close(memberDone)
+			if err := member.Run(runCtx); err != nil {
+				cancelRun(err)
+			}
+		}()
+	} else {
+		close(memberDone)
+		rl.watch(runCtx)
+	}
+
+	sched.Run(runCtx) // until SIGTERM (or a fatal error); waits for running checks
+	<-memberDone      // the fleet member has handed its partitions over
+	logger.Info("scheduling stopped, running checks ended; flushing")
+	stopPub()
+	pubErr := <-pubDone
+	stopOps()
+	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	if pubErr != nil {
+		return pubErr
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// watch reloads the targets file on SIGHUP and when it changes, until ctx
+// ends.
+func (rl *reloader) watch(runCtx context.Context) {
+	logger := rl.logger
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -233,25 +312,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 		}
 	}()
-	if err := targets.Watch(runCtx, f.config, 500*time.Millisecond, func() { rl.reload("file changed") },
+	if err := targets.Watch(runCtx, rl.path, 500*time.Millisecond, func() { rl.reload("file changed") },
 		func(err error) { logger.Warn("watching the targets file", "err", err) }); err != nil {
 		// Without a watch, SIGHUP still reloads.
 		logger.Warn("not watching the targets file; reload with SIGHUP", "err", err)
 	}
+}
 
-	sched.Run(runCtx) // until SIGTERM (or a fatal error); waits for running checks
-	logger.Info("scheduling stopped, running checks ended; flushing")
-	stopPub()
-	pubErr := <-pubDone
-	stopOps()
-	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	if pubErr != nil {
-		return pubErr
-	}
-	logger.Info("stopped")
-	return nil
+// fleetScheduler is the scheduler as a fleet member drives it: the metric
+// series and state of the targets that go away are forgotten first, as on
+// a reload of the file.
+type fleetScheduler struct{ rl *reloader }
+
+func (fs fleetScheduler) Set(ts []*targets.Target) {
+	fs.rl.forget(ts)
+	fs.rl.sched.Set(ts)
+	fs.rl.metrics.targets.Set(float64(len(ts)))
+}
+
+func (fs fleetScheduler) Wait(ctx context.Context, ids []string) error {
+	return fs.rl.sched.Wait(ctx, ids)
 }
 
 // worker is the scheduler's job: check, count, publish.
