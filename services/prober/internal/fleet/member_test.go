@@ -1,0 +1,225 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sitewatch/sitewatch/services/internal/stacktest"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
+)
+
+// fakeScheduler records what a Member gives it: the targets by ID with
+// their URL, and the IDs it was asked to wait for.
+type fakeScheduler struct {
+	mu    sync.Mutex
+	set   map[string]string
+	sets  int
+	waits []string
+}
+
+func (s *fakeScheduler) Set(ts []*targets.Target) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.set = map[string]string{}
+	for _, t := range ts {
+		s.set[t.ID] = strings.TrimPrefix(t.URL, "http://127.0.0.1:8080")
+	}
+	s.sets++
+}
+
+func (s *fakeScheduler) Wait(_ context.Context, ids []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waits = append(s.waits, ids...)
+	return nil
+}
+
+// current returns "id path" lines, sorted.
+func (s *fakeScheduler) current() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(s.set)) {
+		out = append(out, id+" "+s.set[id])
+	}
+	return strings.Join(out, ",")
+}
+
+func regionFile(extra string) string {
+	return `defaults:
+  interval: 30s
+  timeout: 5s
+targets:
+  - id: all
+    url: http://127.0.0.1:8080/all
+  - id: eu
+    url: http://127.0.0.1:8080/eu
+    regions: [eu-west]
+  - id: eu-us
+    url: http://127.0.0.1:8080/eu-us
+    regions: [us-east, eu-west]
+  - id: us
+    url: http://127.0.0.1:8080/us
+    regions: [us-east]
+` + extra
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, got := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s; last: %s", what, timeout, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMemberBookkeeping: a member checks the targets of its region (or of
+// no region), follows changes and tombstones live, skips and counts bad
+// records, is ready once it read its partitions, and at the end removes
+// every target and waits for them.
+func TestMemberBookkeeping(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		topic := stacktest.Name("fleet_member")
+		if _, _, err := b.run(t, "apply", writeFile(t, regionFile("")), "-topic", topic, "-partitions", "4"); err != nil {
+			t.Fatal(err)
+		}
+		// A record that is no Target, and one whose key is not its ID.
+		cl, err := kgo.NewClient(b.opts(t)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("junk"), Value: []byte("not a target")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+
+		sched := &fakeScheduler{}
+		reg := prometheus.NewRegistry()
+		m, err := NewMember(ctx, b.opts(t), sched, Options{Topic: topic, Region: "eu-west", Instance: "p1", SessionTimeout: 10 * time.Second, Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Ready(ctx); err == nil || err.Error() != "not yet in group sitewatch-prober-eu-west" {
+			t.Errorf("Ready before Run: %v", err)
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(runCtx) }()
+
+		waitFor(t, "ready", 30*time.Second, func() (bool, string) {
+			err := m.Ready(ctx)
+			return err == nil, fmt.Sprint(err)
+		})
+		if got, want := sched.current(), "all /all,eu /eu,eu-us /eu-us"; got != want {
+			t.Errorf("targets after the read: %s, want %s", got, want)
+		}
+		if got := testutil.ToFloat64(m.partitions); got != 4 {
+			t.Errorf("partitions gauge %v, want 4", got)
+		}
+		if got := testutil.ToFloat64(m.targets); got != 3 {
+			t.Errorf("targets gauge %v, want 3", got)
+		}
+		if got := testutil.ToFloat64(m.bad); got != 1 {
+			t.Errorf("bad records %v, want 1", got)
+		}
+
+		// Live: eu changes its URL, eu-us goes (tombstone), eu2 comes, us
+		// joins eu-west, all leaves for us-east only.
+		next := `defaults:
+  interval: 30s
+  timeout: 5s
+targets:
+  - id: all
+    url: http://127.0.0.1:8080/all
+    regions: [us-east]
+  - id: eu
+    url: http://127.0.0.1:8080/eu-new
+    regions: [eu-west]
+  - id: eu2
+    url: http://127.0.0.1:8080/eu2
+  - id: us
+    url: http://127.0.0.1:8080/us
+    regions: [us-east, eu-west]
+`
+		if _, _, err := b.run(t, "apply", writeFile(t, next), "-topic", topic, "-partitions", "4"); err != nil {
+			t.Fatal(err)
+		}
+		want := "eu /eu-new,eu2 /eu2,us /us"
+		waitFor(t, "live changes", 30*time.Second, func() (bool, string) {
+			got := sched.current()
+			return got == want, got
+		})
+		if got := testutil.ToFloat64(m.targets); got != 3 {
+			t.Errorf("targets gauge %v, want 3", got)
+		}
+
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if got := sched.current(); got != "" {
+			t.Errorf("targets after Run: %q, want none", got)
+		}
+		sched.mu.Lock()
+		slices.Sort(sched.waits)
+		if got := strings.Join(sched.waits, ","); got != "eu,eu2,us" {
+			t.Errorf("waited for %s, want eu,eu2,us", got)
+		}
+		sched.mu.Unlock()
+		if got := testutil.ToFloat64(m.partitions); got != 0 {
+			t.Errorf("partitions gauge after Run %v, want 0", got)
+		}
+	})
+}
+
+// TestMemberNeedsTheTopic: a prober started before any apply says what to
+// do rather than sitting ready with nothing.
+func TestMemberNeedsTheTopic(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		topic := stacktest.Name("fleet_missing")
+		_, err := NewMember(context.Background(), b.opts(t), &fakeScheduler{}, Options{Topic: topic, Region: "r", Instance: "p"})
+		want := "the targets topic " + topic + " does not exist: create it with `prober targets apply FILE`"
+		if err == nil || err.Error() != want {
+			t.Errorf("got %v, want %s", err, want)
+		}
+	})
+}
+
+func TestInRegion(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		regions []string
+		region  string
+		want    bool
+	}{
+		{"no list: every region", nil, "eu-west", true},
+		{"listed", []string{"us-east", "eu-west"}, "eu-west", true},
+		{"not listed", []string{"us-east"}, "eu-west", false},
+		{"case matters", []string{"EU-WEST"}, "eu-west", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := InRegion(&targets.Target{Regions: c.regions}, c.region); got != c.want {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
