@@ -223,3 +223,72 @@ func TestInRegion(t *testing.T) {
 		})
 	}
 }
+
+// TestMembersSplitAndTakeOver: two members of a region split the targets
+// with no overlap and no gap; when one stops, the other takes them all.
+func TestMembersSplitAndTakeOver(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		topic := stacktest.Name("fleet_split")
+		var file strings.Builder
+		file.WriteString("defaults:\n  interval: 30s\n  timeout: 5s\ntargets:\n")
+		var all []string
+		for i := range 20 {
+			id := fmt.Sprintf("t%02d", i)
+			all = append(all, id+" /"+id)
+			fmt.Fprintf(&file, "  - id: %s\n    url: http://127.0.0.1:8080/%s\n", id, id)
+		}
+		if _, _, err := b.run(t, "apply", writeFile(t, file.String()), "-topic", topic, "-partitions", "6"); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		type prober struct {
+			sched *fakeScheduler
+			m     *Member
+			stop  context.CancelFunc
+			done  chan error
+		}
+		start := func(instance string) *prober {
+			p := &prober{sched: &fakeScheduler{}, done: make(chan error, 1)}
+			var err error
+			p.m, err = NewMember(ctx, b.opts(t), p.sched, Options{Topic: topic, Region: "r1", Instance: instance, SessionTimeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.m.Close)
+			var runCtx context.Context
+			runCtx, p.stop = context.WithCancel(ctx)
+			go func() { p.done <- p.m.Run(runCtx) }()
+			return p
+		}
+		p1, p2 := start("p1"), start("p2")
+		waitFor(t, "a split with no overlap and no gap", time.Minute, func() (bool, string) {
+			a, b := p1.sched.current(), p2.sched.current()
+			if a == "" || b == "" || p1.m.Ready(ctx) != nil || p2.m.Ready(ctx) != nil {
+				return false, a + " | " + b
+			}
+			union := slices.Concat(strings.Split(a, ","), strings.Split(b, ","))
+			slices.Sort(union)
+			return slices.Equal(union, all), a + " | " + b
+		})
+		owned := testutil.ToFloat64(p1.m.partitions) + testutil.ToFloat64(p2.m.partitions)
+		if owned != 6 {
+			t.Errorf("partitions owned by the two: %v, want 6", owned)
+		}
+		p1.stop()
+		if err := <-p1.done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if got := p1.sched.current(); got != "" {
+			t.Errorf("stopped member still has %s", got)
+		}
+		want := strings.Join(all, ",")
+		// Well within the session timeout: the stopped member left.
+		waitFor(t, "the survivor takes every target", 8*time.Second, func() (bool, string) {
+			got := p2.sched.current()
+			return got == want, got
+		})
+		p2.stop()
+		<-p2.done
+	})
+}
