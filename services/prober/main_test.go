@@ -274,3 +274,32 @@ func minCount(m map[string]int) int {
 	}
 	return n
 }
+
+// The fleet flags: -fleet takes no -config, needs -region, and every error
+// comes at once.
+func TestFleetFlags(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"config and fleet", []string{"-fleet", "-config", "targets.yaml", "-region", "r1"},
+			"-config and -fleet: give one (-config: a targets file, one machine; -fleet: the targets topic, shared)"},
+		{"all at once", []string{"-fleet", "-validate", "-targets-topic", "", "-session-timeout", "1s"},
+			"-validate checks a targets file: not with -fleet (use `prober targets apply -dry-run FILE`)\n" +
+				"-region: required with -fleet (the group is sitewatch-prober-REGION)\n" +
+				"-targets-topic: required with -fleet\n" +
+				"-session-timeout: between 6s and 30m (the broker's usual limits)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := run(context.Background(), c.args, noEnv, &bytes.Buffer{}, &bytes.Buffer{})
+			if err == nil || err.Error() != c.want {
+				t.Errorf("error:\n%v\nwant:\n%s", err, c.want)
+			}
+		})
+	}
+	// A complete fleet command line parses.
+	if _, err := parseFlags([]string{"-fleet", "-region", "r1", "-instance", "p1"}, &bytes.Buffer{}); err != nil {
+		t.Errorf("-fleet -region r1 -instance p1: %v", err)
+	}
+}
