@@ -106,7 +106,7 @@ func (p *fleetProber) partitions() (int, bool) {
 // checkEvent is what the test keeps of a CheckResult.
 type checkEvent struct {
 	target, url, instance string
-	started                time.Time
+	started               time.Time
 }
 
 // events reads the results topic in the background.
