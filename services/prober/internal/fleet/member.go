@@ -320,11 +320,10 @@ func (m *Member) apply(fs kgo.Fetches) {
 			// stop checking a target that was fine.
 			return
 		}
-		switch {
-		case t == nil:
+		if t == nil {
 			delete(st.targets, id)
 			changed = changed || had
-		default:
+		} else {
 			st.targets[id] = t
 			changed = changed || !had || old != t
 		}
