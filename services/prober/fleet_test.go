@@ -220,6 +220,12 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() (b
 	}
 }
 
+// regionName returns a region name no other test uses (lowercase letters,
+// digits and -, as the targets file wants).
+func regionName(prefix string) string {
+	return strings.ReplaceAll(stacktest.Name(prefix), "_", "-")
+}
+
 // expectOwners returns the map owners must equal: each id owned by owner.
 func expectOwners(ids []string, owner string) map[string]string {
 	out := map[string]string{}
@@ -239,6 +245,9 @@ func TestFleetProbers(t *testing.T) {
 	stacktest.Registry(t)
 	site := newCountingSite(t)
 	targetsTopic, resultsTopic := stacktest.Name("fleet_targets"), stacktest.Name("fleet_results")
+	// Regions name the groups: unique ones, as other tests run fleet
+	// members at the same time.
+	r1Name, r2Name := regionName("r1"), regionName("r2")
 
 	// t00-t15 in every region, t16-t17 in r1 only, t18-t19 in r2 only.
 	file := func(mutate func(id string) (url string, keep bool)) string {
@@ -256,9 +265,9 @@ func TestFleetProbers(t *testing.T) {
 			fmt.Fprintf(&b, "  - id: %s\n    url: %s\n", id, url)
 			switch {
 			case i >= 18:
-				b.WriteString("    regions: [r2]\n")
+				fmt.Fprintf(&b, "    regions: [%s]\n", r2Name)
 			case i >= 16:
-				b.WriteString("    regions: [r1, r3]\n")
+				fmt.Fprintf(&b, "    regions: [%s, r3]\n", r1Name)
 			}
 		}
 		return b.String()
@@ -288,9 +297,9 @@ func TestFleetProbers(t *testing.T) {
 	defer cancel()
 	evs := readEvents(t, ctx, resultsTopic)
 
-	p1 := startFleetProber(t, "p1", "r1", targetsTopic, resultsTopic)
-	p2 := startFleetProber(t, "p2", "r1", targetsTopic, resultsTopic)
-	p3 := startFleetProber(t, "p3", "r2", targetsTopic, resultsTopic)
+	p1 := startFleetProber(t, "p1", r1Name, targetsTopic, resultsTopic)
+	p2 := startFleetProber(t, "p2", r1Name, targetsTopic, resultsTopic)
+	p3 := startFleetProber(t, "p3", r2Name, targetsTopic, resultsTopic)
 	eventually(t, "r1's 6 partitions split over p1 and p2, p3 owning all 6 of r2, all ready", time.Minute, func() (bool, string) {
 		n1, ok1 := p1.partitions()
 		n2, ok2 := p2.partitions()

@@ -96,7 +96,10 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 func TestMemberBookkeeping(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		topic := stacktest.Name("fleet_member")
-		if _, _, err := b.run(t, "apply", writeFile(t, regionFile("")), "-topic", topic, "-partitions", "4"); err != nil {
+		// The region names the group: one no other test (or run) uses.
+		eu := strings.ReplaceAll(stacktest.Name("eu-west"), "_", "-")
+		inEU := func(file string) string { return strings.ReplaceAll(file, "eu-west", eu) }
+		if _, _, err := b.run(t, "apply", writeFile(t, inEU(regionFile(""))), "-topic", topic, "-partitions", "4"); err != nil {
 			t.Fatal(err)
 		}
 		// A record that is no Target, and one whose key is not its ID.
@@ -113,12 +116,12 @@ func TestMemberBookkeeping(t *testing.T) {
 
 		sched := &fakeScheduler{}
 		reg := prometheus.NewRegistry()
-		m, err := NewMember(ctx, b.opts(t), sched, Options{Topic: topic, Region: "eu-west", Instance: "p1", SessionTimeout: 10 * time.Second, Registerer: reg})
+		m, err := NewMember(ctx, b.opts(t), sched, Options{Topic: topic, Region: eu, Instance: "p1", SessionTimeout: 10 * time.Second, Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		if err := m.Ready(ctx); err == nil || err.Error() != "not yet in group sitewatch-prober-eu-west" {
+		if err := m.Ready(ctx); err == nil || err.Error() != "not yet in group sitewatch-prober-"+eu {
 			t.Errorf("Ready before Run: %v", err)
 		}
 		runCtx, stop := context.WithCancel(ctx)
@@ -160,7 +163,7 @@ targets:
     url: http://127.0.0.1:8080/us
     regions: [us-east, eu-west]
 `
-		if _, _, err := b.run(t, "apply", writeFile(t, next), "-topic", topic, "-partitions", "4"); err != nil {
+		if _, _, err := b.run(t, "apply", writeFile(t, inEU(next)), "-topic", topic, "-partitions", "4"); err != nil {
 			t.Fatal(err)
 		}
 		want := "eu /eu-new,eu2 /eu2,us /us"
@@ -229,6 +232,8 @@ func TestInRegion(t *testing.T) {
 func TestMembersSplitAndTakeOver(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		topic := stacktest.Name("fleet_split")
+		// The region names the group: one no other test uses.
+		region := stacktest.Name("r1")
 		var file strings.Builder
 		file.WriteString("defaults:\n  interval: 30s\n  timeout: 5s\ntargets:\n")
 		var all []string
@@ -251,7 +256,7 @@ func TestMembersSplitAndTakeOver(t *testing.T) {
 		start := func(instance string) *prober {
 			p := &prober{sched: &fakeScheduler{}, done: make(chan error, 1)}
 			var err error
-			p.m, err = NewMember(ctx, b.opts(t), p.sched, Options{Topic: topic, Region: "r1", Instance: instance, SessionTimeout: 10 * time.Second})
+			p.m, err = NewMember(ctx, b.opts(t), p.sched, Options{Topic: topic, Region: region, Instance: instance, SessionTimeout: 10 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
