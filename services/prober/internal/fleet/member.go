@@ -197,14 +197,28 @@ func (m *Member) Run(ctx context.Context) error {
 			m.cl.AllowRebalance()
 			break
 		}
+		var fenced bool
 		fs.EachError(func(t string, p int32, err error) {
+			fenced = fenced || errors.Is(err, kerr.FencedInstanceID)
 			m.log.Warn("reading the targets topic", "partition", p, "err", err)
 		})
+		if fenced {
+			m.cl.AllowRebalance()
+			// Not m.leave: a LeaveGroup naming our instance would remove
+			// the other prober that holds it.
+			m.revokeAll(context.Background())
+			return fmt.Errorf("%w: another prober of group %s runs with -instance %s; give each its own", ErrFenced, Group(m.o.Region), m.o.Instance)
+		}
 		m.apply(fs)
 		m.cl.AllowRebalance()
 	}
 	return m.leave()
 }
+
+// ErrFenced is returned by Run when another prober joined the group with
+// the same instance ID: two probers with one ID would take turns fencing
+// each other, each believing it holds the partitions.
+var ErrFenced = errors.New("fenced by a prober with the same instance")
 
 // Close closes the Kafka client.
 func (m *Member) Close() { m.cl.Close() }

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -295,5 +296,41 @@ func TestMembersSplitAndTakeOver(t *testing.T) {
 		})
 		p2.stop()
 		<-p2.done
+	})
+}
+
+// TestMemberFencedBySameInstance: a second prober started with an instance
+// ID already in the group makes one of the two stop with ErrFenced, rather
+// than both believing they hold the partitions.
+func TestMemberFencedBySameInstance(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		topic := stacktest.Name("fleet_fenced")
+		region := strings.ReplaceAll(stacktest.Name("r"), "_", "-")
+		if _, _, err := b.run(t, "apply", writeFile(t, regionFile("")), "-topic", topic, "-partitions", "2"); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		done := make(chan error, 2)
+		for range 2 {
+			m, err := NewMember(ctx, b.opts(t), &fakeScheduler{}, Options{Topic: topic, Region: region, Instance: "same", SessionTimeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(m.Close)
+			go func() { done <- m.Run(ctx) }()
+			time.Sleep(time.Second) // the first joins first
+		}
+		select {
+		case err := <-done:
+			want := "fenced by a prober with the same instance: another prober of group sitewatch-prober-" + region + " runs with -instance same; give each its own"
+			if !errors.Is(err, ErrFenced) || err.Error() != want {
+				t.Errorf("Run: %v, want %s", err, want)
+			}
+		case <-ctx.Done():
+			t.Fatal("neither member stopped")
+		}
+		cancel()
+		<-done
 	})
 }
