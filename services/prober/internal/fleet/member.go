@@ -247,6 +247,8 @@ func (m *Member) leave() error {
 	}
 	if err != nil {
 		m.log.Warn("leaving the group; the other probers take our targets after the session timeout", "err", err)
+	} else {
+		m.log.Info("left the group; the other probers take our targets", "instance", m.o.Instance)
 	}
 	return nil
 }
