@@ -25,9 +25,12 @@ import (
 
 // Result is what one check saw.
 type Result struct {
-	EventID   uuid.UUID // UUIDv7: unique and time-ordered
-	Target    *targets.Target
-	StartedAt time.Time
+	EventID uuid.UUID // UUIDv7: unique and time-ordered
+	Target  *targets.Target
+	// ScheduledAt is the slot the check was due at (schedule.Due); zero
+	// when it ran off any schedule. The caller sets it: Check does not.
+	ScheduledAt time.Time
+	StartedAt   time.Time
 	// ResponseTime runs from the start until the body was read or the check
 	// failed.
 	ResponseTime time.Duration
