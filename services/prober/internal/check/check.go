@@ -164,6 +164,9 @@ func (p *Prober) Check(ctx context.Context, t *targets.Target) Result {
 	}
 	r.EventID = id
 
+	// Started before the deadline is armed: a check that times out took
+	// at least its timeout (TestCheckTimeoutIsTheDeadline).
+	r.StartedAt = p.now()
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
 
@@ -176,7 +179,6 @@ func (p *Prober) Check(ctx context.Context, t *targets.Target) Result {
 	if t.Body != "" {
 		body = strings.NewReader(t.Body)
 	}
-	r.StartedAt = p.now()
 	req, err := http.NewRequestWithContext(ctx, t.Method, t.URL, body)
 	if err != nil {
 		p.fail(&r, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, err, tr)
