@@ -71,7 +71,8 @@ func New(cfg Config, opts []kgo.Opt, pool *pgxpool.Pool, reg prometheus.Register
 // quietly for a topic that does not exist, and retries failures of Kafka or
 // the database with a backoff, from the offsets last committed.
 func (p *Projector) Run(ctx context.Context) error {
-	_, err := backoff.Do(ctx, backoff.Exponential(time.Second, time.Minute), p.run, nil,
+	_, err := backoff.Do(ctx, backoff.Exponential(time.Second, time.Minute), p.run,
+		func(error) bool { return ctx.Err() == nil }, // stopping is no failure
 		func(attempt int, wait time.Duration, err error) {
 			p.logger.Warn("targets projection failed; retrying", "attempt", attempt, "wait", wait.String(), "err", err)
 		})
