@@ -245,7 +245,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if proj != nil {
 		// The check results are stored whatever becomes of the projection:
 		// it retries on its own, and ends only with bg.
-		wg.Go(func() { _ = proj.Run(bg) })
+		wg.Go(func() {
+			if err := proj.Run(bg); err != nil {
+				logger.Error("targets projection stopped", "err", err)
+			}
+		})
 	}
 	wg.Go(func() {
 		t := time.NewTicker(cfg.maintainEvery)
