@@ -88,16 +88,23 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 3 $$;
 -- mode), else default_check_interval_us(); interval_source says which.
 CREATE VIEW target_region_freshness AS
 WITH applies AS (
-    SELECT c.target_id, reg AS region, c.configured_at
+    SELECT c.target_id, reg AS region, c.configured_at, NULL::timestamptz AS fallback_seen
     FROM target_config c CROSS JOIN LATERAL unnest(c.regions) AS reg
     WHERE c.removed_at IS NULL AND cardinality(c.regions) > 0
       AND EXISTS (SELECT FROM targets t WHERE t.target_id = c.target_id)
     UNION ALL
-    SELECT r.target_id, r.region, NULL::timestamptz
+    SELECT r.target_id, r.region, NULL, NULL
     FROM target_regions r LEFT JOIN target_config c USING (target_id)
     WHERE c.target_id IS NULL OR (c.removed_at IS NULL AND cardinality(c.regions) = 0)
+    UNION ALL
+    -- A target checked only before target_regions existed (its raw rows
+    -- gone by retention before migration 00006): its last check anywhere.
+    SELECT t.target_id, '', NULL, t.last_seen
+    FROM targets t LEFT JOIN target_config c USING (target_id)
+    WHERE NOT EXISTS (SELECT FROM target_regions r WHERE r.target_id = t.target_id)
+      AND (c.target_id IS NULL OR (c.removed_at IS NULL AND cardinality(c.regions) = 0))
 ), w AS (
-    SELECT a.target_id, a.region, r.last_seen, a.configured_at,
+    SELECT a.target_id, a.region, coalesce(r.last_seen, a.fallback_seen) AS last_seen, a.configured_at,
            coalesce(c.interval_us, r.check_interval_us, t.check_interval_us, default_check_interval_us()) AS interval_us,
            CASE WHEN c.interval_us IS NOT NULL THEN 'config'
                 WHEN coalesce(r.check_interval_us, t.check_interval_us) IS NOT NULL THEN 'event'
