@@ -346,6 +346,7 @@ type worker struct {
 
 func (w *worker) check(ctx context.Context, t *targets.Target) {
 	r := w.probe(ctx, t)
+	r.ScheduledAt, _ = schedule.Due(ctx)
 	// net/http quotes the URL in its errors, hiding only a password.
 	r.Err = t.Redact(r.Err)
 	defer w.publish(r)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -21,8 +22,10 @@ import (
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/opshttp"
+	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+	"github.com/sitewatch/sitewatch/services/recorder/internal/targets"
 )
 
 func main() { cmdline.Main("recorder", run) }
@@ -32,6 +35,7 @@ type config struct {
 	command string // "", "migrate" or "reset-offsets"
 
 	topic, group   string
+	targetsTopic   string
 	listen         string
 	batch          int
 	retention      time.Duration
@@ -58,6 +62,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	fs.StringVar(&c.topic, "topic", "check-results", "Kafka topic to consume; dead letters go to TOPIC.dlq")
 	fs.StringVar(&c.group, "group", "sitewatch-recorder", "Kafka consumer group")
+	fs.StringVar(&c.targetsTopic, "targets-topic", targetstopic.DefaultTopic, "compacted topic of the targets (fleet) projected into target_config; waited for while it does not exist (file mode); empty: no projection")
 	fs.StringVar(&c.listen, "listen", ":9102", "address of /metrics, /healthz and /readyz")
 	fs.IntVar(&c.batch, "batch", 50000, "most records per batch (one database transaction)")
 	fs.Func("retention", "drop raw partitions and dead-letter events older than this (such as 400d or 72h; 0 keeps everything)", func(s string) error {
@@ -113,13 +118,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if c.partitionsPast < 0 || c.partitionsNext < 0 {
 		errs = append(errs, errors.New("-partitions-past, -partitions-ahead: must not be negative"))
 	}
-	if c.command != "reset-offsets" {
-		if c.databaseURL = getenv("DATABASE_URL"); c.databaseURL == "" {
+	// reset-offsets resets the targets projection too when it has a database.
+	if c.databaseURL = getenv("DATABASE_URL"); c.databaseURL == "" {
+		if c.command != "reset-offsets" {
 			errs = append(errs, errors.New("DATABASE_URL: not set"))
-		} else if _, err := pgx.ParseConfig(c.databaseURL); err != nil {
-			// pgx's message can quote the URL, password included.
-			errs = append(errs, errors.New("DATABASE_URL: not a valid PostgreSQL connection string"))
 		}
+	} else if _, err := pgx.ParseConfig(c.databaseURL); err != nil {
+		// pgx's message can quote the URL, password included.
+		errs = append(errs, errors.New("DATABASE_URL: not a valid PostgreSQL connection string"))
 	}
 	if c.command != "migrate" {
 		k, err := kafkaenv.FromEnv(getenv)
@@ -162,7 +168,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "reset-offsets":
 		return resetOffsets(ctx, cfg, logger)
 	}
-	logger.Info("starting", "topic", cfg.topic, "group", cfg.group, "batch", cfg.batch,
+	logger.Info("starting", "topic", cfg.topic, "group", cfg.group, "targets_topic", cfg.targetsTopic, "batch", cfg.batch,
 		"retention", cfg.retention.String(), "kafka", cfg.kafka.String(), "database", describeDB(cfg.databaseURL))
 	if err := store.Migrate(ctx, cfg.databaseURL, logger); err != nil {
 		return err
@@ -200,6 +206,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer cons.Close()
+	var proj *targets.Projector
+	if cfg.targetsTopic != "" {
+		pool, err := openPool(ctx, cfg.databaseURL)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		if proj, err = targets.New(targets.Config{Topic: cfg.targetsTopic}, opts, pool, reg, logger); err != nil {
+			return err
+		}
+	}
 	ops, err := opshttp.Listen(cfg.listen, reg, func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return fmt.Errorf("database: %w", err)
@@ -225,6 +242,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var wg sync.WaitGroup
 	var opsErr error
 	wg.Go(func() { opsErr = ops.Serve(bg, logger) })
+	if proj != nil {
+		// The check results are stored whatever becomes of the projection:
+		// it retries on its own, and ends only with bg.
+		wg.Go(func() {
+			if err := proj.Run(bg); err != nil {
+				logger.Error("targets projection stopped", "err", err)
+			}
+		})
+	}
 	wg.Go(func() {
 		t := time.NewTicker(cfg.maintainEvery)
 		defer t.Stop()
@@ -293,5 +319,36 @@ func resetOffsets(ctx context.Context, cfg config, logger *slog.Logger) error {
 	offsets.Each(func(kadm.Offset) { n++ })
 	logger.Info("group rewound to the earliest offsets; start the recorders to replay",
 		"group", cfg.group, "topic", cfg.topic, "partitions", n)
+	if cfg.targetsTopic == "" {
+		return nil
+	}
+	if cfg.databaseURL == "" {
+		logger.Warn("DATABASE_URL not set: the targets projection (target_config) is not reset", "targets_topic", cfg.targetsTopic)
+		return nil
+	}
+	pool, err := openPool(ctx, cfg.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := targets.Reset(ctx, pool, cfg.targetsTopic); err != nil {
+		return fmt.Errorf("reset the targets projection: %w", err)
+	}
+	logger.Info("targets projection emptied; the recorders rebuild it from the start of the topic", "targets_topic", cfg.targetsTopic)
 	return nil
+}
+
+// openPool connects the targets projection: a small pool of its own, so
+// that it never waits for the check results' connections.
+func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
+	}
+	pcfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return pool, nil
 }

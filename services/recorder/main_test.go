@@ -74,29 +74,33 @@ message Thing { string name = 1; }
 
 // fixture is one test's stack: a fresh database, a topic, a group.
 type fixture struct {
-	t      *testing.T
-	env    map[string]string
-	topic  string
-	group  string
-	kafka  *kgo.Client
-	adm    *kadm.Client
-	reg    *sr.Client
-	db     *pgx.Conn
-	serdes map[string]*sr.Serde // by subject version: "old", "new"
-	ids    map[string]int       // schema IDs: "old", "new", "other"
+	t     *testing.T
+	env   map[string]string
+	topic string
+	group string
+	// targets is a targets topic that no test creates: the recorder runs in
+	// file mode, never projecting a shared topic into the test's database.
+	targets string
+	kafka   *kgo.Client
+	adm     *kadm.Client
+	reg     *sr.Client
+	db      *pgx.Conn
+	serdes  map[string]*sr.Serde // by subject version: "old", "new"
+	ids     map[string]int       // schema IDs: "old", "new", "other"
 }
 
 func newFixture(t *testing.T, partitions int32) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{
-		t:      t,
-		topic:  stacktest.Name("check-results"),
-		group:  stacktest.Name("recorder"),
-		kafka:  stacktest.KafkaClient(t),
-		reg:    stacktest.Registry(t),
-		serdes: map[string]*sr.Serde{},
-		ids:    map[string]int{},
+		t:       t,
+		topic:   stacktest.Name("check-results"),
+		group:   stacktest.Name("recorder"),
+		targets: stacktest.Name("targets"),
+		kafka:   stacktest.KafkaClient(t),
+		reg:     stacktest.Registry(t),
+		serdes:  map[string]*sr.Serde{},
+		ids:     map[string]int{},
 	}
 	dbURL := stacktest.Database(t)
 	f.env = map[string]string{"DATABASE_URL": dbURL}
@@ -170,7 +174,7 @@ func (f *fixture) start(extra ...string) *recorder {
 	f.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &recorder{cancel: cancel, done: make(chan error, 1), logs: &stacktest.Log{}}
-	args := append([]string{"-topic", f.topic, "-group", f.group, "-listen", "127.0.0.1:0", "-batch", "4"}, extra...)
+	args := append([]string{"-topic", f.topic, "-group", f.group, "-targets-topic", f.targets, "-listen", "127.0.0.1:0", "-batch", "4"}, extra...)
 	go func() { r.done <- run(ctx, args, f.getenv, r.logs, r.logs) }()
 	f.t.Cleanup(func() {
 		cancel()
@@ -482,7 +486,7 @@ gamma 11:00 - -`; got != want {
 	assertTables("after redelivery")
 
 	// Rewind the group and replay the whole topic: nothing changes.
-	if err := run(context.Background(), []string{"-topic", f.topic, "-group", f.group, "reset-offsets"}, f.getenv, io.Discard, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"-topic", f.topic, "-group", f.group, "-targets-topic", f.targets, "reset-offsets"}, f.getenv, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	committed, err := f.adm.FetchOffsets(context.Background(), f.group)
@@ -601,7 +605,7 @@ func TestResetOffsetsRefusesLiveGroup(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	err := run(context.Background(), []string{"-topic", f.topic, "-group", f.group, "reset-offsets"}, f.getenv, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"-topic", f.topic, "-group", f.group, "-targets-topic", f.targets, "reset-offsets"}, f.getenv, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "live members") {
 		t.Fatalf("reset-offsets with a live recorder: %v, want a refusal", err)
 	}

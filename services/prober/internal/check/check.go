@@ -25,9 +25,12 @@ import (
 
 // Result is what one check saw.
 type Result struct {
-	EventID   uuid.UUID // UUIDv7: unique and time-ordered
-	Target    *targets.Target
-	StartedAt time.Time
+	EventID uuid.UUID // UUIDv7: unique and time-ordered
+	Target  *targets.Target
+	// ScheduledAt is the slot the check was due at (schedule.Due); zero
+	// when it ran off any schedule. The caller sets it: Check does not.
+	ScheduledAt time.Time
+	StartedAt   time.Time
 	// ResponseTime runs from the start until the body was read or the check
 	// failed.
 	ResponseTime time.Duration
@@ -161,6 +164,9 @@ func (p *Prober) Check(ctx context.Context, t *targets.Target) Result {
 	}
 	r.EventID = id
 
+	// Started before the deadline is armed: a check that times out took
+	// at least its timeout (TestCheckTimeoutIsTheDeadline).
+	r.StartedAt = p.now()
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
 
@@ -173,7 +179,6 @@ func (p *Prober) Check(ctx context.Context, t *targets.Target) Result {
 	if t.Body != "" {
 		body = strings.NewReader(t.Body)
 	}
-	r.StartedAt = p.now()
 	req, err := http.NewRequestWithContext(ctx, t.Method, t.URL, body)
 	if err != nil {
 		p.fail(&r, sitewatchv1.FailureKind_FAILURE_KIND_OTHER, err, tr)

@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
 )
@@ -379,6 +382,34 @@ func TestEvent(t *testing.T) {
 	if tm.GetConnect().AsDuration() != r.Connect || tm.GetTlsHandshake().AsDuration() != r.TLSHandshake ||
 		tm.GetTimeToFirstByte().AsDuration() != r.TimeToFirstByte {
 		t.Errorf("timings %v, want %v %v %v", tm, r.Connect, r.TLSHandshake, r.TimeToFirstByte)
+	}
+}
+
+func TestEventScheduledAt(t *testing.T) {
+	slot := time.Date(2026, 1, 1, 0, 0, 20, 555_641_996, time.UTC)
+	tg := target("http://127.0.0.1:1/")
+	tests := []struct {
+		name string
+		slot time.Time
+		want *timestamppb.Timestamp
+	}{
+		{"the exact slot", slot, &timestamppb.Timestamp{Seconds: 1767225620, Nanos: 555_641_996}},
+		{"the slot in another zone", slot.In(time.FixedZone("X", -5*3600)), &timestamppb.Timestamp{Seconds: 1767225620, Nanos: 555_641_996}},
+		// Also when the event is reused after one with a slot.
+		{"absent off any schedule", time.Time{}, nil},
+	}
+	e := &sitewatchv1.CheckResult{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Result{Target: tg, ScheduledAt: tt.slot, StartedAt: slot.Add(time.Millisecond)}
+			r.FillEvent(e, &sitewatchv1.Prober{Instance: "p1"})
+			if !proto.Equal(e.GetScheduledAt(), tt.want) || (tt.want == nil) != (e.ScheduledAt == nil) {
+				t.Errorf("scheduled_at %v, want %v", e.GetScheduledAt(), tt.want)
+			}
+			if got := r.Event(nil).GetScheduledAt(); !proto.Equal(got, tt.want) {
+				t.Errorf("Event: scheduled_at %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 

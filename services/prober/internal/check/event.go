@@ -31,6 +31,11 @@ func (r *Result) FillEvent(e *sitewatchv1.CheckResult, prober *sitewatchv1.Probe
 	e.Target.Interval = duration(e.Target.Interval, t.Interval, true)
 	e.Target.Timeout = duration(e.Target.Timeout, t.Timeout, true)
 	e.Prober = prober
+	if r.ScheduledAt.IsZero() {
+		e.ScheduledAt = nil
+	} else {
+		e.ScheduledAt = timestamp(e.ScheduledAt, r.ScheduledAt)
+	}
 	e.StartedAt = timestamp(e.StartedAt, r.StartedAt)
 	e.ResponseTime = duration(e.ResponseTime, r.ResponseTime, true)
 	if e.Timings == nil {

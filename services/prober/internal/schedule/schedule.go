@@ -3,6 +3,7 @@ package schedule
 import (
 	"container/heap"
 	"context"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -10,8 +11,50 @@ import (
 )
 
 // Job runs one check of a target. Its ctx is not cancelled when the
-// scheduler stops, so a running check ends on its own deadline.
+// scheduler stops, so a running check ends on its own deadline; Due(ctx)
+// is the slot the run was due at.
 type Job func(ctx context.Context, t *targets.Target)
+
+type dueKey struct{}
+
+// Due returns the slot a run was due at, from the ctx the scheduler gives
+// its Job; false for any other ctx. It travels in the ctx, not as an
+// argument, so that Job keeps the signature of check.Func.
+func Due(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(dueKey{}).(time.Time)
+	return t, ok
+}
+
+// Offset returns where in every interval the slots of the target id fall:
+// FNV-1a 64 of the ID modulo the interval. Every prober, of any version,
+// must compute the same slots (a prober that takes a target over keeps its
+// grid, and the recorder counts one result per slot), so this function
+// never changes; TestOffsetIsStable pins it.
+func Offset(id string, interval time.Duration) time.Duration {
+	if interval <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(id)) // never fails
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// NextSlot returns the first slot at or after t of a target with the given
+// offset and interval: slots fall at the Unix epoch + offset + k*interval.
+func NextSlot(offset, interval time.Duration, t time.Time) time.Time {
+	if interval <= 0 {
+		return t
+	}
+	n := t.UnixNano()
+	r := (n - int64(offset)) % int64(interval)
+	if r < 0 { // before the epoch
+		r += int64(interval)
+	}
+	if r == 0 {
+		return time.Unix(0, n).In(t.Location())
+	}
+	return time.Unix(0, n-r+int64(interval)).In(t.Location())
+}
 
 // Skip reasons, as reported to Options.OnSkip.
 const (
@@ -62,6 +105,10 @@ type Scheduler struct {
 	// twice at once.
 	draining map[string]*entry
 	queue    queue
+	// runEnded, when not nil, is closed as a run ends, for Wait.
+	runEnded chan struct{}
+	// offset is Offset but in tests, whose grids are easier to read.
+	offset func(id string, interval time.Duration) time.Duration
 }
 
 type entry struct {
@@ -88,19 +135,23 @@ func New(job Job, o Options) *Scheduler {
 		wake:     make(chan struct{}, 1),
 		entries:  map[string]*entry{},
 		draining: map[string]*entry{},
+		offset:   Offset,
 	}
 }
 
 // Set replaces the targets; it may be called at any time, before or while
-// Run runs. A target whose ID and interval are unchanged keeps its rhythm
-// (its next run is due when it would have been) and runs with the new
-// definition from its next run on. New targets, and targets whose interval
-// changed, get their first runs spread evenly over their interval from now,
-// in the order given. Once Set returns, a removed target starts no run,
-// not even one that was due before and waits for a concurrency slot; a run
-// in progress finishes, and a target added back while it runs is the same
-// target to the scheduler: its next run is skipped if that run is still
-// going, and with an unchanged interval it keeps its rhythm. Set takes time
+// Run runs. Every run of a target is due on a slot of the target's grid:
+// the Unix epoch + Offset(ID, interval) + k*interval, the same in every
+// prober and across restarts. A new target's first run waits for its next
+// slot (at most an interval): a run off the grid would be a second result
+// in a slot, or one in none. A target whose interval changed moves to the
+// grid of its new interval from its next slot there. A target whose ID and
+// interval are unchanged runs with the new definition from its next slot
+// on. Once Set returns, a removed target starts no run, not even one that
+// was due before and waits for a concurrency slot; a run in progress
+// finishes (Wait waits for it), and a target added back while it runs is
+// the same target to the scheduler: its next run is skipped if that run is
+// still going, and a slot already run is not run again. Set takes time
 // linear in the number of targets, old and new.
 func (s *Scheduler) Set(ts []*targets.Target) {
 	s.mu.Lock()
@@ -132,9 +183,7 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 			if e, ok = s.draining[t.ID]; ok {
 				delete(s.draining, t.ID)
 				if e.interval == t.Interval {
-					// Due when it would have been had it stayed (if
-					// that passed meanwhile, takeDue skips it as an
-					// overlap, as it would have).
+					// Its next slot, but never one it already ran.
 					e.target = t
 					back = append(back, e)
 				} else {
@@ -162,9 +211,14 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 		}
 	}
 	clear(s.queue[len(q):]) // no references to removed entries
-	q = append(q, back...)
-	for j, e := range fresh {
-		e.next = now.Add(time.Duration(int64(e.interval) * int64(j) / int64(len(fresh))))
+	for _, e := range back {
+		// e.next is the slot after the last one it ran; the slots that
+		// passed while it was away were not this scheduler's to run.
+		e.next = laterOf(e.next, NextSlot(s.offset(e.target.ID, e.interval), e.interval, now))
+		q = append(q, e)
+	}
+	for _, e := range fresh {
+		e.next = NextSlot(s.offset(e.target.ID, e.interval), e.interval, now)
 		q = append(q, e)
 	}
 	for i, e := range q {
@@ -177,6 +231,49 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Wait blocks until no check of the given target IDs is running, or ctx ends
+// (then it returns ctx.Err()). After Set without those targets, no check of
+// them starts, so once Wait returns another prober may take them over
+// without two checks of a target at once. A run due and waiting for a
+// concurrency slot counts as running until it is dropped.
+func (s *Scheduler) Wait(ctx context.Context, ids []string) error {
+	for {
+		s.mu.Lock()
+		busy := false
+		for _, id := range ids {
+			if e := s.entries[id]; e != nil && e.running {
+				busy = true
+				break
+			}
+			if e := s.draining[id]; e != nil && e.running {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.runEnded == nil {
+			s.runEnded = make(chan struct{})
+		}
+		ch := s.runEnded
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
 	}
 }
 
@@ -228,7 +325,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 				s.opts.OnRun(r.t, r.due, start.Sub(r.due))
 			}
 			s.wg.Add(1)
-			go s.do(jobCtx, r)
+			go s.do(context.WithValue(jobCtx, dueKey{}, r.due), r)
 		}
 
 		s.mu.Lock()
@@ -299,6 +396,10 @@ func (s *Scheduler) ended(e *entry) {
 	e.running = false
 	if s.draining[e.target.ID] == e {
 		delete(s.draining, e.target.ID)
+	}
+	if s.runEnded != nil { // someone waits in Wait
+		close(s.runEnded)
+		s.runEnded = nil
 	}
 }
 

@@ -137,17 +137,33 @@ type harness struct {
 	stop  func()
 }
 
-// start runs a scheduler on a fake clock at t0 with the targets, and waits
-// until it has started the runs due at once. It must be called in the
-// test's bubble.
-func start(t *testing.T, job Job, o Options, ts []*targets.Target) *harness {
+// grid gives the targets of a test offsets that are easy to read (modulo
+// the interval, like Offset); an ID it does not name has offset 0.
+func grid(offsets map[string]time.Duration) func(string, time.Duration) time.Duration {
+	return func(id string, interval time.Duration) time.Duration {
+		return offsets[id] % interval
+	}
+}
+
+// start runs a scheduler on a fake clock at t0 with the targets on the
+// given grid, and waits until it has started the runs due at once. It must
+// be called in the test's bubble.
+func start(t *testing.T, job Job, o Options, ts []*targets.Target, offset func(string, time.Duration) time.Duration) *harness {
 	t.Helper()
-	h := &harness{clock: newFakeClock(t0), rec: &recorder{t0: t0}}
+	return startAt(t, 0, job, o, ts, offset)
+}
+
+// startAt is start with the clock at t0+at; the runs are still reported
+// from t0.
+func startAt(t *testing.T, at time.Duration, job Job, o Options, ts []*targets.Target, offset func(string, time.Duration) time.Duration) *harness {
+	t.Helper()
+	h := &harness{clock: newFakeClock(t0.Add(at)), rec: &recorder{t0: t0}}
 	if job == nil {
 		job = func(context.Context, *targets.Target) {}
 	}
 	o.Clock, o.OnRun, o.OnSkip = h.clock, h.rec.onRun, h.rec.onSkip
 	h.s = New(job, o)
+	h.s.offset = offset
 	h.s.Set(ts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -194,15 +210,17 @@ func equal(a, b []string) bool {
 // harness's.
 func opts(concurrency int) Options { return Options{Concurrency: concurrency} }
 
-func TestFirstRunsSpreadOverTheInterval(t *testing.T) {
+func TestFirstRunsWaitForTheirSlots(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targetsEvery(time.Minute, "a", "b", "c", "d"))
+		offsets := grid(map[string]time.Duration{"a": 20 * time.Second, "b": 5 * time.Second, "c": 50 * time.Second, "d": 35 * time.Second})
+		h := start(t, nil, opts(10), targetsEvery(time.Minute, "a", "b", "c", "d"), offsets)
 		var got []string
-		for _, off := range []time.Duration{0, 14 * time.Second, 15 * time.Second, 30 * time.Second, 45 * time.Second, 59 * time.Second, 60 * time.Second} {
+		for _, off := range []time.Duration{0, 4 * time.Second, 5 * time.Second, 20 * time.Second, 35 * time.Second, 49 * time.Second, 50 * time.Second, 64 * time.Second, 65 * time.Second} {
 			runs, _ := h.at(t, off)
 			got = append(got, runs...)
 		}
-		want := []string{"a@0s", "b@15s", "c@30s", "d@45s", "a@1m0s"}
+		// t0 is a whole minute: every run is on its slot, the first one too.
+		want := []string{"b@5s", "a@20s", "d@35s", "c@50s", "b@1m5s"}
 		if !equal(got, want) {
 			t.Errorf("runs %v, want %v", got, want)
 		}
@@ -211,7 +229,7 @@ func TestFirstRunsSpreadOverTheInterval(t *testing.T) {
 
 func TestNoDriftOverManyIntervals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targetsEvery(10*time.Second, "a"))
+		h := start(t, nil, opts(10), targetsEvery(10*time.Second, "a"), grid(nil))
 		// The scheduler wakes 3.7s late every time: each run starts late,
 		// but the next is still due on the grid of the origin, never pushed
 		// back.
@@ -242,7 +260,7 @@ func TestNoDriftOverManyIntervals(t *testing.T) {
 
 func TestFallingBehindSkipsToTheLatestDueRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targetsEvery(10*time.Second, "a"))
+		h := start(t, nil, opts(10), targetsEvery(10*time.Second, "a"), grid(nil))
 		if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
 			t.Fatalf("runs %v", runs)
 		}
@@ -272,7 +290,7 @@ func TestNoOverlapSkipsAndCounts(t *testing.T) {
 			running--
 			mu.Unlock()
 		}
-		h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"))
+		h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"), grid(nil))
 		if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
 			t.Fatalf("runs %v", runs)
 		}
@@ -301,7 +319,8 @@ func TestNoOverlapSkipsAndCounts(t *testing.T) {
 
 func TestReloadKeepsRhythm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targetsEvery(time.Minute, "a", "b", "gone"))
+		offsets := grid(map[string]time.Duration{"b": 20 * time.Second, "gone": 40 * time.Second, "c": 45 * time.Second})
+		h := start(t, nil, opts(10), targetsEvery(time.Minute, "a", "b", "gone"), offsets)
 		// a due at 0s, b at 20s, gone at 40s, each +1m.
 		h.at(t, 0)
 		h.at(t, 20*time.Second)
@@ -314,23 +333,23 @@ func TestReloadKeepsRhythm(t *testing.T) {
 		next := targetsEvery(time.Minute, "a", "b", "c")
 		next[1].URL = "http://b.test/v2"
 		h.reload(next)
-		// c is the only new target: its first run is due now.
-		if runs, _ := h.rec.take(); !equal(runs, []string{"c@30s"}) {
-			t.Errorf("runs right after the reload %v, want [c@30s]", runs)
+		// c is the only new target: its first run waits for its slot.
+		if runs, _ := h.rec.take(); len(runs) != 0 {
+			t.Errorf("runs right after the reload %v, want none", runs)
 		}
 		var got []string
-		for _, off := range []time.Duration{40 * time.Second, 60 * time.Second, 80 * time.Second, 90 * time.Second, 100 * time.Second} {
+		for _, off := range []time.Duration{40 * time.Second, 44 * time.Second, 45 * time.Second, 60 * time.Second, 80 * time.Second, 100 * time.Second} {
 			runs, _ := h.at(t, off)
 			got = append(got, runs...)
 		}
-		// a and b keep their rhythm (0s, 20s + k*1m); gone never runs again.
-		if want := []string{"a@1m0s", "b@1m20s", "c@1m30s"}; !equal(got, want) {
+		// a and b keep their slots (0s, 20s + k*1m); gone never runs again.
+		if want := []string{"c@45s", "a@1m0s", "b@1m20s"}; !equal(got, want) {
 			t.Errorf("runs after the reload %v, want %v", got, want)
 		}
 		h.rec.mu.Lock()
 		defer h.rec.mu.Unlock()
 		// The run of b after the reload used the new definition.
-		if u := h.rec.urls[len(h.rec.urls)-2]; u != "http://b.test/v2" {
+		if u := h.rec.urls[len(h.rec.urls)-1]; u != "http://b.test/v2" {
 			t.Errorf("b ran with %s after the reload, want the new URL", u)
 		}
 		if h.s.Len() != 3 {
@@ -339,17 +358,22 @@ func TestReloadKeepsRhythm(t *testing.T) {
 	})
 }
 
-func TestReloadWithANewIntervalRespreads(t *testing.T) {
+func TestReloadWithANewIntervalMovesToItsGrid(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, opts(10), targetsEvery(time.Minute, "a"))
-		h.at(t, 0)
-		h.at(t, 10*time.Second)
-		h.reload(targetsEvery(30*time.Second, "a"))
-		if runs, _ := h.rec.take(); !equal(runs, []string{"a@10s"}) {
-			t.Errorf("runs %v, want [a@10s]: a new rhythm from the reload", runs)
+		// Offset 25s: slots at 25s + k*1m, then at 5s + k*20s.
+		h := start(t, nil, opts(10), targetsEvery(time.Minute, "a"), grid(map[string]time.Duration{"a": 25 * time.Second}))
+		if runs, _ := h.at(t, 25*time.Second); !equal(runs, []string{"a@25s"}) {
+			t.Fatalf("runs %v, want [a@25s]", runs)
 		}
-		if runs, _ := h.at(t, 40*time.Second); !equal(runs, []string{"a@40s"}) {
-			t.Errorf("runs %v, want [a@40s]", runs)
+		h.at(t, 30*time.Second)
+		h.reload(targetsEvery(20*time.Second, "a"))
+		var got []string
+		for _, off := range []time.Duration{44 * time.Second, 45 * time.Second, 60 * time.Second, 65 * time.Second, 85 * time.Second} {
+			runs, _ := h.at(t, off)
+			got = append(got, fmt.Sprint(off, runs))
+		}
+		if want := []string{"44s []", "45s [a@45s]", "1m0s []", "1m5s [a@1m5s]", "1m25s [a@1m25s]"}; !equal(got, want) {
+			t.Errorf("runs after the reload %v, want %v", got, want)
 		}
 	})
 }
@@ -367,9 +391,9 @@ func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
 		stillAt, nextAt time.Duration
 		wantNext        string
 	}{
-		{"same interval keeps its rhythm", 10 * time.Second, nil, 10 * time.Second, 20 * time.Second, "a@20s"},
-		// A new rhythm from 5s: its first run, due at once, is skipped.
-		{"new interval starts a new rhythm", 20 * time.Second, []string{"a:overlap:1"}, 25 * time.Second, 45 * time.Second, "a@45s"},
+		{"same interval keeps its slots", 10 * time.Second, nil, 10 * time.Second, 20 * time.Second, "a@20s"},
+		// The grid of 20s, from its next slot.
+		{"new interval moves to its grid", 20 * time.Second, nil, 20 * time.Second, 40 * time.Second, "a@40s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -387,7 +411,7 @@ func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
 					running--
 					mu.Unlock()
 				}
-				h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"))
+				h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"), grid(nil))
 				// Let every run end before h.stop waits for them, also when
 				// the test fails early.
 				var once sync.Once
@@ -426,7 +450,8 @@ func TestRemovedAndAddedBackWhileRunningDoesNotOverlap(t *testing.T) {
 func TestRemovedWhileRunningIsForgottenWhenItEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		h := start(t, func(context.Context, *targets.Target) { <-release }, opts(10), targetsEvery(10*time.Second, "a", "b"))
+		h := start(t, func(context.Context, *targets.Target) { <-release }, opts(10), targetsEvery(10*time.Second, "a", "b"),
+			grid(map[string]time.Duration{"b": 5 * time.Second}))
 		h.at(t, 0) // a runs
 		h.reload(targetsEvery(10*time.Second, "b"))
 		if n := h.s.Len(); n != 1 {
@@ -469,9 +494,10 @@ func TestConcurrencyIsBounded(t *testing.T) {
 			running--
 			mu.Unlock()
 		}
-		// Five targets spread 2s apart over 10s; a is due at once and holds
-		// a slot, then the clock jumps to 9s where b..e are all due.
-		h := start(t, job, opts(2), targetsEvery(10*time.Second, "a", "b", "c", "d", "e"))
+		// Five targets on slots 2s apart; a is due at once and holds a
+		// slot, then the clock jumps to 9s where b..e are all due.
+		h := start(t, job, opts(2), targetsEvery(10*time.Second, "a", "b", "c", "d", "e"),
+			grid(map[string]time.Duration{"b": 2 * time.Second, "c": 4 * time.Second, "d": 6 * time.Second, "e": 8 * time.Second}))
 		// a and b run; the scheduler waits for a slot for c.
 		h.clock.set(t, t0.Add(9*time.Second))
 		mu.Lock()
@@ -516,7 +542,7 @@ func TestStopWaitsForRunningJobsWithoutCancellingThem(t *testing.T) {
 			<-release
 			jobErr = ctx.Err()
 		}
-		h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"))
+		h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"), grid(nil))
 		h.at(t, 0)
 		stopped := make(chan struct{})
 		go func() {
@@ -537,12 +563,12 @@ func TestStopWaitsForRunningJobsWithoutCancellingThem(t *testing.T) {
 	})
 }
 
-// TestRealClockRuns runs the real clock's timer in a bubble, where time
-// moves only when everything waits: the runs are due, and made, exactly on
-// the interval.
+// TestRealClockRuns runs the real clock's timer and the real grid in a
+// bubble, where time moves only when everything waits: the runs are made
+// exactly on the slots of a.
 func TestRealClockRuns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		start := time.Now()
+		start := time.Now() // 2000-01-01T00:00:00Z, a whole number of 20ms
 		var mu sync.Mutex
 		var seen []time.Duration
 		s := New(func(ctx context.Context, tg *targets.Target) {
@@ -554,10 +580,15 @@ func TestRealClockRuns(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 110*time.Millisecond)
 		defer cancel()
 		s.Run(ctx)
+		off := time.Duration(0xaf63dc4c8601ec8c % uint64(20*time.Millisecond)) // FNV-1a 64 of "a"
+		var want []time.Duration
+		for d := off; d < 110*time.Millisecond; d += 20 * time.Millisecond {
+			want = append(want, d)
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		if want := "[0s 20ms 40ms 60ms 80ms 100ms]"; fmt.Sprint(seen) != want {
-			t.Errorf("runs at %v in 110ms at a 20ms interval, want %s", seen, want)
+		if fmt.Sprint(seen) != fmt.Sprint(want) {
+			t.Errorf("runs at %v in 110ms at a 20ms interval, want %v", seen, want)
 		}
 	})
 }
@@ -565,7 +596,8 @@ func TestRealClockRuns(t *testing.T) {
 func TestCoalescedRunsKeepTheirDueTimes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, nil, Options{Concurrency: 10, Coalesce: 25 * time.Millisecond},
-			targetsEvery(40*time.Millisecond, "a", "b", "c", "d")) // due 0, 10, 20, 30ms
+			targetsEvery(40*time.Millisecond, "a", "b", "c", "d"),
+			grid(map[string]time.Duration{"b": 10 * time.Millisecond, "c": 20 * time.Millisecond, "d": 30 * time.Millisecond}))
 		var got []string
 		for _, off := range []time.Duration{10 * time.Millisecond, 24 * time.Millisecond, 25 * time.Millisecond, 49 * time.Millisecond, 50 * time.Millisecond} {
 			runs, _ := h.at(t, off)
@@ -599,7 +631,8 @@ func TestRemovedTargetsNeverRunOnceSetReturns(t *testing.T) {
 		}
 		// One slot. a (due at 0s) runs at once and holds it; at 9s b (due
 		// 2.5s), c (5s) and d (7.5s) are due and wait for the slot.
-		h := start(t, job, opts(1), targetsEvery(10*time.Second, "a", "b", "c", "d"))
+		h := start(t, job, opts(1), targetsEvery(10*time.Second, "a", "b", "c", "d"),
+			grid(map[string]time.Duration{"b": 2500 * time.Millisecond, "c": 5 * time.Second, "d": 7500 * time.Millisecond, "e": 9 * time.Second}))
 		var once sync.Once
 		end := func() { once.Do(func() { close(release) }) }
 		t.Cleanup(end)
@@ -624,7 +657,7 @@ func TestRemovedTargetsNeverRunOnceSetReturns(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		// d had waited since 9s: it runs then, with its new URL; e's first
-		// run is due at the reload; a, d and e keep their rhythm.
+		// slot is the time of the reload; a, d and e keep their slots.
 		if want := []string{"a", "d", "e", "a", "d", "e", "a"}; !equal(started, want) {
 			t.Errorf("runs started %v, want %v", started, want)
 		}
@@ -641,4 +674,208 @@ func TestRemovedTargetsNeverRunOnceSetReturns(t *testing.T) {
 			t.Errorf("%d targets, want 3", n)
 		}
 	})
+}
+
+func TestOffsetIsStable(t *testing.T) {
+	// FNV-1a 64 of "" is the offset basis 0xcbf29ce484222325 and of "a"
+	// 0xaf63dc4c8601ec8c (the published test vectors); the grid must never
+	// move between versions, or two probers would disagree on the slots.
+	tests := []struct {
+		id       string
+		interval time.Duration
+		want     time.Duration
+	}{
+		{"", time.Minute, time.Duration(0xcbf29ce484222325 % uint64(time.Minute))},
+		{"a", time.Minute, time.Duration(0xaf63dc4c8601ec8c % uint64(time.Minute))},
+		{"a", time.Minute, 20_555_641_996 * time.Nanosecond},
+		{"a", 2 * time.Second, 555_641_996 * time.Nanosecond},
+		{"example", 30 * time.Second, 1_527_752_769 * time.Nanosecond},
+		{"example", time.Minute, 1_527_752_769 * time.Nanosecond},
+		{"a", 0, 0},
+	}
+	for _, tt := range tests {
+		if got := Offset(tt.id, tt.interval); got != tt.want {
+			t.Errorf("Offset(%q, %v) = %v (%d), want %v", tt.id, tt.interval, got, int64(got), tt.want)
+		}
+	}
+}
+
+func TestNextSlot(t *testing.T) {
+	epoch := time.Unix(0, 0).UTC()
+	tests := []struct {
+		name     string
+		offset   time.Duration
+		interval time.Duration
+		at, want time.Time
+	}{
+		{"on a slot", 7 * time.Second, time.Minute, t0.Add(7 * time.Second), t0.Add(7 * time.Second)},
+		{"a nanosecond after", 7 * time.Second, time.Minute, t0.Add(7*time.Second + 1), t0.Add(67 * time.Second)},
+		{"a nanosecond before", 7 * time.Second, time.Minute, t0.Add(7*time.Second - 1), t0.Add(7 * time.Second)},
+		{"the epoch", 7 * time.Second, time.Minute, epoch, epoch.Add(7 * time.Second)},
+		{"before the epoch", 7 * time.Second, time.Minute, epoch.Add(-54 * time.Second), epoch.Add(-53 * time.Second)},
+		{"just before the epoch", 7 * time.Second, time.Minute, epoch.Add(-time.Second), epoch.Add(7 * time.Second)},
+		// t0 is 1767225600s from the epoch, 8s past a multiple of 11s.
+		{"not a divisor of a day", 0, 11 * time.Second, t0, t0.Add(3 * time.Second)},
+		{"keeps the location", 0, time.Minute, t0.In(time.FixedZone("X", 3600)).Add(time.Second), t0.Add(time.Minute).In(time.FixedZone("X", 3600))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NextSlot(tt.offset, tt.interval, tt.at); !got.Equal(tt.want) {
+				t.Errorf("NextSlot(%v, %v, %v) = %v, want %v", tt.offset, tt.interval, tt.at, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestATakeoverKeepsTheGrid: a prober that gets a target later (a takeover
+// in fleet mode, or a restart) makes exactly the slots the first one would
+// have made from then on, with the real offsets.
+func TestATakeoverKeepsTheGrid(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ts := targetsEvery(time.Minute, "a", "example")
+		checkpoints := func(h *harness, from time.Duration) []string {
+			var got []string
+			for off := from; off <= 4*time.Minute; off += time.Second {
+				runs, skips := h.at(t, off)
+				if len(skips) > 0 {
+					t.Fatalf("skips %v", skips)
+				}
+				got = append(got, runs...)
+			}
+			return got
+		}
+		first := checkpoints(start(t, nil, opts(10), ts, Offset), 0)
+		second := checkpoints(startAt(t, 70*time.Second, nil, opts(10), ts, Offset), 70*time.Second)
+		// Offsets 20.555641996s and 1.527752769s (TestOffsetIsStable).
+		want := []string{"example@1.527752769s", "a@20.555641996s", "example@1m1.527752769s", "a@1m20.555641996s",
+			"example@2m1.527752769s", "a@2m20.555641996s", "example@3m1.527752769s", "a@3m20.555641996s"}
+		if !equal(first, want) {
+			t.Errorf("the first prober ran %v, want %v", first, want)
+		}
+		if !equal(second, want[3:]) {
+			t.Errorf("the prober that took over at 1m10s ran %v, want %v", second, want[3:])
+		}
+	})
+}
+
+func TestJobGetsItsSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []string
+		job := func(ctx context.Context, tg *targets.Target) {
+			due, ok := Due(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, fmt.Sprint(tg.ID, "@", due.Sub(t0), " ", ok))
+		}
+		h := start(t, job, opts(10), targetsEvery(10*time.Second, "a"), grid(map[string]time.Duration{"a": 3 * time.Second}))
+		// Started late (at 4s and 14.5s), the runs still carry their slots.
+		h.at(t, 4*time.Second)
+		h.at(t, 14500*time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []string{"a@3s true", "a@13s true"}; !equal(got, want) {
+			t.Errorf("jobs got %v, want %v", got, want)
+		}
+		if _, ok := Due(context.Background()); ok {
+			t.Error("Due of a context not from the scheduler reported a slot")
+		}
+	})
+}
+
+func TestAddedBackAtOnceDoesNotRunTheSameSlotAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		h := start(t, func(context.Context, *targets.Target) { <-release }, opts(10), targetsEvery(10*time.Second, "a"), grid(nil))
+		var once sync.Once
+		end := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(end)
+		if runs, _ := h.at(t, 0); !equal(runs, []string{"a@0s"}) {
+			t.Fatalf("runs %v", runs)
+		}
+		// Removed and back at 0s, its slot: 0s was run, the next is 10s.
+		h.s.Set(nil)
+		h.reload(targetsEvery(10*time.Second, "a"))
+		end()
+		synctest.Wait()
+		runs, skips := h.rec.take()
+		if len(runs) != 0 || len(skips) != 0 {
+			t.Errorf("runs %v skips %v when added back, want none", runs, skips)
+		}
+		if runs, _ := h.at(t, 10*time.Second); !equal(runs, []string{"a@10s"}) {
+			t.Errorf("runs %v, want [a@10s]", runs)
+		}
+	})
+}
+
+func TestWait(t *testing.T) {
+	type result struct {
+		err  error
+		done bool
+	}
+	tests := []struct {
+		name string
+		// wait for these while a (running) and b (due, waiting for the
+		// one concurrency slot that a holds) are removed
+		ids    []string
+		cancel bool // cancel Wait's ctx before a ends
+		// what Wait did before a ended, and then
+		before, after result
+	}{
+		{"a running check", []string{"a"}, false, result{}, result{nil, true}},
+		{"a check waiting for a concurrency slot", []string{"b"}, false, result{}, result{nil, true}},
+		{"cancelled", []string{"a", "b"}, true, result{context.Canceled, true}, result{context.Canceled, true}},
+		{"no check running", []string{"c", "unknown"}, false, result{nil, true}, result{nil, true}},
+		{"no IDs", nil, false, result{nil, true}, result{nil, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				release := make(chan struct{})
+				var once sync.Once
+				end := func() { once.Do(func() { close(release) }) }
+				h := start(t, func(context.Context, *targets.Target) { <-release }, opts(1), targetsEvery(10*time.Second, "a", "b", "c"),
+					grid(map[string]time.Duration{"b": time.Second, "c": 5 * time.Second}))
+				t.Cleanup(end)
+				if runs, _ := h.at(t, time.Second); !equal(runs, []string{"a@0s"}) { // b waits for the slot
+					t.Fatalf("runs %v, want [a@0s]", runs)
+				}
+				if !h.running("a") || !h.running("b") || h.running("c") {
+					t.Fatal("a does not run or b does not wait at 1s")
+				}
+				h.reload(targetsEvery(10*time.Second, "c"))
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				var mu sync.Mutex
+				var got result
+				go func() {
+					err := h.s.Wait(ctx, tt.ids)
+					mu.Lock()
+					got = result{err, true}
+					mu.Unlock()
+				}()
+				synctest.Wait()
+				if tt.cancel {
+					cancel()
+					synctest.Wait()
+				}
+				mu.Lock()
+				if got != tt.before {
+					t.Errorf("while a runs: Wait %+v, want %+v", got, tt.before)
+				}
+				mu.Unlock()
+				end()
+				synctest.Wait()
+				mu.Lock()
+				if got != tt.after {
+					t.Errorf("once a ended: Wait %+v, want %+v", got, tt.after)
+				}
+				mu.Unlock()
+				// b was dropped, never started.
+				if runs, _ := h.rec.take(); len(runs) != 0 {
+					t.Errorf("runs %v after a ended, want none", runs)
+				}
+			})
+		})
+	}
 }

@@ -349,6 +349,11 @@ func toEvent(m *sitewatchv1.CheckResult) (store.Event, error) {
 		e.EventID = id
 	}
 	e.TargetID, e.URL, e.Method = m.GetTarget().GetId(), m.GetTarget().GetUrl(), m.GetTarget().GetMethod()
+	// An interval that is absent or not positive is unknown, not an error:
+	// events of older probers have none, and staleness then falls back.
+	if iv := m.GetTarget().GetInterval(); iv != nil && iv.CheckValid() == nil && iv.AsDuration() > 0 {
+		e.Interval = iv.AsDuration()
+	}
 	if e.TargetID == "" {
 		bad("target.id is empty")
 	} else if len(e.TargetID) > checkevent.MaxTargetID {

@@ -211,6 +211,34 @@ func TestToEventScheduledAt(t *testing.T) {
 	}
 }
 
+// The target's interval passes through; absent (an older prober), zero,
+// negative or invalid it is unknown (0), never a reason to refuse the event.
+func TestToEventInterval(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval *durationpb.Duration
+		want     time.Duration
+	}{
+		{"carried", durationpb.New(30 * time.Second), 30 * time.Second},
+		{"older prober", nil, 0},
+		{"zero", durationpb.New(0), 0},
+		{"negative", durationpb.New(-time.Second), 0},
+		{"invalid", &durationpb.Duration{Seconds: 1, Nanos: -1}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := validEvent()
+			m.Target.Interval = tc.interval
+			e, err := toEvent(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Interval != tc.want {
+				t.Errorf("interval %s, want %s", e.Interval, tc.want)
+			}
+		})
+	}
+}
+
 // validEvent is a CheckResult that decodes, for a test to change.
 func validEvent() *sitewatchv1.CheckResult {
 	return &sitewatchv1.CheckResult{

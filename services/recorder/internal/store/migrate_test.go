@@ -211,3 +211,58 @@ func TestMigrationRegionTablesFromExistingRows(t *testing.T) {
 		('check_slots', 'check_results_region_hourly', 'target_regions', 'target_region_status')`), "0")
 	expect(t, "rows after going down", query(t, conn, `SELECT count(*) FROM check_results`), "5")
 }
+
+// Migration 00008 starts probers from the raw rows stored before it; the
+// targets checked by then have no interval (events of older probers, or
+// stored before the column), so staleness uses the 60 s default; going down
+// restores the views as they were, which still answer.
+func TestMigrationProbersFromExistingRows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url := stacktest.Database(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, closeDB, err := store.NewMigrator(url, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := closeDB(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
+	if _, err := p.UpTo(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// alpha's row in targets without rows in target_regions: checked only
+	// before target_regions existed.
+	if _, err := conn.Exec(ctx, `CREATE TABLE check_results_p20260101 PARTITION OF check_results
+			FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-01-02 00:00:00+00');
+		INSERT INTO check_results (event_id, target_id, checked_at, outcome, response_time_us, bytes_read, body_truncated, redirects, prober_region, prober_instance)
+		VALUES ('0190a000-0000-7000-8000-000000000001', 'alpha', '2026-01-01 10:00:00+00', 'up', 1000, 300, false, 0, 'eu', 'p1'),
+		       ('0190a000-0000-7000-8000-000000000002', 'alpha', '2026-01-01 10:01:00+00', 'up', 3000, 0, false, 0, 'eu', 'p1'),
+		       ('0190a000-0000-7000-8000-000000000003', 'alpha', '2026-01-01 10:00:30+00', 'up', 2000, 300, false, 0, NULL, NULL);
+		INSERT INTO targets (target_id, url, method, first_seen, last_seen, last_event_id, last_outcome, last_response_time_us, last_up_at)
+		VALUES ('alpha', 'http://alpha.test/', 'GET', '2026-01-01 10:00:00+00', '2026-01-01 10:01:00+00',
+		        '0190a000-0000-7000-8000-000000000002', 'up', 3000, '2026-01-01 10:01:00+00')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	expect(t, "probers from the raw rows", query(t, conn, `SELECT coalesce(nullif(region, ''), '-'), coalesce(nullif(instance, ''), '-'), first_seen, last_seen FROM probers ORDER BY 1`), `
+		- | - | 2026-01-01T10:00:30Z | 2026-01-01T10:00:30Z
+		eu | p1 | 2026-01-01T10:00:00Z | 2026-01-01T10:01:00Z`)
+	expect(t, "target_status", query(t, conn, `SELECT target_id, state, status, stale_since, quiet_regions, check_interval::text, interval_source FROM target_status`),
+		"alpha | up | stale | 2026-01-01T10:04:00Z | [] | 00:01:00 | default")
+	if _, err := p.DownTo(ctx, 7); err != nil {
+		t.Fatalf("down to 7: %v", err)
+	}
+	expect(t, "target_status after going down", query(t, conn, `SELECT target_id, state, since FROM target_status`), "alpha | up | 2026-01-01T10:00:00Z")
+	expect(t, "tables after going down", query(t, conn, `SELECT count(*) FROM pg_class WHERE relname IN
+		('target_config', 'target_config_offsets', 'probers', 'prober_status', 'removed_targets', 'availability_daily_all')`), "0")
+}

@@ -127,6 +127,7 @@ var regionHourlyColumns = []string{"target_id", "region", "hour", "checks", "up"
 var targetRegionColumns = []string{
 	"target_id", "region", "first_seen", "last_seen", "last_event_id", "last_outcome",
 	"last_failure_kind", "last_status_code", "last_response_time_us", "last_error", "last_up_at", "last_down_at",
+	"check_interval_us",
 }
 
 // regionRollup aggregates new events per target, region and UTC hour, in

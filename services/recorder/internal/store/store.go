@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +60,11 @@ type Event struct {
 	// ScheduledAt is the check's slot on the target's fixed grid; zero for
 	// events of probers older than the field, which claim no slot.
 	ScheduledAt time.Time
+
+	// Interval is the target's interval carried by the event; zero for
+	// events of probers older than the field. target_status judges
+	// staleness by it when the target has no configuration row.
+	Interval time.Duration
 }
 
 // Result tells what a Write did.
@@ -117,7 +123,8 @@ var stagingDDL = []string{
 	`CREATE TEMP TABLE targets_staging (
 		target_id text, url text, method text, first_seen timestamptz, last_seen timestamptz,
 		last_event_id uuid, last_outcome text, last_failure_kind text, last_status_code integer,
-		last_response_time_us bigint, last_error text, last_up_at timestamptz, last_down_at timestamptz
+		last_response_time_us bigint, last_error text, last_up_at timestamptz, last_down_at timestamptz,
+		check_interval_us bigint
 	) ON COMMIT DELETE ROWS`,
 	`CREATE TEMP TABLE region_hourly_staging (
 		target_id text, region text, hour timestamptz, checks bigint, up bigint, down bigint,
@@ -126,7 +133,11 @@ var stagingDDL = []string{
 	`CREATE TEMP TABLE target_regions_staging (
 		target_id text, region text, first_seen timestamptz, last_seen timestamptz,
 		last_event_id uuid, last_outcome text, last_failure_kind text, last_status_code integer,
-		last_response_time_us bigint, last_error text, last_up_at timestamptz, last_down_at timestamptz
+		last_response_time_us bigint, last_error text, last_up_at timestamptz, last_down_at timestamptz,
+		check_interval_us bigint
+	) ON COMMIT DELETE ROWS`,
+	`CREATE TEMP TABLE probers_staging (
+		region text, instance text, first_seen timestamptz, last_seen timestamptz
 	) ON COMMIT DELETE ROWS`,
 }
 
@@ -288,6 +299,9 @@ func (s *Store) write(ctx context.Context, events []Event, probe bool) (Result, 
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"target_regions_staging"}, targetRegionColumns, pgx.CopyFromRows(summarize(fresh, true))); err != nil {
 			return Result{}, fmt.Errorf("copy target region summaries: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"probers_staging"}, proberColumns, pgx.CopyFromRows(probers(fresh))); err != nil {
+			return Result{}, fmt.Errorf("copy prober summaries: %w", err)
 		}
 		if _, err := tx.Exec(ctx, upsertSQL); err != nil {
 			return Result{}, fmt.Errorf("upsert rollup and targets: %w", err)
@@ -517,6 +531,50 @@ func mod(a, b int64) int64 { return ((a % b) + b) % b }
 var targetColumns = []string{
 	"target_id", "url", "method", "first_seen", "last_seen", "last_event_id", "last_outcome",
 	"last_failure_kind", "last_status_code", "last_response_time_us", "last_error", "last_up_at", "last_down_at",
+	"check_interval_us",
+}
+
+var proberColumns = []string{"region", "instance", "first_seen", "last_seen"}
+
+// probers gives per prober region and instance of the batch its first and
+// last check, in key order: rows of probers_staging.
+func probers(events []*Event) [][]any {
+	type key struct{ region, instance string }
+	type span struct{ first, last time.Time }
+	spans := map[key]*span{}
+	for _, e := range events {
+		k := key{clean(e.ProberRegion), clean(e.ProberInstance)}
+		if s := spans[k]; s == nil {
+			spans[k] = &span{e.CheckedAt, e.CheckedAt}
+		} else {
+			s.first, s.last = minTime(s.first, e.CheckedAt), maxTime(s.last, e.CheckedAt)
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(spans), func(a, b key) int {
+		if c := strings.Compare(a.region, b.region); c != 0 {
+			return c
+		}
+		return strings.Compare(a.instance, b.instance)
+	})
+	rows := make([][]any, len(keys))
+	for i, k := range keys {
+		rows[i] = []any{k.region, k.instance, spans[k].first, spans[k].last}
+	}
+	return rows
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // summarize gives per target (byRegion: per target and region) of the batch
@@ -577,9 +635,16 @@ func summarize(events []*Event, byRegion bool) [][]any {
 		}
 		rows[i] = append(row, s.first, s.last, l.EventID, outcome(l),
 			nullString(l.FailureKind), status, l.ResponseTime.Microseconds(), nullString(l.Error),
-			nullTime(s.lastUp), nullTime(s.lastDown))
+			nullTime(s.lastUp), nullTime(s.lastDown), nullInterval(l.Interval))
 	}
 	return rows
+}
+
+func nullInterval(d time.Duration) any {
+	if d <= 0 {
+		return nil
+	}
+	return d.Microseconds()
 }
 
 func nullTime(t time.Time) any {
@@ -622,6 +687,13 @@ regions AS (
 	last_up_at = greatest(t.last_up_at, excluded.last_up_at),
 	last_down_at = greatest(t.last_down_at, excluded.last_down_at),
 ` + latestRegionColumns + `
+),
+prober_spans AS (
+	INSERT INTO probers AS p
+	SELECT * FROM probers_staging ORDER BY region, instance
+	ON CONFLICT (region, instance) DO UPDATE SET
+		first_seen = least(p.first_seen, excluded.first_seen),
+		last_seen = greatest(p.last_seen, excluded.last_seen)
 )
 INSERT INTO targets AS t
 SELECT * FROM targets_staging ORDER BY target_id
@@ -654,4 +726,6 @@ const latestRegionColumns = `	last_event_id = CASE WHEN (excluded.last_seen, exc
 	last_failure_kind = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_failure_kind ELSE t.last_failure_kind END,
 	last_status_code = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_status_code ELSE t.last_status_code END,
 	last_response_time_us = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_response_time_us ELSE t.last_response_time_us END,
-	last_error = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_error ELSE t.last_error END`
+	last_error = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id) THEN excluded.last_error ELSE t.last_error END,
+	check_interval_us = CASE WHEN (excluded.last_seen, excluded.last_event_id) >= (t.last_seen, t.last_event_id)
+		THEN coalesce(excluded.check_interval_us, t.check_interval_us) ELSE coalesce(t.check_interval_us, excluded.check_interval_us) END`
