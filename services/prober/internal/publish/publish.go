@@ -100,7 +100,7 @@ func New(kcfg kafkaenv.Config, o Options) (*Publisher, error) {
 	}
 	p := &Publisher{
 		o:       o,
-		subject: o.Topic + "-value", // TopicNameStrategy
+		subject: kafkaenv.Subject(o.Topic),
 		log:     o.Logger,
 		ring:    make([]check.Result, o.Buffer),
 		notify:  make(chan struct{}, 1),
