@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -483,7 +484,7 @@ type hourAgg struct {
 func (s *Store) rollup(events []*Event) [][]any {
 	aggs := map[hourKey]*hourAgg{}
 	for _, e := range events {
-		k := hourKey{clean(e.TargetID), e.CheckedAt.Unix() - mod(e.CheckedAt.Unix(), 3600)}
+		k := hourKey{clean(e.TargetID), hourOf(e.CheckedAt)}
 		a := aggs[k]
 		us := e.ResponseTime.Microseconds()
 		if a == nil {
@@ -503,15 +504,8 @@ func (s *Store) rollup(events []*Event) [][]any {
 		b, _ := slices.BinarySearch(s.bounds, us+1) // bounds at or below us
 		a.histogram[max(b, 1)-1]++
 	}
-	keys := make([]hourKey, 0, len(aggs))
-	for k := range aggs {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b hourKey) int {
-		if c := strings.Compare(a.target, b.target); c != 0 {
-			return c
-		}
-		return int(a.hour - b.hour)
+	keys := slices.SortedFunc(maps.Keys(aggs), func(a, b hourKey) int {
+		return cmp.Or(strings.Compare(a.target, b.target), cmp.Compare(a.hour, b.hour))
 	})
 	rows := make([][]any, len(keys))
 	for i, k := range keys {
@@ -526,7 +520,9 @@ func (s *Store) rollup(events []*Event) [][]any {
 	return rows
 }
 
-func mod(a, b int64) int64 { return ((a % b) + b) % b }
+// hourOf is the Unix seconds of t's UTC hour. (Truncate counts from the
+// zero time, which starts an hour in UTC as the Unix epoch does.)
+func hourOf(t time.Time) int64 { return t.Truncate(time.Hour).Unix() }
 
 var targetColumns = []string{
 	"target_id", "url", "method", "first_seen", "last_seen", "last_event_id", "last_outcome",
@@ -611,15 +607,8 @@ func summarize(events []*Event, byRegion bool) [][]any {
 			s.lastDown = e.CheckedAt
 		}
 	}
-	targets := make([]key, 0, len(sums))
-	for t := range sums {
-		targets = append(targets, t)
-	}
-	slices.SortFunc(targets, func(a, b key) int {
-		if c := strings.Compare(a.target, b.target); c != 0 {
-			return c
-		}
-		return strings.Compare(a.region, b.region)
+	targets := slices.SortedFunc(maps.Keys(sums), func(a, b key) int {
+		return cmp.Or(strings.Compare(a.target, b.target), strings.Compare(a.region, b.region))
 	})
 	rows := make([][]any, len(targets))
 	for i, t := range targets {
