@@ -71,9 +71,9 @@ func guard(fs *flag.FlagSet) (unguard func()) {
 type undoValue struct{ flag.Value }
 
 func (u undoValue) Set(s string) error {
-	before := u.Value.String()
+	before := u.String()
 	err := u.Value.Set(s)
-	if err != nil && u.Value.String() != before {
+	if err != nil && u.String() != before {
 		_ = u.Value.Set(before)
 	}
 	return err
