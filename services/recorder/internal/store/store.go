@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/checkevent"
 )
 
@@ -416,11 +417,18 @@ func isCode(err error, code string) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == code
 }
 
+// The outcome column's values, as the enum names them (a test checks the
+// column's constraint against the enum).
+var (
+	outcomeUp   = checkevent.OutcomeName(sitewatchv1.Outcome_OUTCOME_UP)
+	outcomeDown = checkevent.OutcomeName(sitewatchv1.Outcome_OUTCOME_DOWN)
+)
+
 func outcome(e *Event) string {
 	if e.Up {
-		return "up"
+		return outcomeUp
 	}
-	return "down"
+	return outcomeDown
 }
 
 func nullString(s string) any {
