@@ -1,0 +1,64 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+)
+
+// A target removed days ago while down and configured again a minute ago is
+// pending until its first check since, not stale since days nor an outage
+// of days: checks from before its latest configuration say nothing of it
+// now. Once checked again it is up or down from that check.
+func TestViewsTargetReAdded(t *testing.T) {
+	ctx := context.Background()
+	_, conn := openStore(t, store.Config{})
+	now := time.Now().UTC().Truncate(time.Second)
+	// at writes now + d as a timestamptz literal.
+	at := func(d string) string {
+		dd, err := time.ParseDuration(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "'" + now.Add(dd).Format(time.RFC3339) + "'::timestamptz"
+	}
+	sql := func(s string) string {
+		return strings.NewReplacer("NOW-1m", at("-1m"), "NOW-10d", at("-240h"), "NOW-5d", at("-120h"), "NOW-4d", at("-96h"),
+			"NOW-10s", at("-10s")).Replace(s)
+	}
+	if _, err := conn.Exec(ctx, sql(`
+		INSERT INTO target_config VALUES ('alpha', 'http://alpha.test/', 'GET', 60000000, 5000000, '{}', false,
+			'{200-399}', NULL, false, false, 1048576, '{eu}', '{}',
+			NOW-1m, NOW-1m, NULL);
+		INSERT INTO targets (target_id, url, method, first_seen, last_seen, last_event_id, last_outcome,
+			last_failure_kind, last_response_time_us, last_error, last_up_at, last_down_at, check_interval_us)
+		VALUES ('alpha', 'http://alpha.test/', 'GET', NOW-10d, NOW-4d,
+			'0190a000-0000-7000-8000-000000000001', 'down', 'timeout', 5000000, 'timeout',
+			NOW-5d, NOW-4d, 60000000);
+		INSERT INTO target_regions VALUES ('alpha', 'eu', NOW-10d, NOW-4d,
+			'0190a000-0000-7000-8000-000000000001', 'down', 'timeout', NULL, 5000000, 'timeout',
+			NOW-5d, NOW-4d, 60000000)`)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "target_status re-added", query(t, conn, sql(`SELECT status, since = NOW-1m, stale_since, quiet_regions
+		FROM target_status WHERE target_id = 'alpha'`)), "pending | true | NULL | NULL")
+	expect(t, "current_outages re-added", query(t, conn, `SELECT count(*) FROM current_outages`), "0")
+	expect(t, "target_region_status re-added", query(t, conn, sql(`SELECT region, stale, stale_since = NOW-1m + interval '3 minutes'
+		FROM target_region_status`)), "eu | false | true")
+	expect(t, "target_regions_down re-added", query(t, conn, `SELECT count(*) FROM target_regions_down WHERE regions_down > 0`), "0")
+
+	// Its first check since: down from then on, stale 3 intervals after.
+	if _, err := conn.Exec(ctx, sql(`
+		UPDATE targets SET last_seen = NOW-10s, last_down_at = NOW-10s;
+		UPDATE target_regions SET last_seen = NOW-10s, last_down_at = NOW-10s`)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "target_status checked again", query(t, conn, `SELECT status, state, stale_since FROM target_status`), "down | down | NULL")
+	expect(t, "current_outages checked again", query(t, conn, `SELECT target_id, status FROM current_outages`), "alpha | down")
+	expect(t, "target_region_status checked again", query(t, conn, sql(`SELECT region, stale, stale_since = NOW-10s + interval '3 minutes'
+		FROM target_region_status`)), "eu | false | true")
+	expect(t, "target_regions_down checked again", query(t, conn, `SELECT target_id, regions_down FROM target_regions_down`), "alpha | 1")
+}
