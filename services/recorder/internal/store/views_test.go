@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +100,41 @@ func TestViewsProberStatusReadsTenMinutes(t *testing.T) {
 		p0 | 7 | 10
 		p1 | 7 | 10
 		p2 | 7 | 10`)
+}
+
+// The replay steps of the README and the recorder README empty every table
+// the check results are projected into (all but target_config, the targets
+// topic's): a table they forget keeps rows of events the replay may no
+// longer bring back, or, a rollup, counts the replayed events twice.
+func TestReadmeReplayTruncatesEveryProjection(t *testing.T) {
+	ctx := context.Background()
+	s, conn := openStore(t, store.Config{})
+	for _, readme := range []string{"../../../../README.md", "../../README.md"} {
+		text, err := os.ReadFile(readme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmt := regexp.MustCompile("(?s)`(TRUNCATE [^`]*;)`").FindSubmatch(text)
+		if stmt == nil {
+			t.Fatalf("%s has no `TRUNCATE ...;`", readme)
+		}
+		now := time.Now().UTC()
+		e := ev("alpha", now.Add(-time.Minute), "", ms(7))
+		e.ProberRegion, e.ProberInstance, e.ScheduledAt = "eu", "p1", now.Add(-time.Minute).Truncate(time.Minute)
+		if _, err := s.Write(ctx, []store.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(stmt[1])); err != nil {
+			t.Fatalf("%s: %s: %v", readme, stmt[1], err)
+		}
+		tables := query(t, conn, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+			  AND c.relname NOT IN ('goose_db_version', 'target_config', 'target_config_offsets')
+			ORDER BY 1`)
+		for _, table := range strings.Split(tables, "\n") {
+			if n := query(t, conn, `SELECT count(*) FROM `+table); n != "0" {
+				t.Errorf("%s: %s keeps %s rows after %s", readme, table, n, stmt[1])
+			}
+		}
+	}
 }
