@@ -271,8 +271,8 @@ func TestDrillSpoolKafkaOutage(t *testing.T) {
 	during := f.total() - before
 	bytes := metric(t, prb, "sitewatch_prober_spool_bytes")
 	records := metric(t, prb, "sitewatch_prober_spool_records")
-	t.Logf("outage %s: %d checks made; half-way %v spooled, the oldest %.0f s old; at the end %v records in %v bytes (%.0f bytes a result)",
-		d, during, spooled, age, records, bytes, bytes/records)
+	t.Logf("outage %s: %d checks made; half-way %v spooled, the oldest %.0f s old; at the end %v records, the spool's files %.1f MiB (acknowledged records included until their segment goes)",
+		d, during, spooled, age, records, bytes/(1<<20))
 	if spooled == 0 || age < float64(d/2/time.Second)-10 {
 		t.Errorf("half-way through the outage: %v spooled, oldest %.0f s; want results waiting since the outage began", spooled, age)
 	}
@@ -281,6 +281,9 @@ func TestDrillSpoolKafkaOutage(t *testing.T) {
 		t.Errorf("the prober dropped %v results during a %s outage", n, d)
 	}
 	drained := metric(t, prb, "sitewatch_prober_spool_drained_total")
+	if n := metric(t, prb, "sitewatch_prober_produce_errors_total"); n != 0 {
+		t.Errorf("%v produce errors", n)
+	}
 	m := sys.drainAndCompare(t, prb, rec, f, 0)
 	if m.lost != 0 {
 		t.Errorf("%d checks made have no row in check_results", m.lost)
