@@ -501,6 +501,17 @@ func (p *Publisher) writeSpool(ctx, produceCtx context.Context) {
 		}
 		select {
 		case <-p.notify:
+			// Gather a few milliseconds of results into one write: at
+			// thousands of checks a second, a write per result would cost
+			// more CPU than the checks save by not waiting.
+			if p.queued() < len(batch) {
+				t := time.NewTimer(writeCoalesce)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
 		case <-ctx.Done():
 			if p.queued() == 0 {
 				return
@@ -508,6 +519,10 @@ func (p *Publisher) writeSpool(ctx, produceCtx context.Context) {
 		}
 	}
 }
+
+// writeCoalesce is the longest a result waits in memory for others to be
+// written with it.
+const writeCoalesce = 5 * time.Millisecond
 
 func (p *Publisher) queued() int {
 	p.mu.Lock()
