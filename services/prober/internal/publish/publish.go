@@ -361,7 +361,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 		<-pumpDone
 		p.flush(produceCtx)
 	}()
-	defer close(writerDone) // a no-op path below must not leave the pump waiting
+	// Closed on every return: the pump then stops once the spool is empty
+	// (or FlushTimeout after ctx ended).
+	defer close(writerDone)
 
 	if err := p.setupWithRetry(ctx, false); err != nil {
 		cancelProduce() // a fatal error: do not wait for Kafka
