@@ -625,7 +625,9 @@ func (p *Publisher) ensureTopic(ctx context.Context) bool {
 		case <-ctx.Done():
 			return false
 		}
-		backoff = min(2*backoff, 30*time.Second)
+		// At most 5 s: the spool drains only once the topic is known, and
+		// one request every 5 s costs Kafka nothing.
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
