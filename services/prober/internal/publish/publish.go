@@ -707,7 +707,9 @@ func (p *Publisher) setup(ctx context.Context, withTopic bool) error {
 }
 
 func (p *Publisher) createTopic(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Short: while Kafka is away, a long attempt delays the drain after it
+	// is back.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(p.cl)
 	resp, err := adm.CreateTopic(ctx, p.o.Partitions, p.o.ReplicationFactor, nil, p.o.Topic)
