@@ -202,13 +202,7 @@ func (s *Spool) load() error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	if b, err := os.ReadFile(topicFile); err == nil && len(ids) > 0 && string(b) != s.o.Topic {
-		return fmt.Errorf("spool %s holds records for topic %q, not %q: deliver them with -topic %s or remove the directory",
-			s.o.Dir, b, s.o.Topic, b)
-	}
-	if err := os.WriteFile(topicFile, []byte(s.o.Topic), 0o640); err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
+	oldTopic, _ := os.ReadFile(topicFile)
 	curSeg, curOff := s.readCursor()
 
 	for _, id := range ids {
@@ -245,6 +239,13 @@ func (s *Spool) load() error {
 				s.roff = s.offsetAfter(seg, skipped)
 			}
 		}
+	}
+	if s.pending > 0 && oldTopic != nil && string(oldTopic) != s.o.Topic {
+		return fmt.Errorf("spool %s holds %d records for topic %q, not %q: deliver them with -topic %s or remove the directory",
+			s.o.Dir, s.pending, oldTopic, s.o.Topic, oldTopic)
+	}
+	if err := os.WriteFile(topicFile, []byte(s.o.Topic), 0o640); err != nil {
+		return fmt.Errorf("spool: %w", err)
 	}
 	if s.nextSegID == 0 {
 		s.nextSegID = 1
@@ -731,9 +732,13 @@ func (s *Spool) Close() error {
 	s.closed = true
 	if s.w != nil {
 		s.w.Close()
-		if a := s.active(); a.size == 0 && len(s.segs) > 0 {
-			os.Remove(a.path)
+	}
+	if s.pending == 0 && s.n == 0 {
+		// Everything acknowledged: leave no segment behind.
+		for _, seg := range s.segs {
+			os.Remove(seg.path)
 		}
+		os.Remove(filepath.Join(s.o.Dir, "cursor"))
 	}
 	if s.rf != nil {
 		s.rf.Close()

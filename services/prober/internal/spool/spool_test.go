@@ -373,9 +373,27 @@ func TestOtherTopicIsRefused(t *testing.T) {
 	appendN(t, s, 0, 1)
 	s.Close()
 	_, err := Open(Options{Dir: dir, Topic: "other", MaxBytes: 1 << 20})
-	if err == nil || !strings.Contains(err.Error(), `holds records for topic "t", not "other"`) {
+	if err == nil || !strings.Contains(err.Error(), `holds 1 records for topic "t", not "other"`) {
 		t.Errorf("Open for another topic: %v", err)
 	}
+}
+
+func TestDeliveredSpoolLeavesNothingAndTakesAnyTopic(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20, 64, 10)
+	appendN(t, s, 0, 5)
+	drain(t, s, true)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if segs := segFiles(t, dir); len(segs) != 0 {
+		t.Errorf("segments left after everything was acknowledged: %v", segs)
+	}
+	other, err := Open(Options{Dir: dir, Topic: "other", MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("Open of an empty spool for another topic: %v", err)
+	}
+	other.Close()
 }
 
 // FuzzOpen opens a spool whose only segment holds arbitrary bytes: never a
