@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -340,16 +341,20 @@ func TestDrillSpoolCap(t *testing.T) {
 	waitSpoolEmpty(t, prb, 3*time.Minute)
 	dropped := int(metric(t, prb, `sitewatch_prober_results_dropped_total{reason="spool_full"}`))
 	all := int(metric(t, prb, "sitewatch_prober_results_dropped_total"))
+	// Failed checks so far: a dropped one that never reached the site
+	// leaves neither a request nor a row.
+	failed := int(metricWith(t, prb, "sitewatch_prober_checks_total", `outcome="down"`))
 	m := sys.drainAndCompare(t, prb, rec, f, dropped)
-	t.Logf("%d checks made, %d dropped (spool_full), %d stored; RSS %d MiB 10 s into the outage, %d MiB 30 s into it",
-		f.total()+m.unreached, dropped, m.rows, rssEarly>>20, rssLate>>20)
+	t.Logf("%d requests served, %d results dropped (spool_full), %d stored, %d failed checks; RSS %d MiB 10 s into the outage, %d MiB 30 s into it",
+		f.total(), dropped, m.rows, failed, rssEarly>>20, rssLate>>20)
 	if dropped == 0 || all != dropped {
 		t.Errorf("dropped %d spool_full of %d in all; want spool_full drops only", dropped, all)
 	}
 	// Each drop is a check with no row: a request without a row, or a
-	// failed check that never reached the site (then not seen at all).
-	if m.lost > dropped || (m.unreached == 0 && m.lost != dropped) {
-		t.Errorf("%d requests without a row, %d dropped (%d failed checks never reached the site)", m.lost, dropped, m.unreached)
+	// failed check that never reached the site (then seen nowhere).
+	if m.lost > dropped || dropped-m.lost > failed {
+		t.Errorf("%d requests without a row, %d dropped, %d failed checks made: want requests without a row = dropped, less at most the failed checks",
+			m.lost, dropped, failed)
 	}
 	// The newest are delivered: every target's last check is stored.
 	ctx := context.Background()
@@ -426,6 +431,32 @@ func TestDrillSpoolCorruptSegment(t *testing.T) {
 	if m.lost != 0 {
 		t.Errorf("%d checks made have no row in check_results", m.lost)
 	}
+}
+
+// metricWith sums the series of a metric whose labels contain labels.
+func metricWith(t testing.TB, p *proc, name, labels string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, labels) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }
 
 // rss reads the process's resident memory now.
