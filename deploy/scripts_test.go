@@ -322,3 +322,62 @@ func TestDrillForcesTheNativeStack(t *testing.T) {
 		t.Errorf("stack.sh called with %q, want %q", calls, want)
 	}
 }
+
+// .ci/run closes with the count of passed, failed and skipped tests when a
+// test fails too, where the count matters most, and still fails; the drills
+// do not run after failed tests (and do after passed ones). It runs in a scratch tree with a fake go
+// (whose `task test` writes go test's JSON events as gotestsum does) and a
+// fake deploy/stack.sh.
+func TestCIRunCountsWhenTestsFail(t *testing.T) {
+	script, err := os.ReadFile("../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	writeExecutable(t, filepath.Join(root, ".ci/run"), string(script))
+	writeExecutable(t, filepath.Join(root, "deploy/stack.sh"), "#!/usr/bin/env bash\necho \"stack.sh $*\"\n")
+	bin := toolPath(t, "bash", "dirname", "mkdir", "rm", "cut", "nproc", "cat")
+	// The interpreter itself: python3 on PATH may be a shim (pyenv) that
+	// needs more of PATH.
+	python, err := exec.Command("python3", "-c", "import os, sys; print(os.path.realpath(sys.executable))").Output()
+	if err != nil {
+		t.Skipf("python3: %v", err)
+	}
+	if err := os.Symlink(strings.TrimSpace(string(python)), filepath.Join(bin, "python3")); err != nil {
+		t.Fatal(err)
+	}
+	events := `{"Action":"pass","Package":"p","Test":"TestA"}` + "\n" +
+		`{"Action":"pass","Package":"p","Test":"TestB"}` + "\n" +
+		`{"Action":"skip","Package":"p","Test":"TestC"}` + "\n" +
+		`{"Action":"fail","Package":"p","Test":"TestD"}` + "\n" +
+		`{"Action":"fail","Package":"p"}` + "\n"
+	writeExecutable(t, filepath.Join(bin, "go"), fmt.Sprintf(`#!/usr/bin/env bash
+case "$*" in
+  version) echo "go version go1.0 linux/amd64" ;;
+  "tool task lint") echo "lint ok" ;;
+  "tool task test") cat >"$GOTESTSUM_JSONFILE" <<'JSON'
+%sJSON
+    exit "$FAKE_TEST_EXIT" ;;
+  "tool task drill") echo "drills ran"; exit 0 ;;
+  *) echo "unexpected go $*" >&2; exit 3 ;;
+esac
+`, events))
+	for _, tc := range []struct {
+		testExit, wantCode int
+		drills             bool
+	}{{1, 1, false}, {0, 0, true}} {
+		stdout, stderr, code := runScript(t, []string{"PATH=" + bin, "HOME=" + root, fmt.Sprint("FAKE_TEST_EXIT=", tc.testExit)}, filepath.Join(root, ".ci/run"))
+		if code != tc.wantCode {
+			t.Errorf("task test exiting %d: .ci/run exited %d, want %d", tc.testExit, code, tc.wantCode)
+		}
+		if !strings.Contains(stdout, "tests: 2 passed, 1 failed, 1 skipped\n") {
+			t.Errorf("task test exiting %d: no closing count in:\n%s\nstderr:\n%s", tc.testExit, stdout, stderr)
+		}
+		if strings.Contains(stdout, "drills ran") != tc.drills {
+			t.Errorf("task test exiting %d: drills ran %v, want %v:\n%s", tc.testExit, !tc.drills, tc.drills, stdout)
+		}
+		if !strings.Contains(stdout, "stack.sh down") {
+			t.Errorf("task test exiting %d: the stack was not stopped:\n%s", tc.testExit, stdout)
+		}
+	}
+}

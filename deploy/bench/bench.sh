@@ -18,6 +18,11 @@
 #      page at the same concurrency (16 checks at once, 20,000 checks/s
 #      offered so that it runs flat out): with and without Kafka, and with the
 #      same body pattern; then 10,000 targets every 10 s for RSS and schedule lag.
+#      Results go through the on-disk spool as in the prober; a run with
+#      -no-spool (memory only) gives the spool's CPU cost. Then the spool after
+#      an outage: DRAIN_RESULTS results spooled with Kafka unreachable (bytes
+#      on disk per result), delivered while 1,000 targets are checked every
+#      second (drain rate).
 #   4. End to end (services/internal/cmd/e2ebench): the prober and recorder
 #      binaries as processes, 1,000 targets every second against the page,
 #      a fresh topic and database; delay from check start to committed row.
@@ -57,12 +62,12 @@ if [[ -n ${BENCH_QUICK:-} ]]; then
   MODE="quick (BENCH_QUICK=1)"
   CEILING_DURATION=4s BLACKBOX_DURATION=5s WARMUP=1s
   PROBER_DURATION=5s MEMORY_DURATION=10s E2E_WARMUP=3s E2E_DURATION=10s
-  RECORDER_EVENTS=200000 RECORDER_RATE_FOR=10s
+  RECORDER_EVENTS=200000 RECORDER_RATE_FOR=10s DRAIN_RESULTS=100000
 else
   MODE=full
   CEILING_DURATION=8s BLACKBOX_DURATION=10s WARMUP=2s
   PROBER_DURATION=10s MEMORY_DURATION=20s E2E_WARMUP=5s E2E_DURATION=20s
-  RECORDER_EVENTS=1000000 RECORDER_RATE_FOR=30s
+  RECORDER_EVENTS=1000000 RECORDER_RATE_FOR=30s DRAIN_RESULTS=500000
 fi
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -311,7 +316,7 @@ PAGE_BYTES=$(wc -c <"$NGINX_DIR/index.html")
 # whose closed connections an earlier step left in TIME_WAIT (tens of
 # thousands per step on loopback; with them, finding a free four-tuple makes
 # later steps slower than earlier ones).
-STEPS=(ceiling http_2xx http_body plain pattern nokafka memory e2e)
+STEPS=(ceiling http_2xx http_body plain nospool pattern nokafka memory drain e2e)
 declare -A PAGE
 start_nginx() {
   local step port listen=""
@@ -424,15 +429,21 @@ pb_field() {
     rss) awk '$1 == "rss" {print $2}' "$f" ;;
     peak) sed -n 's/^rss.*(peak \([0-9.]*\) MiB).*/\1/p' "$f" ;;
     lag) sed -n 's/^lag p50\/p99\/max *//p' "$f" | sed 's/ *(.*//' ;;
+    bytes) awk '$1 == "bytes/result" {print $2}' "$f" ;;
+    encoded) sed -n 's/^bytes\/result.*a check result \([0-9]*\) bytes.*/\1/p' "$f" ;;
+    drain) awk '$1 == "drain/s" {print $2}' "$f" ;;
+    drainnote) sed -n 's/^drain\/s *[0-9]*  (\(.*\))$/\1/p' "$f" ;;
   esac
 }
 
 FAST=(-targets 20000 -interval 1s -concurrency 16 -warmup "$WARMUP" -duration "$PROBER_DURATION")
 declare -A PB_OK
 probebench plain "${FAST[@]}" && PB_OK[plain]=1
+probebench nospool "${FAST[@]}" -no-spool && PB_OK[nospool]=1
 probebench pattern "${FAST[@]}" -pattern "$PATTERN" && PB_OK[pattern]=1
 probebench nokafka "${FAST[@]}" -no-kafka && PB_OK[nokafka]=1
 probebench memory -targets 10000 -interval 10s -duration "$MEMORY_DURATION" && PB_OK[memory]=1
+probebench drain -drain "$DRAIN_RESULTS" -targets 1000 -interval 1s && PB_OK[drain]=1
 
 # --- 5. end to end -----------------------------------------------------------
 
@@ -594,7 +605,14 @@ table() {
       "$module" "$BLACKBOX_DURATION" "${BB_OK[$module]}" "${BB_ERR[$module]}" "$(fmt_int "${BB_RPS[$module]}")" "${BB_CPU[$module]}" \
       "$(pct_of "${BB_RPS[$module]}" "$CEILING")"
   done
-  prober_row plain http_2xx "3. Prober, status check, to Kafka (16 at once, 20,000/s offered)"
+  prober_row plain http_2xx "3. Prober, status check, to Kafka through the spool (16 at once, 20,000/s offered)"
+  if [[ -n ${PB_OK[nospool]:-} && -n ${PB_OK[plain]:-} ]]; then
+    printf '| 3. Prober, status check, to Kafka without the spool (`-spool-max-bytes 0`, memory only) | %s checks/s, **%s ms CPU/check** (%s of one core) | | the spool costs **%s** of the CPU per check (goal: at most 10%% more) |\n' \
+      "$(fmt_int "$(pb_field nospool checks)")" "$(pb_field nospool cpu)" "$(pb_field nospool core)" \
+      "$(awk -v a="$(pb_field plain cpu)" -v b="$(pb_field nospool cpu)" 'BEGIN {if (a > 0 && b > 0) printf "%+.0f%%", 100 * (a - b) / b; else print "?"}')"
+  else
+    printf '| 3. Prober without the spool | %s | | |\n' "$(failed probebench-nospool.err)"
+  fi
   prober_row pattern http_body "3. Prober, body pattern \`$PATTERN\`, to Kafka (16 at once)"
   prober_row nokafka "" "3. Prober, status check, no Kafka (checks only, 16 at once)"
   recorder_rows
@@ -606,6 +624,13 @@ table() {
   fi
   recorder_rss_row
   reload_rows
+  if [[ -n ${PB_OK[drain]:-} ]]; then
+    printf '| 8. Spool after an outage (%s results spooled with Kafka unreachable, then delivered) | **%s bytes on disk per result** (encoded CheckResult %s bytes); drain **%s results/s** (%s) | | goal: at least 20,000 results/s while 1,000 checks/s go on; 1 GiB holds %s results |\n' \
+      "$(fmt_int "$DRAIN_RESULTS")" "$(pb_field drain bytes)" "$(pb_field drain encoded)" "$(fmt_int "$(pb_field drain drain)")" "$(pb_field drain drainnote)" \
+      "$(fmt_int "$(awk -v b="$(pb_field drain bytes)" 'BEGIN {if (b > 0) print 1073741824 / b}')")"
+  else
+    printf '| 8. Spool after an outage | %s | | |\n' "$(failed probebench-drain.err)"
+  fi
   echo
   echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: getrusage over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
 }

@@ -50,7 +50,7 @@ func startFleetProber(t *testing.T, instance, region, targetsTopic, resultsTopic
 	p := &fleetProber{instance: instance, metrics: freeAddr(t), stop: stop, done: make(chan error, 1), logs: &stacktest.Log{}}
 	go func() {
 		p.done <- run(ctx, []string{"-fleet", "-region", region, "-instance", instance, "-targets-topic", targetsTopic,
-			"-topic", resultsTopic, "-partitions", "2", "-listen", p.metrics, "-linger", "5ms", "-session-timeout", "10s"},
+			"-topic", resultsTopic, "-partitions", "2", "-listen", p.metrics, "-linger", "5ms", "-session-timeout", "10s", "-spool-dir", t.TempDir()},
 			stacktest.Getenv, &bytes.Buffer{}, p.logs)
 	}()
 	t.Cleanup(func() {

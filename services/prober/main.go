@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,6 +57,10 @@ type flags struct {
 	flushTimeout time.Duration
 	logLevel     slog.Level
 	codec        kgo.CompressionCodec
+	spoolDir     string
+	spoolMax     string
+	spoolMaxB    int64
+	spoolSync    time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
@@ -74,11 +81,14 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.IntVar(&f.replication, "replication-factor", -1, "replication factor of the topic when the prober creates it (-1: the broker's default)")
 	fs.IntVar(&f.concurrency, "concurrency", 256, "checks running at once, at most")
 	fs.DurationVar(&f.coalesce, "coalesce", 20*time.Millisecond, "least time between scheduler wake-ups: checks due meanwhile start together, at most this late (saves CPU at high rates; 0: every check on time)")
-	fs.IntVar(&f.buffer, "buffer", 10000, "results waiting for Kafka, at most; beyond, the oldest are dropped")
+	fs.IntVar(&f.buffer, "buffer", 10000, "results waiting in memory (to be spooled, or without a spool for Kafka), at most; beyond, the oldest are dropped")
 	fs.StringVar(&f.compression, "compression", "lz4", "Kafka batch compression: zstd, lz4, snappy, gzip or none")
 	fs.DurationVar(&f.linger, "linger", 20*time.Millisecond, "how long the producer waits to fill a batch")
 	fs.DurationVar(&f.flushTimeout, "flush-timeout", 15*time.Second, "at shutdown, how long to wait for Kafka to take the buffered results")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory of the on-disk spool where results wait for Kafka, one per prober (default $XDG_STATE_HOME/sitewatch/prober/INSTANCE/spool, with $HOME/.local/state when XDG_STATE_HOME is unset)")
+	fs.StringVar(&f.spoolMax, "spool-max-bytes", "1GiB", "cap of the spool (1GiB, 500MB, ...); beyond it the oldest results are dropped; 0: no spool, results wait in memory only (-buffer)")
+	fs.DurationVar(&f.spoolSync, "spool-sync", time.Second, "how often the spool is fsynced: what a power loss can cost (a killed prober loses only results not yet written, normally none)")
 	var errs []error
 	if err := cmdline.Parse(fs, args); errors.Is(err, flag.ErrHelp) {
 		return nil, err
@@ -105,9 +115,15 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	bad(f.replication == 0 || f.replication < -1 || f.replication > 32767, "-replication-factor: at least 1, or -1")
 	bad(f.topic == "", "-topic: required")
 	bad(f.instance == "", "-instance: required (the host name is unknown)")
+	bad(f.spoolSync <= 0, "-spool-sync: more than 0")
 	var err error
 	if f.codec, err = compressionCodec(f.compression); err != nil {
 		errs = append(errs, err)
+	}
+	if maxBytes, err := humanize.ParseBytes(f.spoolMax); err != nil || maxBytes > math.MaxInt64 {
+		errs = append(errs, fmt.Errorf("-spool-max-bytes: %q is not a size such as 1GiB or 500MB", f.spoolMax))
+	} else {
+		f.spoolMaxB = int64(maxBytes)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -129,6 +145,24 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 		return kgo.NoCompression(), nil
 	}
 	return kgo.NoCompression(), fmt.Errorf("-compression: %q is not one of zstd, lz4, snappy, gzip, none", name)
+}
+
+// spoolDir returns -spool-dir, or its default under the user's state
+// directory (XDG Base Directory Specification), one per instance so that
+// probers sharing a machine do not share a spool.
+func spoolDir(f *flags, getenv func(string) string) (string, error) {
+	if f.spoolDir != "" {
+		return f.spoolDir, nil
+	}
+	state := getenv("XDG_STATE_HOME")
+	if state == "" {
+		home := getenv("HOME")
+		if home == "" {
+			return "", errors.New("-spool-dir: required when neither XDG_STATE_HOME nor HOME is set")
+		}
+		state = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(state, "sitewatch", "prober", f.instance, "spool"), nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -171,6 +205,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 
+	spoolPath := ""
+	if f.spoolMaxB > 0 {
+		if spoolPath, err = spoolDir(f, getenv); err != nil {
+			return err
+		}
+	}
 	pub, err := publish.New(kcfg, publish.Options{
 		Topic:             f.topic,
 		Partitions:        int32(f.partitions),
@@ -179,6 +219,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Compression:       f.codec,
 		Linger:            f.linger,
 		FlushTimeout:      f.flushTimeout,
+		SpoolDir:          spoolPath,
+		SpoolMaxBytes:     f.spoolMaxB,
+		SpoolSync:         f.spoolSync,
 		Prober:            &sitewatchv1.Prober{Instance: f.instance, Region: f.region},
 		Logger:            logger,
 		Registerer:        reg,
@@ -199,12 +242,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	spool := []any{"spool", spoolPath, "spool_max_bytes", f.spoolMaxB, "spool_sync", f.spoolSync}
 	if f.fleet {
-		logger.Info("starting in fleet mode", "targets_topic", f.targetsTopic, "group", fleet.Group(f.region), "kafka", kcfg.String(),
-			"topic", f.topic, "instance", f.instance, "region", f.region, "concurrency", f.concurrency, "buffer", f.buffer)
+		logger.Info("starting in fleet mode", append([]any{"targets_topic", f.targetsTopic, "group", fleet.Group(f.region), "kafka", kcfg.String(),
+			"topic", f.topic, "instance", f.instance, "region", f.region, "concurrency", f.concurrency, "buffer", f.buffer}, spool...)...)
 	} else {
-		logger.Info("starting", "config", f.config, "targets", len(file.Targets), "kafka", kcfg.String(),
-			"topic", f.topic, "instance", f.instance, "region", f.region, "concurrency", f.concurrency, "buffer", f.buffer)
+		logger.Info("starting", append([]any{"config", f.config, "targets", len(file.Targets), "kafka", kcfg.String(),
+			"topic", f.topic, "instance", f.instance, "region", f.region, "concurrency", f.concurrency, "buffer", f.buffer}, spool...)...)
 	}
 
 	prober := check.New(check.Options{})

@@ -160,7 +160,8 @@ targets:
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-config", path, "-topic", topic, "-partitions", "2", "-listen", "127.0.0.1:0",
-			"-instance", "test-prober", "-region", "local", "-linger", "5ms", "-flush-timeout", "20s"}, stacktest.Getenv, &bytes.Buffer{}, &logs)
+			"-instance", "test-prober", "-region", "local", "-linger", "5ms", "-flush-timeout", "20s",
+			"-spool-dir", t.TempDir()}, stacktest.Getenv, &bytes.Buffer{}, &logs)
 	}()
 	defer func() {
 		cancel()

@@ -21,7 +21,8 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	usage, out := fs.Usage, fs.Output()
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
-	restore := func() { fs.Usage = usage; fs.SetOutput(out) }
+	unguard := guard(fs)
+	restore := func() { unguard(); fs.Usage = usage; fs.SetOutput(out) }
 	var errs []error
 	for {
 		err := fs.Parse(args)
@@ -44,6 +45,44 @@ func Parse(fs *flag.FlagSet, args []string) error {
 		fs.Usage()
 	}
 	return errors.Join(errs...)
+}
+
+// guard makes every flag of fs undo a value it refuses, until the returned
+// func is called. Package flag's numbers, durations and bools store what
+// they parsed (zero) before they return the error; going on past that
+// error, a command's own checks would then report that zero as a second,
+// false error about a value nobody gave.
+func guard(fs *flag.FlagSet) (unguard func()) {
+	var flags []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) {
+		flags = append(flags, f)
+		f.Value = undoValue{f.Value}
+	})
+	return func() {
+		for _, f := range flags {
+			f.Value = f.Value.(undoValue).Value // usage tells the kinds by type
+		}
+	}
+}
+
+// undoValue is a flag.Value that puts the previous value back when Set
+// fails, where the failure changed it and the value can say it (a Func
+// flag's String is always "": there is nothing to put back).
+type undoValue struct{ flag.Value }
+
+func (u undoValue) Set(s string) error {
+	before := u.String()
+	err := u.Value.Set(s)
+	if err != nil && u.String() != before {
+		_ = u.Value.Set(before)
+	}
+	return err
+}
+
+// IsBoolFlag keeps a bool flag one that takes no value.
+func (u undoValue) IsBoolFlag() bool {
+	b, ok := u.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // badSyntax tells whether package flag refuses s as a flag's syntax ("-=x",

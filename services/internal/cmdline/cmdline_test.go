@@ -66,3 +66,41 @@ func TestParse(t *testing.T) {
 		}
 	})
 }
+
+// A value its flag refuses leaves the flag as it was: package flag's own
+// numbers and durations store a zero first (-n x makes n 0), which the
+// command's checks would then report as a second, false error
+// ("-concurrency: at least 1" after "invalid value \"x\" for flag
+// -concurrency"). The flags keep their kinds: -b alone is a bool, and the
+// usage names int, duration and bool.
+func TestParseKeepsWhatAFlagRefuses(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(&bytes.Buffer{})
+	fs.Usage = func() {}
+	n := fs.Int("n", 7, "the n")
+	d := fs.Duration("d", time.Second, "the d")
+	b := fs.Bool("b", true, "the b")
+	u := fs.Uint("u", 3, "the u")
+	err := cmdline.Parse(fs, []string{"-n", "x", "-d", "forever", "-b=maybe", "-u", "-1", "cmd"})
+	if err == nil || len(strings.Split(err.Error(), "\n")) != 4 {
+		t.Fatalf("error %v, want four lines", err)
+	}
+	if *n != 7 || *d != time.Second || !*b || *u != 3 {
+		t.Errorf("after refused values n=%d d=%v b=%v u=%d, want the defaults 7 1s true 3", *n, *d, *b, *u)
+	}
+	if !slices.Equal(fs.Args(), []string{"cmd"}) {
+		t.Errorf("args %q, want [cmd]", fs.Args())
+	}
+
+	if err := cmdline.Parse(fs, []string{"-n", "5", "-b", "cmd"}); err != nil || *n != 5 || !*b || !slices.Equal(fs.Args(), []string{"cmd"}) {
+		t.Errorf("-n 5 -b cmd: err %v, n=%d b=%v args %q; want nil, 5, true, [cmd] (-b takes no value)", err, *n, *b, fs.Args())
+	}
+	var usage bytes.Buffer
+	fs.SetOutput(&usage)
+	fs.PrintDefaults()
+	for _, want := range []string{"-n int", "-d duration", "-u uint", "  -b\tthe b"} {
+		if !strings.Contains(usage.String(), want) {
+			t.Errorf("usage %q lacks %q", usage.String(), want)
+		}
+	}
+}

@@ -378,7 +378,8 @@ func TestDrillHostileWebsites(t *testing.T) {
 	}
 }
 
-// metric reads one unlabelled sample from the process's /metrics.
+// metric reads a sample from the process's /metrics: name alone sums every
+// series of the metric (all label values), name{labels} reads one series.
 func metric(t testing.TB, p *proc, name string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + p.listen + "/metrics")
@@ -388,17 +389,28 @@ func metric(t testing.TB, p *proc, name string) float64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 1<<20)
+	found := false
+	sum := 0.0
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			return f
+		line := sc.Text()
+		v, ok := strings.CutPrefix(line, name+" ")
+		if !ok && !strings.Contains(name, "{") && strings.HasPrefix(line, name+"{") {
+			v, ok = line[strings.LastIndexByte(line, ' ')+1:], true
 		}
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		found = true
+		sum += f
 	}
-	t.Fatalf("%s has no metric %s", p.name, name)
-	return 0
+	if !found {
+		t.Fatalf("%s has no metric %s", p.name, name)
+	}
+	return sum
 }
 
 // peakRSS reads the high-water mark of the process's resident memory.

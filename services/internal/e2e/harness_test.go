@@ -293,6 +293,7 @@ type system struct {
 	topic string
 	group string
 	db    *pgxpool.Pool
+	spool string // the probers' -spool-dir
 }
 
 func newSystem(t testing.TB) *system {
@@ -307,7 +308,7 @@ func newSystem(t testing.TB) *system {
 	}
 	t.Cleanup(db.Close)
 	name := stacktest.Name("e2e")
-	return &system{env: env{databaseURL: url}, topic: name, group: name, db: db}
+	return &system{env: env{databaseURL: url}, topic: name, group: name, db: db, spool: filepath.Join(t.TempDir(), "spool")}
 }
 
 func (s *system) recorder(t testing.TB, extra ...string) *proc {
@@ -317,7 +318,9 @@ func (s *system) recorder(t testing.TB, extra ...string) *proc {
 
 func (s *system) prober(t testing.TB, targets string, wait bool, extra ...string) *proc {
 	t.Helper()
-	return start(t, s.env, "prober", wait, append([]string{"-config", targets, "-topic", s.topic, "-instance", "e2e", "-partitions", "3"}, extra...)...)
+	// extra comes last: a flag given twice takes the last value.
+	return start(t, s.env, "prober", wait, append([]string{"-config", targets, "-topic", s.topic, "-instance", "e2e", "-partitions", "3",
+		"-spool-dir", s.spool}, extra...)...)
 }
 
 func (s *system) count(t testing.TB, query string, args ...any) int {

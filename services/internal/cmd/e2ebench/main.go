@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	prober, err := start(c.prober, filepath.Join(c.logDir, "e2e-prober.log"), os.Environ(),
 		"-config", targetsFile, "-topic", topic, "-listen", probAddr, "-instance", "e2ebench",
-		"-region", "local", "-log-level", "warn")
+		"-region", "local", "-log-level", "warn", "-spool-dir", filepath.Join(work, "spool"))
 	if err != nil {
 		return err
 	}

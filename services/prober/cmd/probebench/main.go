@@ -58,6 +58,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	pattern := fs.String("pattern", "", "RE2 pattern each target looks for")
 	coalesce := fs.Duration("coalesce", 20*time.Millisecond, "scheduler wake-up coalescing (the prober's -coalesce)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the measured time")
+	noSpool := fs.Bool("no-spool", false, "results wait in memory only, not in the on-disk spool")
+	spoolDir := fs.String("spool-dir", "", "spool directory (default: a temporary one, removed at the end)")
+	drain := fs.Int("drain", 0, "spool mode: spool this many results with Kafka unreachable, then measure the drain into Kafka while the targets are checked")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,6 +91,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dir := ""
+	if !*noSpool {
+		dir = *spoolDir
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "probebench-spool")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			dir = tmp
+		}
+	}
 	var re string
 	if *pattern != "" {
 		re = *pattern
@@ -95,6 +110,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ts, err := makeTargets(*nTargets, target, *interval, re)
 	if err != nil {
 		return err
+	}
+	if *drain > 0 {
+		if dir == "" {
+			return errors.New("-drain needs the spool")
+		}
+		return runDrain(ctx, drainOptions{n: *drain, dir: dir, targets: ts, interval: *interval, concurrency: *concurrency,
+			getenv: getenv, logger: logger}, stdout, stderr)
 	}
 
 	var published func(check.Result)
@@ -115,7 +137,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		pub, err = publish.New(kcfg, publish.Options{
 			Topic: topic, Partitions: 6, ReplicationFactor: -1, Buffer: *buffer,
 			Compression: codec, Linger: *linger, FlushTimeout: 30 * time.Second,
-			Prober: &sitewatchv1.Prober{Instance: "probebench", Region: "local"},
+			Prober:   &sitewatchv1.Prober{Instance: "probebench", Region: "local"},
+			SpoolDir: dir, SpoolMaxBytes: 8 << 30, SpoolSync: time.Second,
 			Logger: logger, Registerer: reg,
 		})
 		if err != nil {
@@ -194,8 +217,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		close(schedDone)
 	}()
 
-	fmt.Fprintf(stderr, "probebench: %d targets every %v (%.0f checks/s offered) against %s, concurrency %d, kafka %t; warming up %v, measuring %v\n",
-		*nTargets, *interval, float64(*nTargets)/interval.Seconds(), target, *concurrency, !*noKafka, *warmup, *duration)
+	fmt.Fprintf(stderr, "probebench: %d targets every %v (%.0f checks/s offered) against %s, concurrency %d, kafka %t, spool %q; warming up %v, measuring %v\n",
+		*nTargets, *interval, float64(*nTargets)/interval.Seconds(), target, *concurrency, !*noKafka, dir, *warmup, *duration)
 	select {
 	case <-time.After(*warmup):
 	case <-ctx.Done():
@@ -436,6 +459,7 @@ func memory() (rss, hwm int64) {
 	return rss, hwm
 }
 
+// counter sums the series of a counter or gauge.
 func counter(g prometheus.Gatherer, name string) float64 {
 	mfs, err := g.Gather()
 	if err != nil {
@@ -445,7 +469,7 @@ func counter(g prometheus.Gatherer, name string) float64 {
 		if mf.GetName() == name {
 			var sum float64
 			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 			return sum
 		}

@@ -35,7 +35,7 @@ func TestBufferDropsTheOldest(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		p.Publish(result(fmt.Sprint(i)))
 	}
-	if got := testutil.ToFloat64(p.dropped); got != 2 {
+	if got := testutil.ToFloat64(p.dropped.WithLabelValues(DropBufferFull)); got != 2 {
 		t.Errorf("dropped %v, want 2", got)
 	}
 	if p.Buffered() != 3 {
@@ -156,7 +156,7 @@ func TestRunSendsEverythingQueuedAtStop(t *testing.T) {
 	if got := testutil.ToFloat64(p.produced); got != n {
 		t.Errorf("produced %v, want %d", got, n)
 	}
-	if got := testutil.ToFloat64(p.produceErrors) + testutil.ToFloat64(p.dropped); got != 0 {
+	if got := testutil.ToFloat64(p.produceErrors) + dropped(p); got != 0 {
 		t.Errorf("%v errors or drops, want 0", got)
 	}
 

@@ -476,6 +476,12 @@ func (c *Consumer) policy(ev store.Event, now time.Time) *deadLetter {
 		return &deadLetter{ReasonFuture, fmt.Sprintf("started_at %s is more than %s ahead of this recorder's clock",
 			ev.CheckedAt.UTC().Format(time.RFC3339), c.cfg.MaxFuture)}
 	}
+	// The slot too: each day of scheduled_at gets a check_slots partition,
+	// and one in the future is never dropped by the retention.
+	if c.cfg.MaxFuture > 0 && ev.ScheduledAt.After(now.Add(c.cfg.MaxFuture)) {
+		return &deadLetter{ReasonFuture, fmt.Sprintf("scheduled_at %s is more than %s ahead of this recorder's clock",
+			ev.ScheduledAt.UTC().Format(time.RFC3339), c.cfg.MaxFuture)}
+	}
 	return nil
 }
 

@@ -144,16 +144,30 @@ func (s *Store) ensurePartitions(ctx context.Context, events []Event) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return s.createPartitions(ctx, missing)
+	return s.createPartitions(ctx, missing, time.Time{})
 }
 
 // createPartitions creates the given days' partitions where missing, in a
 // short transaction of its own (creating a partition briefly locks the parent
 // table), under an advisory lock so that two recorders never race to create
-// the same one.
-func (s *Store) createPartitions(ctx context.Context, parts []part) error {
+// the same one. A day the retention drops at now (time.Now() when zero),
+// judged under that lock, is never created: a Write that found the day kept
+// just before Maintain dropped it would otherwise bring back an empty
+// check_slots partition, and a late second result of a slot whose claim was
+// dropped would be counted again in the rollups. Its rows then find no
+// partition, and the retried Write returns them as expired.
+func (s *Store) createPartitions(ctx context.Context, parts []part, now time.Time) error {
+	var created []part
 	err := s.underPartitionLock(ctx, "create partitions", func(tx pgx.Tx) error {
+		at := now
+		if at.IsZero() {
+			at = time.Now()
+		}
 		for _, p := range parts {
+			if s.expiredDay(p.day, at) {
+				continue
+			}
+			created = append(created, p)
 			name := partitionName(p.table, p.day)
 			sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s
 				FOR VALUES FROM ('%s') TO ('%s')`,
@@ -169,16 +183,17 @@ func (s *Store) createPartitions(ctx context.Context, parts []part) error {
 		return err
 	}
 	s.mu.Lock()
-	for _, p := range parts {
+	for _, p := range created {
 		s.parts[p] = true
 	}
 	s.mu.Unlock()
-	s.logger.Debug("partitions ensured", "partitions", len(parts))
+	s.logger.Debug("partitions ensured", "partitions", len(created))
 	return nil
 }
 
 // Maintain creates the partitions of check_results and check_slots from
-// `behind` days before now's day to `ahead` days after it, and, with a
+// `behind` days before now's day to `ahead` days after it (but none the
+// retention drops), and, with a
 // retention, drops every partition of either that ends at or before now
 // minus the retention (all its rows are expired). It returns the names of
 // the partitions dropped.
@@ -190,7 +205,7 @@ func (s *Store) Maintain(ctx context.Context, now time.Time, behind, ahead int) 
 			want = append(want, part{table, today.Add(time.Duration(i) * day)})
 		}
 	}
-	if err := s.createPartitions(ctx, want); err != nil {
+	if err := s.createPartitions(ctx, want, now); err != nil {
 		return nil, err
 	}
 	if s.retention <= 0 {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -24,13 +25,7 @@ func slotOf(e *Event) slotKey {
 }
 
 func compareSlots(a, b slotKey) int {
-	if c := strings.Compare(a.target, b.target); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.region, b.region); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.at, b.at)
+	return cmp.Or(strings.Compare(a.target, b.target), strings.Compare(a.region, b.region), cmp.Compare(a.at, b.at))
 }
 
 // claimSlots claims in check_slots the slots of events (new to
@@ -136,7 +131,7 @@ func regionRollup(events []*Event) [][]any {
 	type agg struct{ checks, up, down, sumUS int64 }
 	aggs := map[slotKey]*agg{} // at: the hour's Unix seconds
 	for _, e := range events {
-		k := slotKey{clean(e.TargetID), clean(e.ProberRegion), e.CheckedAt.Unix() - mod(e.CheckedAt.Unix(), 3600)}
+		k := slotKey{clean(e.TargetID), clean(e.ProberRegion), hourOf(e.CheckedAt)}
 		a := aggs[k]
 		if a == nil {
 			a = &agg{}
@@ -150,11 +145,7 @@ func regionRollup(events []*Event) [][]any {
 		}
 		a.sumUS += e.ResponseTime.Microseconds()
 	}
-	keys := make([]slotKey, 0, len(aggs))
-	for k := range aggs {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareSlots)
+	keys := slices.SortedFunc(maps.Keys(aggs), compareSlots)
 	rows := make([][]any, len(keys))
 	for i, k := range keys {
 		a := aggs[k]

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/checkevent"
 )
 
@@ -415,11 +417,18 @@ func isCode(err error, code string) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == code
 }
 
+// The outcome column's values, as the enum names them (a test checks the
+// column's constraint against the enum).
+var (
+	outcomeUp   = checkevent.OutcomeName(sitewatchv1.Outcome_OUTCOME_UP)
+	outcomeDown = checkevent.OutcomeName(sitewatchv1.Outcome_OUTCOME_DOWN)
+)
+
 func outcome(e *Event) string {
 	if e.Up {
-		return "up"
+		return outcomeUp
 	}
-	return "down"
+	return outcomeDown
 }
 
 func nullString(s string) any {
@@ -483,7 +492,7 @@ type hourAgg struct {
 func (s *Store) rollup(events []*Event) [][]any {
 	aggs := map[hourKey]*hourAgg{}
 	for _, e := range events {
-		k := hourKey{clean(e.TargetID), e.CheckedAt.Unix() - mod(e.CheckedAt.Unix(), 3600)}
+		k := hourKey{clean(e.TargetID), hourOf(e.CheckedAt)}
 		a := aggs[k]
 		us := e.ResponseTime.Microseconds()
 		if a == nil {
@@ -503,15 +512,8 @@ func (s *Store) rollup(events []*Event) [][]any {
 		b, _ := slices.BinarySearch(s.bounds, us+1) // bounds at or below us
 		a.histogram[max(b, 1)-1]++
 	}
-	keys := make([]hourKey, 0, len(aggs))
-	for k := range aggs {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b hourKey) int {
-		if c := strings.Compare(a.target, b.target); c != 0 {
-			return c
-		}
-		return int(a.hour - b.hour)
+	keys := slices.SortedFunc(maps.Keys(aggs), func(a, b hourKey) int {
+		return cmp.Or(strings.Compare(a.target, b.target), cmp.Compare(a.hour, b.hour))
 	})
 	rows := make([][]any, len(keys))
 	for i, k := range keys {
@@ -526,7 +528,9 @@ func (s *Store) rollup(events []*Event) [][]any {
 	return rows
 }
 
-func mod(a, b int64) int64 { return ((a % b) + b) % b }
+// hourOf is the Unix seconds of t's UTC hour. (Truncate counts from the
+// zero time, which starts an hour in UTC as the Unix epoch does.)
+func hourOf(t time.Time) int64 { return t.Truncate(time.Hour).Unix() }
 
 var targetColumns = []string{
 	"target_id", "url", "method", "first_seen", "last_seen", "last_event_id", "last_outcome",
@@ -611,15 +615,8 @@ func summarize(events []*Event, byRegion bool) [][]any {
 			s.lastDown = e.CheckedAt
 		}
 	}
-	targets := make([]key, 0, len(sums))
-	for t := range sums {
-		targets = append(targets, t)
-	}
-	slices.SortFunc(targets, func(a, b key) int {
-		if c := strings.Compare(a.target, b.target); c != 0 {
-			return c
-		}
-		return strings.Compare(a.region, b.region)
+	targets := slices.SortedFunc(maps.Keys(sums), func(a, b key) int {
+		return cmp.Or(strings.Compare(a.target, b.target), strings.Compare(a.region, b.region))
 	})
 	rows := make([][]any, len(targets))
 	for i, t := range targets {

@@ -489,6 +489,11 @@ func TestWriteSkipsExpiredDays(t *testing.T) {
 	now := time.Now().UTC()
 	today := now.Truncate(24 * time.Hour)
 	gone := today.Add(-4 * 24 * time.Hour)
+	// The day's partition, from when the retention still kept it.
+	if _, err := conn.Exec(ctx, `CREATE TABLE check_results_p`+gone.Format("20060102")+` PARTITION OF check_results
+		FOR VALUES FROM ('`+gone.Format(time.RFC3339)+`') TO ('`+gone.Add(24*time.Hour).Format(time.RFC3339)+`')`); err != nil {
+		t.Fatal(err)
+	}
 	dropped, err := s.Maintain(ctx, now, 5, 0)
 	if err != nil {
 		t.Fatal(err)
