@@ -23,7 +23,7 @@
 #      an outage: DRAIN_RESULTS results spooled with Kafka unreachable (bytes
 #      on disk per result), delivered while 1,000 targets are checked every
 #      second (drain rate).
-#   4. End to end (services/internal/cmd/e2ebench): the prober and recorder
+#   4. End to end (services/testing/cmd/e2ebench): the prober and recorder
 #      binaries as processes, 1,000 targets every second against the page,
 #      a fresh topic and database; delay from check start to committed row.
 #   5. The recorder's benchmark program (services/recorder/cmd/recorderbench,
@@ -266,7 +266,7 @@ go build -o "$BIN/probebench" ./services/prober/cmd/probebench 2>"$LOGS/probeben
 # has no -topic flag, and the end-to-end row says so.
 log "building prober, recorder and e2ebench"
 E2E_NOTE=""
-if ! go build -o "$BIN/" ./services/prober ./services/internal/cmd/e2ebench 2>"$LOGS/e2e-build.log"; then
+if ! go build -o "$BIN/" ./services/prober ./services/testing/cmd/e2ebench 2>"$LOGS/e2e-build.log"; then
   E2E_NOTE="end to end: build failed, see .stack/bench/logs/e2e-build.log"
 fi
 RECORDER_BIN=${RECORDER_BIN:-}

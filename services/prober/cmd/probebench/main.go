@@ -27,11 +27,11 @@ import (
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
 	"github.com/sitewatch/sitewatch/services/prober/internal/publish"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
+	"github.com/sitewatch/sitewatch/services/testing/stackenv"
 )
 
 // page is the ~2 KB body the local server returns.

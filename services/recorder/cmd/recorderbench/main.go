@@ -37,9 +37,9 @@ import (
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+	"github.com/sitewatch/sitewatch/services/testing/stackenv"
 )
 
 func main() { cmdline.Main("recorderbench", run) }

@@ -26,7 +26,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stackenv"
+	"github.com/sitewatch/sitewatch/services/testing/stackenv"
 )
 
 func main() { cmdline.Main("e2ebench", run) }
