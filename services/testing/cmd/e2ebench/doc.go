@@ -10,7 +10,15 @@
 //
 //	e2ebench -prober bin/prober -recorder bin/recorder -url http://127.0.0.1:8080/ -targets 1000 -interval 1s
 //
-// It prints figures as "key value" lines for deploy/bench/bench.sh and
-// leaves nothing behind: the topics, the schema subject and the database are
-// removed at the end.
+// It leaves nothing behind: the topics, the schema subject and the database
+// are removed at the end. It prints one JSON object on stdout for
+// deploy/bench/bench.sh:
+//
+//	offered_per_s, measured_s            the load offered (targets ÷ interval) and the measured time after the warm-up
+//	checks_per_s, stored_per_s           the prober's checks and the recorder's stored rows per second while measuring
+//	delay_p50_ms, delay_p99_ms           check start to committed row, interpolated within the histogram's buckets
+//	delay_p50_bucket_ms, ..._p99_...     [lower, upper] bounds of the bucket each quantile fell in, ms
+//	prober_cpu_ms_per_check              the prober process's user+system CPU per check (/proc/PID/stat)
+//	recorder_cpu_ms_per_event            the recorder process's CPU per stored row
+//	prober_rss_mib, recorder_rss_mib     the largest VmRSS of each process, sampled every 100 ms
 package main
