@@ -415,6 +415,9 @@ if [[ -z $E2E_NOTE ]]; then
 fi
 # e2e KEY: a figure of e2ebench (fields: its doc.go); a bucket's bounds as lo-hi.
 e2e() { jq -r "if (.$1 | type) == \"array\" then .$1 | map(tostring) | join(\"-\") else .$1 end" "$LOGS/e2ebench.json"; }
+# e2e_f KEY FORMAT: the figure formatted with printf.
+# shellcheck disable=SC2059 # the format is the caller's
+e2e_f() { printf "$2" "$(e2e "$1")"; }
 
 kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
 
@@ -501,8 +504,8 @@ e2e_row() {
     return
   fi
   printf '| 5. End to end at 1,000 checks/s (prober and recorder processes, 1,000 targets every 1 s): check start to committed row | **p50 %s ms, p99 %s ms** (within histogram buckets %s and %s ms; %s checks/s, %s rows/s stored over %s s; prober %s ms CPU/check, recorder %s ms CPU/row; RSS prober %s MiB, recorder %s MiB) | %s | |\n' \
-    "$(e2e delay_p50_ms)" "$(e2e delay_p99_ms)" "$(e2e delay_p50_bucket_ms)" "$(e2e delay_p99_bucket_ms)" "$(fmt_int "$(e2e checks_per_s)")" "$(fmt_int "$(e2e stored_per_s)")" "$(e2e measured_s)" \
-    "$(e2e prober_cpu_ms_per_check)" "$(e2e recorder_cpu_ms_per_event)" "$(e2e prober_rss_mib)" "$(e2e recorder_rss_mib)" "$part"
+    "$(e2e delay_p50_ms)" "$(e2e delay_p99_ms)" "$(e2e delay_p50_bucket_ms)" "$(e2e delay_p99_bucket_ms)" "$(fmt_int "$(e2e checks_per_s)")" "$(fmt_int "$(e2e stored_per_s)")" "$(e2e_f measured_s %.1f)" \
+    "$(e2e_f prober_cpu_ms_per_check %.3f)" "$(e2e_f recorder_cpu_ms_per_event %.3f)" "$(e2e_f prober_rss_mib %.1f)" "$(e2e_f recorder_rss_mib %.1f)" "$part"
 }
 
 recorder_rows() {
@@ -584,7 +587,7 @@ table() {
     printf '| 8. Spool after an outage | %s | | |\n' "$(failed probebench-drain.err)"
   fi
   echo
-  echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: getrusage over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
+  echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: /proc/self/stat over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
 }
 
 table | tee "$BENCH_DIR/results.md"
