@@ -7,13 +7,13 @@
 #   BENCH_QUICK=1 deploy/bench/bench.sh   shorter durations and backlog (about 2 minutes)
 #
 # What runs, in order:
-#   1. nginx (worker_processes 1, a ~2 KB static page) on a free 127.0.0.1 port,
-#      with a temporary configuration under .stack/bench; the new-connection
-#      ceiling is `wrk -t1 -c32 -d8s -H "Connection: close"` against it.
+#   1. nginx (worker_processes 1, a ~2 KB static page) on free 127.0.0.1 ports,
+#      one per step, with a temporary configuration (`benchhost nginx`); the
+#      new-connection ceiling is `wrk -t1 -c32 -d8s -H "Connection: close"` against it.
 #   2. Prometheus blackbox_exporter v0.27.0 (built once into .stack/bench from a
 #      scratch module, then cached), driven with `wrk -t1 -c16 -d10s` at /probe
 #      with module http_2xx and with a body-regexp module; CPU per probe from
-#      /proc/PID/stat utime+stime deltas over the run.
+#      /proc/PID/stat utime+stime deltas over the run (`benchhost proc PID`).
 #   3. The prober's pipeline (services/prober/cmd/probebench) against the same
 #      page at the same concurrency (16 checks at once, 20,000 checks/s
 #      offered so that it runs flat out): with and without Kafka, and with the
@@ -23,7 +23,7 @@
 #      an outage: DRAIN_RESULTS results spooled with Kafka unreachable (bytes
 #      on disk per result), delivered while 1,000 targets are checked every
 #      second (drain rate).
-#   4. End to end (services/internal/cmd/e2ebench): the prober and recorder
+#   4. End to end (services/testing/cmd/e2ebench): the prober and recorder
 #      binaries as processes, 1,000 targets every second against the page,
 #      a fresh topic and database; delay from check start to committed row.
 #   5. The recorder's benchmark program (services/recorder/cmd/recorderbench,
@@ -43,6 +43,12 @@
 # started with deploy/stack.sh up first. The benchmark programs create their
 # own topics and databases and remove them afterwards. The table goes to stdout and to
 # .stack/bench/results.md; the logs of each step go to .stack/bench/logs/.
+#
+# The benchmark programs print one JSON object each (their doc.go lists the
+# fields), kept in .stack/bench/logs/*.json; this script reads them with jq.
+# Free ports, a process's CPU time and memory, and nginx come from
+# services/testing/benchhost, as in the programs (here through
+# services/testing/cmd/benchhost).
 #
 # RECORDERBENCH=/path/to/recorderbench and RECORDER_BIN=/path/to/recorder run
 # binaries built elsewhere (another branch) instead of this tree's.
@@ -74,7 +80,7 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$BENCH_DIR" "$LOGS" "$BIN" || die "cannot create $BENCH_DIR"
-rm -f "$LOGS"/*.log "$LOGS"/*.err # only this run's logs, so that none is mistaken for its own
+rm -f "$LOGS"/*.log "$LOGS"/*.err "$LOGS"/*.json # only this run's logs, so that none is mistaken for its own
 RUN_DIR=$(mktemp -d "$BENCH_DIR/run.XXXXXX") || die "mktemp under $BENCH_DIR failed"
 
 # Every process this script starts is stopped by its pid on the way out.
@@ -142,6 +148,7 @@ find_nginx() { command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && ech
 missing=()
 [[ -n $(find_nginx) ]] || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     log "installing ${missing[*]} (Debian packages)"
@@ -151,24 +158,9 @@ if ((${#missing[@]})); then
     die "missing ${missing[*]}: install them (sudo apt-get install -y ${missing[*]}) and run again"
   fi
 fi
-NGINX=$(find_nginx)
 
 
 # --- helpers ------------------------------------------------------------------
-
-# free_port prints a 127.0.0.1 TCP port nothing listens on (a check, not a
-# reservation: the servers started on it are checked for listening).
-free_port() {
-  local port
-  for _ in $(seq 200); do
-    port=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
 
 # wait_http URL [SECONDS]: until URL answers.
 wait_http() {
@@ -179,17 +171,9 @@ wait_http() {
   done
 }
 
-# cpu_ticks PID: utime+stime of the process, in clock ticks (/proc/PID/stat
-# fields 14 and 15, counted after the parenthesised command name).
-cpu_ticks() {
-  local stat
-  stat=$(<"/proc/$1/stat") || return 1
-  stat=${stat##*) }
-  # After "pid (comm) ", field 3 (state) is the first: utime is the 12th, stime the 13th.
-  awk '{print $12 + $13}' <<<"$stat"
-}
-
-rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+# proc PID FIELD: cpu_s (user+system time so far), rss_mib or peak_rss_mib
+# of a process (benchhost proc).
+proc() { "$BIN/benchhost" proc "$1" | jq -r ".$2"; }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
@@ -210,7 +194,6 @@ wrk_errors() {
   awk '/Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} /Non-2xx/ {n += $NF} END {print n + 0}' "$1"
 }
 
-TICK=$(getconf CLK_TCK)
 
 # --- header -------------------------------------------------------------------
 
@@ -219,7 +202,6 @@ DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 MEM_GIB=$(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
 GO_VERSION=$(go env GOVERSION)
-NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
 WRK_VERSION=$(wrk -v 2>&1 | awk 'NR == 1 {print $2}')
 if [[ -f .stack/kafka/libs/.versions ]]; then
   KAFKA_VERSION=$(tr ' ' '\n' <.stack/kafka/libs/.versions | awk -F= '$1 == "kafka" {print $2}')
@@ -256,9 +238,9 @@ fi
 # Built from the module proxy, the binary carries its version in its build info.
 BLACKBOX_VERSION_SHOWN=$(go version -m "$BLACKBOX" | awk '$1 == "mod" && $2 ~ /blackbox_exporter$/ {print $3}')
 
-log "building probebench"
-go build -o "$BIN/probebench" ./services/prober/cmd/probebench 2>"$LOGS/probebench-build.log" ||
-  die "building probebench failed: see $LOGS/probebench-build.log"
+log "building probebench and benchhost"
+go build -o "$BIN/" ./services/prober/cmd/probebench ./services/testing/cmd/benchhost 2>"$LOGS/probebench-build.log" ||
+  die "building probebench and benchhost failed: see $LOGS/probebench-build.log"
 
 # End to end: the prober and recorder binaries of this tree (RECORDER_BIN
 # names another recorder binary), run as separate processes by e2ebench.
@@ -266,7 +248,7 @@ go build -o "$BIN/probebench" ./services/prober/cmd/probebench 2>"$LOGS/probeben
 # has no -topic flag, and the end-to-end row says so.
 log "building prober, recorder and e2ebench"
 E2E_NOTE=""
-if ! go build -o "$BIN/" ./services/prober ./services/internal/cmd/e2ebench 2>"$LOGS/e2e-build.log"; then
+if ! go build -o "$BIN/" ./services/prober ./services/testing/cmd/e2ebench 2>"$LOGS/e2e-build.log"; then
   E2E_NOTE="end to end: build failed, see .stack/bench/logs/e2e-build.log"
 fi
 RECORDER_BIN=${RECORDER_BIN:-}
@@ -303,56 +285,28 @@ fi
 
 # --- nginx --------------------------------------------------------------------
 
-NGINX_DIR=$RUN_DIR/nginx
-mkdir -p "$NGINX_DIR"
-{
-  printf '<!doctype html><html><head><title>sitewatch bench</title></head><body>\n'
-  for _ in $(seq 42); do printf '<p>The quick brown fox jumps over the lazy dog.</p>\n'; done
-  printf '</body></html>\n'
-} >"$NGINX_DIR/index.html"
-PAGE_BYTES=$(wc -c <"$NGINX_DIR/index.html")
-
 # nginx listens on one port per step, so that no step connects to a port
 # whose closed connections an earlier step left in TIME_WAIT (tens of
 # thousands per step on loopback; with them, finding a free four-tuple makes
 # later steps slower than earlier ones).
 STEPS=(ceiling http_2xx http_body plain nospool pattern nokafka memory drain e2e)
 declare -A PAGE
-start_nginx() {
-  local step port listen=""
-  for step in "${STEPS[@]}"; do
-    port=$(free_port) || return 1
-    PAGE[$step]=http://127.0.0.1:$port/index.html
-    listen+="    listen 127.0.0.1:$port;"$'\n'
-  done
-  cat >"$NGINX_DIR/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $NGINX_DIR/nginx.pid;
-error_log $NGINX_DIR/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $NGINX_DIR;
-  proxy_temp_path $NGINX_DIR;
-  fastcgi_temp_path $NGINX_DIR;
-  uwsgi_temp_path $NGINX_DIR;
-  scgi_temp_path $NGINX_DIR;
-  server {
-$listen    root $NGINX_DIR;
-    location / { index index.html; }
-  }
-}
-CONF
-  "$NGINX" -c "$NGINX_DIR/nginx.conf" -p "$NGINX_DIR" -e "$NGINX_DIR/error.log" >"$LOGS/nginx.log" 2>&1 &
-  NGINX_PID=$!
-  PIDS+=("$NGINX_PID")
-  for step in "${STEPS[@]}"; do
-    wait_http "${PAGE[$step]}" 10 || return 1
-  done
-}
-for _ in 1 2 3; do start_nginx && break; done || die "nginx did not start: see $LOGS/nginx.log and $NGINX_DIR/error.log"
+NGINX_JSON=$RUN_DIR/nginx.json
+"$BIN/benchhost" nginx -ports ${#STEPS[@]} >"$NGINX_JSON" 2>"$LOGS/nginx.log" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+# benchhost prints its line once nginx answers on every port.
+for _ in $(seq 300); do
+  [[ -s $NGINX_JSON ]] && break
+  kill -0 "$NGINX_PID" 2>/dev/null || break
+  sleep 0.1
+done
+[[ -s $NGINX_JSON ]] || die "nginx did not start: see $LOGS/nginx.log"
+for i in "${!STEPS[@]}"; do
+  PAGE[${STEPS[$i]}]=$(jq -r ".urls[$i]" "$NGINX_JSON")
+done
+PAGE_BYTES=$(jq -r .page_bytes "$NGINX_JSON")
+NGINX_VERSION=$(jq -r .version "$NGINX_JSON")
 log "nginx $NGINX_VERSION serves $PAGE_BYTES bytes at ${PAGE[ceiling]} (and a port for each step)"
 
 # --- 1. ceiling ---------------------------------------------------------------
@@ -379,60 +333,62 @@ modules:
       fail_if_body_not_matches_regexp:
         - "$PATTERN"
 YAML
-BLACKBOX_PORT=$(free_port) || die "no free port for blackbox_exporter"
-"$BLACKBOX" --config.file="$RUN_DIR/blackbox.yml" --web.listen-address="127.0.0.1:$BLACKBOX_PORT" \
+BLACKBOX_ADDR=$("$BIN/benchhost" addr | jq -r .addr) || die "no free port for blackbox_exporter"
+"$BLACKBOX" --config.file="$RUN_DIR/blackbox.yml" --web.listen-address="$BLACKBOX_ADDR" \
   --log.level=warn >"$LOGS/blackbox.log" 2>&1 &
 BLACKBOX_PID=$!
 PIDS+=("$BLACKBOX_PID")
-wait_http "http://127.0.0.1:$BLACKBOX_PORT/metrics" 20 || die "blackbox_exporter did not start: see $LOGS/blackbox.log"
+wait_http "http://$BLACKBOX_ADDR/metrics" 20 || die "blackbox_exporter did not start: see $LOGS/blackbox.log"
 
 declare -A BB_RPS BB_CPU BB_OK BB_ERR
 for module in http_2xx http_body; do
   target=$(sed 's|:|%3A|g; s|/|%2F|g' <<<"${PAGE[$module]}")
-  url="http://127.0.0.1:$BLACKBOX_PORT/probe?target=$target&module=$module"
+  url="http://$BLACKBOX_ADDR/probe?target=$target&module=$module"
   # A probe that fails still answers 200: check probe_success before and after.
   ok_before=$(curl -fsS "$url" | awk '$1 == "probe_success" {print $2}')
   log "blackbox_exporter $module: wrk -t1 -c16 -d$BLACKBOX_DURATION (after $WARMUP warm-up)"
   wrk -t1 -c16 -d"$WARMUP" "$url" >/dev/null 2>&1
-  t0=$(cpu_ticks "$BLACKBOX_PID")
+  t0=$(proc "$BLACKBOX_PID" cpu_s)
   wrk -t1 -c16 -d"$BLACKBOX_DURATION" "$url" >"$LOGS/blackbox-$module.log" 2>&1
-  t1=$(cpu_ticks "$BLACKBOX_PID")
+  t1=$(proc "$BLACKBOX_PID" cpu_s)
   ok_after=$(curl -fsS "$url" | awk '$1 == "probe_success" {print $2}')
   n=$(wrk_requests "$LOGS/blackbox-$module.log")
   BB_RPS[$module]=$(wrk_rps "$LOGS/blackbox-$module.log")
-  BB_CPU[$module]=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$TICK" 'BEGIN {if (n > 0) printf "%.3f", d * 1000 / hz / n}')
+  BB_CPU[$module]=$(awk -v t0="$t0" -v t1="$t1" -v n="$n" 'BEGIN {if (n > 0) printf "%.3f", (t1 - t0) * 1000 / n}')
   BB_OK[$module]="$ok_before/$ok_after"
   BB_ERR[$module]=$(wrk_errors "$LOGS/blackbox-$module.log")
 done
-BB_RSS_MIB=$(awk -v k="$(rss_kib "$BLACKBOX_PID")" 'BEGIN {printf "%.0f", k / 1024}')
+BB_RSS_MIB=$(awk -v m="$(proc "$BLACKBOX_PID" peak_rss_mib)" 'BEGIN {printf "%.0f", m}')
 kill "$BLACKBOX_PID" 2>/dev/null && wait "$BLACKBOX_PID" 2>/dev/null
 
 # --- 3. prober ----------------------------------------------------------------
 
-# probebench NAME ARGS...: runs it against the page, output in $LOGS/probebench-NAME.log.
+# probebench NAME ARGS...: runs it against the page, its JSON in $LOGS/probebench-NAME.json.
 probebench() {
   local name=$1
   shift
   log "prober $name: probebench $*"
-  "$BIN/probebench" -url "${PAGE[$name]}" "$@" >"$LOGS/probebench-$name.log" 2>"$LOGS/probebench-$name.err"
+  "$BIN/probebench" -url "${PAGE[$name]}" "$@" >"$LOGS/probebench-$name.json" 2>"$LOGS/probebench-$name.err"
 }
-# pb_field NAME KEY: a figure of a probebench run.
+# pb NAME JQ: a figure of a probebench run (fields: its doc.go).
+pb() { jq -r "$2" "$LOGS/probebench-$1.json"; }
+# pb_field NAME KEY: a figure of a probebench run as the table shows it.
 pb_field() {
-  local f=$LOGS/probebench-$1.log
+  local name=$1
   case $2 in
-    checks) awk '$1 == "checks/s" {print $2}' "$f" ;;
-    skipped) sed -n 's/^checks\/s.* \([0-9]*\) skipped.*/\1/p' "$f" ;;
-    up) sed -n 's/^checks\/s.*checks, \([0-9]*\) up.*/\1/p' "$f" ;;
-    total) sed -n 's/^checks\/s.*(\([0-9]*\) checks.*/\1/p' "$f" ;;
-    cpu) awk '$1 == "cpu" && $2 == "ms/check" {print $3}' "$f" ;;
-    core) sed -n 's/^cpu ms\/check.*: \([0-9]*%\) of one core.*/\1/p' "$f" ;;
-    rss) awk '$1 == "rss" {print $2}' "$f" ;;
-    peak) sed -n 's/^rss.*(peak \([0-9.]*\) MiB).*/\1/p' "$f" ;;
-    lag) sed -n 's/^lag p50\/p99\/max *//p' "$f" | sed 's/ *(.*//' ;;
-    bytes) awk '$1 == "bytes/result" {print $2}' "$f" ;;
-    encoded) sed -n 's/^bytes\/result.*a check result \([0-9]*\) bytes.*/\1/p' "$f" ;;
-    drain) awk '$1 == "drain/s" {print $2}' "$f" ;;
-    drainnote) sed -n 's/^drain\/s *[0-9]*  (\(.*\))$/\1/p' "$f" ;;
+    checks) pb "$name" .checks_per_s ;;
+    skipped) pb "$name" .skipped ;;
+    up) pb "$name" .up ;;
+    total) pb "$name" .checks ;;
+    cpu) pb "$name" '.cpu_ms_per_check * 10000 | round / 10000' ;;
+    core) pb "$name" '"\(.core_pct | round)%"' ;;
+    rss) pb "$name" '.rss_mib * 10 | round / 10' ;;
+    peak) pb "$name" '.peak_rss_mib * 10 | round / 10' ;;
+    lag) pb "$name" '"\(.lag_p50_ms)ms / \(.lag_p99_ms)ms / \(.lag_max_ms)ms"' ;;
+    bytes) pb "$name" '.bytes_per_result | round' ;;
+    encoded) pb "$name" .encoded_bytes ;;
+    drain) pb "$name" .drain_per_s ;;
+    drainnote) pb "$name" '"\(.spooled) spooled results acknowledged in \(.drain_s * 10 | round / 10)s from the first acknowledgement, \(.total_s * 10 | round / 10)s from the start incl. connecting and creating the topic, while \(.targets) targets were checked every \(.interval_s)s; prober \(.core_pct | round)% of one core"' ;;
   esac
 }
 
@@ -451,14 +407,17 @@ E2E_OK=""
 if [[ -z $E2E_NOTE ]]; then
   log "end to end: e2ebench -targets 1000 -interval 1s -warmup $E2E_WARMUP -duration $E2E_DURATION (prober and recorder processes)"
   if "$BIN/e2ebench" -prober "$BIN/prober" -recorder "$RECORDER_BIN" -url "${PAGE[e2e]}" -targets 1000 -interval 1s \
-    -warmup "$E2E_WARMUP" -duration "$E2E_DURATION" -logs "$LOGS" >"$LOGS/e2ebench.log" 2>"$LOGS/e2ebench.err"; then
+    -warmup "$E2E_WARMUP" -duration "$E2E_DURATION" -logs "$LOGS" >"$LOGS/e2ebench.json" 2>"$LOGS/e2ebench.err"; then
     E2E_OK=1
   else
     E2E_NOTE="end to end: e2ebench failed: $(tail -1 "$LOGS/e2ebench.err")"
   fi
 fi
-# e2e KEY: the value of a "key value" line of e2ebench.
-e2e() { sed -n "s/^$1 //p" "$LOGS/e2ebench.log"; }
+# e2e KEY: a figure of e2ebench (fields: its doc.go); a bucket's bounds as lo-hi.
+e2e() { jq -r "if (.$1 | type) == \"array\" then .$1 | map(tostring) | join(\"-\") else .$1 end" "$LOGS/e2ebench.json"; }
+# e2e_f KEY FORMAT: the figure formatted with printf.
+# shellcheck disable=SC2059 # the format is the caller's
+e2e_f() { printf "$2" "$(e2e "$1")"; }
 
 kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
 
@@ -468,21 +427,16 @@ REC_OK=""
 if [[ -n $RECORDERBENCH ]]; then
   log "recorder: $RECORDERBENCH -events $RECORDER_EVENTS -rate 1000 -rate-for $RECORDER_RATE_FOR"
   if "$RECORDERBENCH" -events "$RECORDER_EVENTS" -rate 1000 -rate-for "$RECORDER_RATE_FOR" \
-    >"$LOGS/recorderbench.log" 2>"$LOGS/recorderbench.err"; then
+    >"$LOGS/recorderbench.json" 2>"$LOGS/recorderbench.err"; then
     REC_OK=1
   else
     RECORDER_NOTE="recorder: recorderbench failed: $(tail -1 "$LOGS/recorderbench.err")"
   fi
 fi
-# rec_figure WORDS: the figure column of the first row of recorderbench's
-# Markdown table whose first column contains WORDS (any case); rec_note: its
-# note column.
-rec_column() {
-  awk -F' [|] ' -v w="$1" -v col="$2" '
-    /^[|] / && index(tolower($1), tolower(w)) {sub(/ [|]$/, "", $col); print $col; exit}' "$LOGS/recorderbench.log"
-}
-rec_figure() { rec_column "$1" 2; }
-rec_note() { rec_column "$1" 3; }
+# rec JQ: a figure of recorderbench (fields: its doc.go).
+rec() { jq -r "$1" "$LOGS/recorderbench.json"; }
+# rec_rate FIELD: events per second, as "123,456 events/s".
+rec_rate() { echo "$(fmt_int "$(rec ".$1")") events/s"; }
 num() { tr -dc '0-9.' <<<"${1%% *}"; }
 
 # --- 7. reload of the targets file ------------------------------------------
@@ -543,15 +497,15 @@ prober_row() { # NAME MODULE LABEL
 e2e_row() {
   local part="recorderbench not available"
   if [[ -n $REC_OK ]]; then
-    part="recorder part only (recorderbench, event produced to row committed, $(rec_note "end-to-end delay" | sed 's/,.*//')): $(rec_figure "end-to-end delay")"
+    part="recorder part only (recorderbench, event produced to row committed, $(rec '"\(.e2e.events) events over \(.e2e.for_s)s"')): $(rec '"p50 \(.e2e.p50_ms | round) ms, p99 \(.e2e.p99_ms | round) ms, max \(.e2e.max_ms | round) ms"')"
   fi
   if [[ -z $E2E_OK ]]; then
     printf '| 5. End to end at 1,000 checks/s: check start to committed row, p50 and p99 | %s | %s | |\n' "$E2E_NOTE" "$part"
     return
   fi
   printf '| 5. End to end at 1,000 checks/s (prober and recorder processes, 1,000 targets every 1 s): check start to committed row | **p50 %s ms, p99 %s ms** (within histogram buckets %s and %s ms; %s checks/s, %s rows/s stored over %s s; prober %s ms CPU/check, recorder %s ms CPU/row; RSS prober %s MiB, recorder %s MiB) | %s | |\n' \
-    "$(e2e delay_p50_ms)" "$(e2e delay_p99_ms)" "$(e2e delay_p50_bucket_ms)" "$(e2e delay_p99_bucket_ms)" "$(fmt_int "$(e2e checks_per_s)")" "$(fmt_int "$(e2e stored_per_s)")" "$(e2e measured_s)" \
-    "$(e2e prober_cpu_ms_per_check)" "$(e2e recorder_cpu_ms_per_event)" "$(e2e prober_rss_mib)" "$(e2e recorder_rss_mib)" "$part"
+    "$(e2e delay_p50_ms)" "$(e2e delay_p99_ms)" "$(e2e delay_p50_bucket_ms)" "$(e2e delay_p99_bucket_ms)" "$(fmt_int "$(e2e checks_per_s)")" "$(fmt_int "$(e2e stored_per_s)")" "$(e2e_f measured_s %.1f)" \
+    "$(e2e_f prober_cpu_ms_per_check %.3f)" "$(e2e_f recorder_cpu_ms_per_event %.3f)" "$(e2e_f prober_rss_mib %.1f)" "$(e2e_f recorder_rss_mib %.1f)" "$part"
 }
 
 recorder_rows() {
@@ -561,11 +515,11 @@ recorder_rows() {
     return
   fi
   local drain copy keyed
-  drain=$(rec_figure "drain (from first")
-  copy=$(rec_figure "plain COPY")
-  keyed=$(rec_figure "storage anchor: COPY")
+  drain=$(rec_rate drain_per_s)
+  copy=$(rec_rate copy_per_s)
+  keyed=$(rec_rate keyed_copy_per_s)
   printf '| 4. Recorder: drain a %s-event backlog with rollups (rollups exact: %s) | **%s** (%s from start, incl. group join) | plain COPY of the same rows into a table without keys, same database: **%s** | **%s** of COPY |\n' \
-    "$(fmt_int "$RECORDER_EVENTS")" "$(rec_figure "rollups exact")" "$drain" "$(rec_figure "drain (from start")" "$copy" \
+    "$(fmt_int "$RECORDER_EVENTS")" "$(rec 'if .rollups_exact then "yes" else "no" end')" "$drain" "$(rec_rate drain_total_per_s)" "$copy" \
     "$(pct_of "$(num "${drain//,/}")" "$(num "${copy//,/}")")"
   printf '| 4. Recorder drain against its storage design | (as above) | storage anchor: binary COPY of the same rows into a table with check_results'"'"' keys, indexes and daily partitions (LIKE check_results INCLUDING ALL), same database: **%s** | **%s** of the storage anchor |\n' \
     "${keyed:-not measured}" "$(pct_of "$(num "${drain//,/}")" "$(num "${keyed//,/}")")"
@@ -578,8 +532,9 @@ recorder_rss_row() {
     return
   fi
   local rss
-  rss=$(rec_figure "RSS while draining")
-  printf '| 6. Recorder RSS while draining the backlog | **%s** | (%s) | |\n' "${rss:-not measured}" "$(rec_note "RSS while draining")"
+  rss=$(rec '"\(.rss_max_mib | round) MiB max"')
+  printf '| 6. Recorder RSS while draining the backlog | **%s** | (%s) | |\n' "${rss:-not measured}" \
+    "$(rec '"sampled every 100 ms (in-process: recorder plus the bench'"'"'s idle producer); Go heap in use at end \(.heap_end_mib | round) MiB"')"
 }
 
 table() {
@@ -632,7 +587,7 @@ table() {
     printf '| 8. Spool after an outage | %s | | |\n' "$(failed probebench-drain.err)"
   fi
   echo
-  echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: getrusage over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
+  echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: /proc/self/stat over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
 }
 
 table | tee "$BENCH_DIR/results.md"

@@ -19,7 +19,7 @@ import (
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 func writeFile(t *testing.T, content string) string {

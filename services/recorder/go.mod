@@ -36,6 +36,7 @@ require (
 	github.com/sitewatch/sitewatch/gen v0.0.0
 	github.com/sitewatch/sitewatch/migrations v0.0.0
 	github.com/sitewatch/sitewatch/services/internal v0.0.0
+	github.com/sitewatch/sitewatch/services/testing v0.0.0
 	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kadm v1.20.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
@@ -50,4 +51,5 @@ replace (
 	github.com/sitewatch/sitewatch/gen => ../../gen
 	github.com/sitewatch/sitewatch/migrations => ../../migrations
 	github.com/sitewatch/sitewatch/services/internal => ../internal
+	github.com/sitewatch/sitewatch/services/testing => ../testing
 )

@@ -27,8 +27,9 @@ import (
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
+	"github.com/sitewatch/sitewatch/services/testing/stackdb"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // oldSchema is an earlier CheckResult: without bytes_read, body_truncated,
@@ -102,7 +103,7 @@ func newFixture(t *testing.T, partitions int32) *fixture {
 		serdes:  map[string]*sr.Serde{},
 		ids:     map[string]int{},
 	}
-	dbURL := stacktest.Database(t)
+	dbURL := stackdb.Database(t)
 	f.env = map[string]string{"DATABASE_URL": dbURL}
 	for _, name := range []string{"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL"} {
 		f.env[name] = stacktest.Getenv(name)
@@ -921,7 +922,7 @@ func TestRecorderStopsWhenBatchCannotBeStored(t *testing.T) {
 
 // Logs go to stderr, leaving stdout to output (the recorder has none).
 func TestLogsGoToStderr(t *testing.T) {
-	db := stacktest.Database(t)
+	db := stackdb.Database(t)
 	var stdout, stderr bytes.Buffer
 	getenv := func(k string) string {
 		if k == "DATABASE_URL" {

@@ -11,7 +11,7 @@ import (
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // The message index that records carry must name Target in the schema the

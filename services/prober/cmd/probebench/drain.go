@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,11 +17,12 @@ import (
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
 	"github.com/sitewatch/sitewatch/services/prober/internal/publish"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
+	"github.com/sitewatch/sitewatch/services/testing/benchhost"
+	"github.com/sitewatch/sitewatch/services/testing/stackenv"
 )
 
 type drainOptions struct {
@@ -121,7 +124,11 @@ func runDrain(ctx context.Context, o drainOptions, stdout, stderr io.Writer) err
 	sched.Set(o.targets)
 	ctxB, stopB := context.WithCancel(context.WithoutCancel(ctx))
 	doneB := make(chan error, 1)
-	userBefore, sysBefore := cpuTime()
+	userBefore, sysBefore, err := benchhost.CPU(os.Getpid())
+	if err != nil {
+		stopB()
+		return err
+	}
 	start := time.Now()
 	go func() { doneB <- b.Run(ctxB) }()
 	schedCtx, stopSched := context.WithCancel(ctx)
@@ -142,7 +149,7 @@ func runDrain(ctx context.Context, o drainOptions, stdout, stderr io.Writer) err
 	})
 	elapsed := time.Since(start)
 	proper := time.Since(first)
-	userAfter, sysAfter := cpuTime()
+	userAfter, sysAfter, cpuErr := benchhost.CPU(os.Getpid())
 	stopSched()
 	<-schedDone
 	stopB()
@@ -152,14 +159,34 @@ func runDrain(ctx context.Context, o drainOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("draining: %w", err)
 	}
+	if cpuErr != nil {
+		return cpuErr
+	}
 	cpu := (userAfter - userBefore) + (sysAfter - sysBefore)
 
-	fmt.Fprintf(stdout, "spooled         %10.0f  (results with Kafka unreachable, in %.1fs, %v dropped)\n", spooled, fill.Seconds(), dropped)
-	fmt.Fprintf(stdout, "bytes/result    %10.0f  (%.1f MiB of segment files, a check result %d bytes encoded)\n",
-		bytes/spooled, bytes/(1<<20), encodedSize(sample))
-	fmt.Fprintf(stdout, "drain/s         %10.0f  (%0.f spooled results acknowledged in %.1fs from the first acknowledgement, %.1fs from the start incl. connecting and creating the topic, while %d targets were checked every %v; prober %.0f%% of one core)\n",
-		spooled/proper.Seconds(), spooled, proper.Seconds(), elapsed.Seconds(), len(o.targets), o.interval, 100*cpu.Seconds()/elapsed.Seconds())
-	return nil
+	return json.NewEncoder(stdout).Encode(drainReport{
+		Spooled: spooled, FillS: fill.Seconds(), Dropped: dropped,
+		BytesPerResult: bytes / spooled, SpoolMiB: bytes / (1 << 20), EncodedBytes: encodedSize(sample),
+		DrainPerS: spooled / proper.Seconds(), DrainS: proper.Seconds(), TotalS: elapsed.Seconds(),
+		Targets: len(o.targets), IntervalS: o.interval.Seconds(), CorePct: 100 * cpu.Seconds() / elapsed.Seconds(),
+	})
+}
+
+// drainReport is the JSON object of a -drain run (doc.go describes the
+// fields).
+type drainReport struct {
+	Spooled        float64 `json:"spooled"`
+	FillS          float64 `json:"fill_s"`
+	Dropped        float64 `json:"dropped"`
+	BytesPerResult float64 `json:"bytes_per_result"`
+	SpoolMiB       float64 `json:"spool_mib"`
+	EncodedBytes   int     `json:"encoded_bytes"`
+	DrainPerS      float64 `json:"drain_per_s"`
+	DrainS         float64 `json:"drain_s"`
+	TotalS         float64 `json:"total_s"`
+	Targets        int     `json:"targets"`
+	IntervalS      float64 `json:"interval_s"`
+	CorePct        float64 `json:"core_pct"`
 }
 
 // encodedSize is the protobuf size of r's event, without the 6-byte

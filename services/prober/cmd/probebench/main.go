@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,16 +25,13 @@ import (
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
 	"github.com/sitewatch/sitewatch/services/prober/internal/publish"
 	"github.com/sitewatch/sitewatch/services/prober/internal/schedule"
+	"github.com/sitewatch/sitewatch/services/testing/benchhost"
+	"github.com/sitewatch/sitewatch/services/testing/stackenv"
 )
-
-// page is the ~2 KB body the local server returns.
-var page = []byte("<!doctype html><html><head><title>sitewatch bench</title></head><body>" +
-	strings.Repeat("<p>The quick brown fox jumps over the lazy dog.</p>\n", 38) + "</body></html>\n")
 
 func main() { cmdline.Main("probebench", run) }
 
@@ -75,12 +70,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch {
 	case target != "":
 	case *useNginx:
-		u, stop, err := startNginx()
+		n, err := benchhost.StartNginx(ctx, 1)
 		if err != nil {
 			return err
 		}
-		defer stop()
-		target = u
+		defer n.Stop()
+		target = n.URLs[0]
 	default:
 		u, stop, err := startChild(ctx)
 		if err != nil {
@@ -228,7 +223,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	producedBefore := produced()
-	userBefore, sysBefore := cpuTime()
+	userBefore, sysBefore, err := benchhost.CPU(os.Getpid())
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	measuring.Store(true)
 	select {
@@ -237,12 +235,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	measuring.Store(false)
 	elapsed := time.Since(start)
-	userAfter, sysAfter := cpuTime()
+	userAfter, sysAfter, err := benchhost.CPU(os.Getpid())
+	if err != nil {
+		return err
+	}
 	user, sys := userAfter-userBefore, sysAfter-sysBefore
 	cpu := user + sys
 	producedDuring := produced() - producedBefore
 	stopProfile()
-	rss, hwm := memory()
+	rss, hwm, err := benchhost.Memory(os.Getpid())
+	if err != nil {
+		return err
+	}
 
 	stopSched()
 	<-schedDone
@@ -253,27 +257,58 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	n := checks.Load()
 	slices.Sort(lags)
-	fmt.Fprintf(stdout, "targets=%d interval=%v offered=%.0f/s measured=%.1fs\n", *nTargets, *interval, float64(*nTargets)/interval.Seconds(), elapsed.Seconds())
-	fmt.Fprintf(stdout, "checks/s        %10.0f  (%d checks, %d up, %d skipped)\n", float64(n)/elapsed.Seconds(), n, ups.Load(), skipped.Load())
+	rep := report{
+		Targets: *nTargets, IntervalS: interval.Seconds(), OfferedPerS: float64(*nTargets) / interval.Seconds(),
+		MeasuredS: elapsed.Seconds(), Checks: n, Up: ups.Load(), Skipped: skipped.Load(),
+		ChecksPerS: float64(n) / elapsed.Seconds(), Kafka: !*noKafka, Spool: dir != "",
+		CPUUserS: user.Seconds(), CPUSystemS: sys.Seconds(), CorePct: 100 * cpu.Seconds() / elapsed.Seconds(),
+		LagP50Ms: pct(lags, 0.50), LagP99Ms: pct(lags, 0.99), LagMaxMs: pct(lags, 1), LagRuns: len(lags),
+		RSSMiB: float64(rss) / (1 << 20), PeakRSSMiB: float64(hwm) / (1 << 20),
+	}
 	if !*noKafka {
-		fmt.Fprintf(stdout, "produced/s      %10.0f  (acknowledged by Kafka, topic %s)\n", producedDuring/elapsed.Seconds(), topic)
+		rep.ProducedPerS, rep.Topic = producedDuring/elapsed.Seconds(), topic
 	}
 	if n > 0 {
-		fmt.Fprintf(stdout, "cpu ms/check    %10.4f  (user %.2fs + sys %.2fs of this process over %.1fs: %.0f%% of one core)\n",
-			cpu.Seconds()*1000/float64(n), user.Seconds(), sys.Seconds(), elapsed.Seconds(), 100*cpu.Seconds()/elapsed.Seconds())
+		rep.CPUMsPerCheck = cpu.Seconds() * 1000 / float64(n)
 	}
-	fmt.Fprintf(stdout, "lag p50/p99/max %10s / %s / %s  (%d runs)\n", pct(lags, 0.50), pct(lags, 0.99), pct(lags, 1), len(lags))
-	fmt.Fprintf(stdout, "rss             %10.1f MiB (peak %.1f MiB)\n", float64(rss)/(1<<20), float64(hwm)/(1<<20))
-	return nil
+	return json.NewEncoder(stdout).Encode(rep)
 }
 
-func pct(sorted []time.Duration, p float64) string {
+// report is the JSON object of a run (doc.go describes the fields).
+type report struct {
+	Targets       int     `json:"targets"`
+	IntervalS     float64 `json:"interval_s"`
+	OfferedPerS   float64 `json:"offered_per_s"`
+	MeasuredS     float64 `json:"measured_s"`
+	Checks        int64   `json:"checks"`
+	Up            int64   `json:"up"`
+	Skipped       int64   `json:"skipped"`
+	ChecksPerS    float64 `json:"checks_per_s"`
+	Kafka         bool    `json:"kafka"`
+	Spool         bool    `json:"spool"`
+	ProducedPerS  float64 `json:"produced_per_s"`
+	Topic         string  `json:"topic"`
+	CPUUserS      float64 `json:"cpu_user_s"`
+	CPUSystemS    float64 `json:"cpu_system_s"`
+	CPUMsPerCheck float64 `json:"cpu_ms_per_check"`
+	CorePct       float64 `json:"core_pct"`
+	LagP50Ms      float64 `json:"lag_p50_ms"`
+	LagP99Ms      float64 `json:"lag_p99_ms"`
+	LagMaxMs      float64 `json:"lag_max_ms"`
+	LagRuns       int     `json:"lag_runs"`
+	RSSMiB        float64 `json:"rss_mib"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+}
+
+// pct is the p-quantile of sorted durations in milliseconds; 0 when there
+// are none.
+func pct(sorted []time.Duration, p float64) float64 {
 	if len(sorted) == 0 {
-		return "-"
+		return 0
 	}
 	i := int(p*float64(len(sorted))+0.5) - 1
 	i = max(0, min(i, len(sorted)-1))
-	return sorted[i].Round(10 * time.Microsecond).String()
+	return float64(sorted[i].Round(10*time.Microsecond)) / float64(time.Millisecond)
 }
 
 func makeTargets(n int, url string, interval time.Duration, pattern string) ([]*targets.Target, error) {
@@ -298,8 +333,8 @@ func servePage(ctx context.Context, addr string) error {
 		Addr: addr,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
-			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
-			_, _ = w.Write(page)
+			w.Header().Set("Content-Length", strconv.Itoa(len(benchhost.Page)))
+			_, _ = w.Write(benchhost.Page)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -313,18 +348,9 @@ func servePage(ctx context.Context, addr string) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startChild starts this program as the page server, in its own process.
 func startChild(ctx context.Context) (string, func(), error) {
-	port, err := freePort()
+	addr, err := benchhost.FreeAddr()
 	if err != nil {
 		return "", nil, err
 	}
@@ -332,7 +358,6 @@ func startChild(ctx context.Context) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command(self, "-serve", addr)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -342,121 +367,11 @@ func startChild(ctx context.Context) (string, func(), error) {
 		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
 		cmd.Wait()                          //nolint:errcheck // its exit status is the signal's
 	}
-	if err := waitListening(ctx, addr); err != nil {
+	if err := benchhost.WaitListening(ctx, addr, 10*time.Second); err != nil {
 		stop()
 		return "", nil, err
 	}
 	return "http://" + addr + "/", stop, nil
-}
-
-// startNginx runs nginx in the foreground (one process, as the current
-// user) with a temporary configuration serving the page.
-func startNginx() (string, func(), error) {
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, statErr := os.Stat("/usr/sbin/nginx"); statErr != nil {
-			return "", nil, fmt.Errorf("nginx not found (apt-get install -y nginx-light): %w", err)
-		}
-		bin = "/usr/sbin/nginx"
-	}
-	port, err := freePort()
-	if err != nil {
-		return "", nil, err
-	}
-	dir, err := os.MkdirTemp("", "probebench-nginx")
-	if err != nil {
-		return "", nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "index.html"), page, 0o644); err != nil {
-		return "", nil, err
-	}
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s;
-  proxy_temp_path %[1]s;
-  fastcgi_temp_path %[1]s;
-  uwsgi_temp_path %[1]s;
-  scgi_temp_path %[1]s;
-  server {
-    listen 127.0.0.1:%[2]d;
-    root %[1]s;
-    location / { index index.html; }
-  }
-}
-`, dir, port)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command(bin, "-c", confPath, "-p", dir, "-e", filepath.Join(dir, "error.log"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGQUIT) //nolint:errcheck // may have exited
-		cmd.Wait()                          //nolint:errcheck // its exit status is the signal's
-		os.RemoveAll(dir)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if err := waitListening(context.Background(), addr); err != nil {
-		stop()
-		return "", nil, fmt.Errorf("nginx: %w: %s", err, out.String())
-	}
-	return "http://" + addr + "/index.html", stop, nil
-}
-
-func waitListening(ctx context.Context, addr string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("server at %s not listening: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// cpuTime returns the user and system CPU time of this process.
-func cpuTime() (user, sys time.Duration) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0
-	}
-	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
-}
-
-// memory returns VmRSS and VmHWM from /proc/self/status, in bytes.
-func memory() (rss, hwm int64) {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm
 }
 
 // counter sums the series of a counter or gauge.

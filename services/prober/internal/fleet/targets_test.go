@@ -22,8 +22,8 @@ import (
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // backend is a Kafka cluster and registry, as the environment of the

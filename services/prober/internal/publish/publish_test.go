@@ -14,9 +14,9 @@ import (
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 func result(id string) check.Result {

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,9 +37,10 @@ import (
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stackenv"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/consume"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+	"github.com/sitewatch/sitewatch/services/testing/benchhost"
+	"github.com/sitewatch/sitewatch/services/testing/stackenv"
 )
 
 func main() { cmdline.Main("recorderbench", run) }
@@ -84,12 +85,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer b.cleanup()
-	fmt.Fprintf(stdout, "recorderbench: %d events, %d targets, %d partitions, batch %d, GOMAXPROCS %d, load average before: %s\n",
+	fmt.Fprintf(stderr, "recorderbench: %d events, %d targets, %d partitions, batch %d, GOMAXPROCS %d, load average before: %s\n",
 		c.events, c.targets, c.partitions, c.batch, runtime.GOMAXPROCS(0), loadavg())
-
-	var rows []row
-	add := func(what, figure, note string) {
-		rows = append(rows, row{what, figure, note})
+	rep := report{Events: c.events, Targets: c.targets, Partitions: c.partitions, Batch: c.batch,
+		GOMAXPROCS: runtime.GOMAXPROCS(0), LoadBefore: loadavg()}
+	progress := func(what, figure, note string) {
 		fmt.Fprintf(stderr, "%-40s %s  %s\n", what, figure, note)
 	}
 
@@ -99,7 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	d := time.Since(start)
-	add("produce backlog", rate(c.events, d), fmt.Sprintf("%d events in %.2f s (benchmark producer)", c.events, d.Seconds()))
+	rep.ProduceS, rep.ProducePerS = d.Seconds(), float64(c.events)/d.Seconds()
+	progress("produce backlog", rate(c.events, d), fmt.Sprintf("%d events in %.2f s (benchmark producer)", c.events, d.Seconds()))
 
 	// 2. Drain the backlog with the recorder.
 	runtime.GC()
@@ -120,14 +121,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	add("recorder drain (from first commit)", rate(c.events-dr.firstBatch, dr.steady), fmt.Sprintf("%.2f s", dr.steady.Seconds()))
-	add("recorder drain (from start, incl. group join)", rate(c.events, dr.total), fmt.Sprintf("%.2f s", dr.total.Seconds()))
-	add("recorder RSS while draining", fmt.Sprintf("%.0f MiB max", float64(dr.maxRSS)/(1<<20)),
-		fmt.Sprintf("sampled every 100 ms (in-process: recorder plus the bench's idle producer); Go heap in use at end %.0f MiB", float64(dr.heap)/(1<<20)))
+	rep.DrainS, rep.DrainPerS = dr.steady.Seconds(), float64(c.events-dr.firstBatch)/dr.steady.Seconds()
+	rep.DrainTotalS, rep.DrainTotalPerS = dr.total.Seconds(), float64(c.events)/dr.total.Seconds()
+	rep.RSSMaxMiB, rep.HeapEndMiB = float64(dr.maxRSS)/(1<<20), float64(dr.heap)/(1<<20)
+	progress("recorder drain (from first commit)", rate(c.events-dr.firstBatch, dr.steady), fmt.Sprintf("%.2f s", dr.steady.Seconds()))
+	progress("recorder drain (from start, incl. group join)", rate(c.events, dr.total), fmt.Sprintf("%.2f s", dr.total.Seconds()))
+	progress("recorder RSS while draining", fmt.Sprintf("%.0f MiB max", rep.RSSMaxMiB), fmt.Sprintf("Go heap in use at end %.0f MiB", rep.HeapEndMiB))
 	if err := b.verify(ctx, c.events); err != nil {
 		return err
 	}
-	add("rollups exact", "yes", fmt.Sprintf("raw rows = sum(checks) = sum(histogram) = %d; every (target, hour) matches a GROUP BY of the raw rows", c.events))
+	rep.RollupsExact = true
 
 	// 3. The anchors: the same rows, as PostgreSQL stores them, COPYed
 	// (binary) into a table without keys or indexes, and into a table with
@@ -137,11 +140,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	drainRate := float64(c.events-dr.firstBatch) / dr.steady.Seconds()
-	add("anchor: plain COPY of the same rows", rate(c.events, plain), fmt.Sprintf("%.2f s, binary, into a table without keys or indexes, same database", plain.Seconds()))
-	add("recorder drain / anchor", fmt.Sprintf("%.0f%%", 100*drainRate/(float64(c.events)/plain.Seconds())), "")
-	add("storage anchor: COPY into a table like check_results", rate(c.events, keyed), fmt.Sprintf("%.2f s, binary, into a table created LIKE check_results INCLUDING ALL (primary key, index, checks) with the same daily partitions, same database", keyed.Seconds()))
-	add("recorder drain / storage anchor", fmt.Sprintf("%.0f%%", 100*drainRate/(float64(c.events)/keyed.Seconds())), "")
+	rep.CopyS, rep.CopyPerS = plain.Seconds(), float64(c.events)/plain.Seconds()
+	rep.KeyedCopyS, rep.KeyedCopyPerS = keyed.Seconds(), float64(c.events)/keyed.Seconds()
+	progress("anchor: plain COPY of the same rows", rate(c.events, plain), fmt.Sprintf("%.2f s", plain.Seconds()))
+	progress("storage anchor: COPY into a table like check_results", rate(c.events, keyed), fmt.Sprintf("%.2f s", keyed.Seconds()))
 
 	// 4. End-to-end delay at a steady rate.
 	if c.rate > 0 {
@@ -149,19 +151,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		add(fmt.Sprintf("end-to-end delay at %d events/s", c.rate),
+		rep.E2E = &e2eReport{Rate: c.rate, ForS: c.rateFor.Seconds(), Events: e2e.n,
+			P50Ms: e2e.p50 * 1000, P99Ms: e2e.p99 * 1000, MaxMs: e2e.max * 1000}
+		progress(fmt.Sprintf("end-to-end delay at %d events/s", c.rate),
 			fmt.Sprintf("p50 %.0f ms, p99 %.0f ms, max %.0f ms", e2e.p50*1000, e2e.p99*1000, e2e.max*1000),
-			fmt.Sprintf("%d events over %s, started_at to transaction commit", e2e.n, c.rateFor))
+			fmt.Sprintf("%d events over %s", e2e.n, c.rateFor))
 	}
-	fmt.Fprintf(stdout, "\n| what | figure | note |\n| --- | --- | --- |\n")
-	for _, r := range rows {
-		fmt.Fprintf(stdout, "| %s | %s | %s |\n", r.what, r.figure, r.note)
-	}
-	fmt.Fprintf(stdout, "\nload average after: %s\n", loadavg())
-	return nil
+	rep.LoadAfter = loadavg()
+	return json.NewEncoder(stdout).Encode(rep)
 }
 
-type row struct{ what, figure, note string }
+// report is the JSON object of a run (doc.go describes the fields).
+type report struct {
+	Events         int        `json:"events"`
+	Targets        int        `json:"targets"`
+	Partitions     int        `json:"partitions"`
+	Batch          int        `json:"batch"`
+	GOMAXPROCS     int        `json:"gomaxprocs"`
+	LoadBefore     string     `json:"load_before"`
+	LoadAfter      string     `json:"load_after"`
+	ProduceS       float64    `json:"produce_s"`
+	ProducePerS    float64    `json:"produce_per_s"`
+	DrainS         float64    `json:"drain_s"`
+	DrainPerS      float64    `json:"drain_per_s"`
+	DrainTotalS    float64    `json:"drain_total_s"`
+	DrainTotalPerS float64    `json:"drain_total_per_s"`
+	RSSMaxMiB      float64    `json:"rss_max_mib"`
+	HeapEndMiB     float64    `json:"heap_end_mib"`
+	RollupsExact   bool       `json:"rollups_exact"`
+	CopyS          float64    `json:"copy_s"`
+	CopyPerS       float64    `json:"copy_per_s"`
+	KeyedCopyS     float64    `json:"keyed_copy_s"`
+	KeyedCopyPerS  float64    `json:"keyed_copy_per_s"`
+	E2E            *e2eReport `json:"e2e,omitempty"`
+}
+
+type e2eReport struct {
+	Rate   int     `json:"rate"`
+	ForS   float64 `json:"for_s"`
+	Events int     `json:"events"`
+	P50Ms  float64 `json:"p50_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	MaxMs  float64 `json:"max_ms"`
+}
 
 func rate(n int, d time.Duration) string {
 	return fmt.Sprintf("%s events/s", thousands(int64(float64(n)/d.Seconds())))
@@ -625,19 +657,8 @@ func (b *bench) endToEnd(ctx context.Context, c config) (e2eResult, error) {
 
 // rss is this process's resident set size in bytes.
 func rss() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	r, _, _ := benchhost.Memory(os.Getpid())
+	return r
 }
 
 func loadavg() string {

@@ -20,8 +20,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+	"github.com/sitewatch/sitewatch/services/testing/stackdb"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // rig is what a consumer test runs against: a Kafka cluster, a Schema
@@ -94,7 +95,7 @@ func stackRig(t *testing.T, retention time.Duration) *rig {
 		t.Fatal(err)
 	}
 	reg := stacktest.Registry(t)
-	url := stacktest.Database(t)
+	url := stackdb.Database(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := store.Migrate(ctx, url, logger); err != nil {
 		t.Fatal(err)

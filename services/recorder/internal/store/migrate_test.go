@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+	"github.com/sitewatch/sitewatch/services/testing/stackdb"
 )
 
 // Every migration applies to an empty database, goes down cleanly, and
@@ -18,7 +18,7 @@ import (
 func TestMigrationsUpDownUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	url := stacktest.Database(t)
+	url := stackdb.Database(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p, closeDB, err := store.NewMigrator(url, logger)
 	if err != nil {
@@ -83,7 +83,7 @@ func userTables(t testing.TB, ctx context.Context, url string) int {
 func TestMigrationProtocolColumnsOnPartitionedRows(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	url := stacktest.Database(t)
+	url := stackdb.Database(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p, closeDB, err := store.NewMigrator(url, logger)
 	if err != nil {
@@ -148,7 +148,7 @@ check_results_p20260102 | new | 512 | HTTP/1.1 | 4096`)
 func TestMigrationRegionTablesFromExistingRows(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	url := stacktest.Database(t)
+	url := stackdb.Database(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p, closeDB, err := store.NewMigrator(url, logger)
 	if err != nil {
@@ -219,7 +219,7 @@ func TestMigrationRegionTablesFromExistingRows(t *testing.T) {
 func TestMigrationProbersFromExistingRows(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	url := stacktest.Database(t)
+	url := stackdb.Database(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p, closeDB, err := store.NewMigrator(url, logger)
 	if err != nil {

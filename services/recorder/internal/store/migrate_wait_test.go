@@ -16,8 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+	"github.com/sitewatch/sitewatch/services/testing/stackdb"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // freeAddr returns a 127.0.0.1 address nothing listens on (any more).
@@ -67,7 +68,7 @@ func TestMigrateGivesUpWithTheLastError(t *testing.T) {
 // A definite answer from the server is not retried: a database that does not
 // exist fails at the first attempt.
 func TestMigrateDoesNotRetryADefiniteAnswer(t *testing.T) {
-	u, err := url.Parse(stacktest.Database(t))
+	u, err := url.Parse(stackdb.Database(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestMigrateDoesNotRetryADefiniteAnswer(t *testing.T) {
 // connections a second after `recorder migrate` started (here: a TCP proxy
 // to the stack's server that opens late) still gets migrated.
 func TestMigrateWaitsForTheDatabase(t *testing.T) {
-	dbURL := stacktest.Database(t)
+	dbURL := stackdb.Database(t)
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
+	"github.com/sitewatch/sitewatch/services/testing/stackdb"
 )
 
 // A Write judges its days kept, then Maintain drops one of them before the
@@ -18,7 +18,7 @@ import (
 // rollups. The later days are created as usual.
 func TestEnsurePartitionsSkipsDayDroppedMeanwhile(t *testing.T) {
 	ctx := context.Background()
-	url := stacktest.Database(t)
+	url := stackdb.Database(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := Migrate(ctx, url, logger); err != nil {
 		t.Fatal(err)

@@ -18,15 +18,15 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
+	"github.com/sitewatch/sitewatch/services/testing/stackdb"
 )
 
 // openStore migrates a fresh database and opens a Store on it.
 func openStore(t testing.TB, cfg store.Config) (*store.Store, *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
-	url := stacktest.Database(t)
+	url := stackdb.Database(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := store.Migrate(ctx, url, logger); err != nil {
 		t.Fatal(err)

@@ -18,10 +18,11 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/store"
 	"github.com/sitewatch/sitewatch/services/recorder/internal/targets"
+	"github.com/sitewatch/sitewatch/services/testing/stackdb"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // env is one test's database (migrated, with a Store for events) and, with
@@ -41,7 +42,7 @@ type env struct {
 func newEnv(t *testing.T, withTopic bool) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, url: stacktest.Database(t)}
+	e := &env{t: t, url: stackdb.Database(t)}
 	logger := slog.New(slog.DiscardHandler)
 	if err := store.Migrate(ctx, e.url, logger); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
+	"github.com/sitewatch/sitewatch/services/testing/stackdb"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // binaries builds the prober and recorder once per test run.
@@ -299,7 +300,7 @@ type system struct {
 func newSystem(t testing.TB) *system {
 	t.Helper()
 	stacktest.KafkaConfig(t) // skips or fails when Kafka is missing
-	url := stacktest.Database(t)
+	url := stackdb.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db, err := pgxpool.New(ctx, url)

@@ -1,10 +1,13 @@
-package stacktest
+package stacktest_test
 
 import (
 	"flag"
 	"fmt"
 	"runtime"
 	"testing"
+
+	"github.com/sitewatch/sitewatch/services/testing/stackdb"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // recordingTB records how a helper ends a test instead of ending it.
@@ -65,10 +68,10 @@ func TestShortSkipsEvenUnderCI(t *testing.T) {
 		name string
 		call func(testing.TB)
 	}{
-		{"KafkaConfig", func(tb testing.TB) { KafkaConfig(tb) }},
-		{"KafkaClient", func(tb testing.TB) { KafkaClient(tb) }},
-		{"Registry", func(tb testing.TB) { Registry(tb) }},
-		{"Database", func(tb testing.TB) { Database(tb) }},
+		{"KafkaConfig", func(tb testing.TB) { stacktest.KafkaConfig(tb) }},
+		{"KafkaClient", func(tb testing.TB) { stacktest.KafkaClient(tb) }},
+		{"Registry", func(tb testing.TB) { stacktest.Registry(tb) }},
+		{"Database", func(tb testing.TB) { stackdb.Database(tb) }},
 	}
 	for _, h := range helpers {
 		t.Run(h.name, func(t *testing.T) {

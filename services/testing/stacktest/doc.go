@@ -1,5 +1,6 @@
-// Package stacktest connects integration tests to the real Kafka, Schema
-// Registry and PostgreSQL of the stack (`task stack:up`).
+// Package stacktest connects integration tests to the real Kafka and Schema
+// Registry of the stack (`task stack:up`); stackdb does the same for its
+// PostgreSQL.
 //
 // Each service is named by the variables of docs/design.md (one variable per
 // service, as jackc/pgx names its test database by PGX_TEST_DATABASE), taken from the

@@ -3,12 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,7 +26,8 @@ import (
 
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
-	"github.com/sitewatch/sitewatch/services/internal/stackenv"
+	"github.com/sitewatch/sitewatch/services/testing/benchhost"
+	"github.com/sitewatch/sitewatch/services/testing/stackenv"
 )
 
 func main() { cmdline.Main("e2ebench", run) }
@@ -101,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	// The recorder first, so that it has joined the group before events come.
-	recAddr, err := freeAddr()
+	recAddr, err := benchhost.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := waitReady(ctx, recAddr, recorder, 60*time.Second); err != nil {
 		return fmt.Errorf("recorder: %w (see %s)", err, recorder.log)
 	}
-	probAddr, err := freeAddr()
+	probAddr, err := benchhost.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -157,7 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	rcpu0, pcpu0 := cpuTime(recorder.cmd.Process.Pid), cpuTime(prober.cmd.Process.Pid)
+	rcpu0, pcpu0 := cpu(recorder.cmd.Process.Pid), cpu(prober.cmd.Process.Pid)
 	start := time.Now()
 	var recRSS, probRSS int64
 	for time.Since(start) < c.duration {
@@ -168,7 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		probRSS = max(probRSS, rss(prober.cmd.Process.Pid))
 	}
 	elapsed := time.Since(start)
-	rcpu1, pcpu1 := cpuTime(recorder.cmd.Process.Pid), cpuTime(prober.cmd.Process.Pid)
+	rcpu1, pcpu1 := cpu(recorder.cmd.Process.Pid), cpu(prober.cmd.Process.Pid)
 	rec1, err := scrape(ctx, recAddr)
 	if err != nil {
 		return err
@@ -182,24 +183,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	stored := rec1.sum("sitewatch_recorder_events_stored_total") - rec0.sum("sitewatch_recorder_events_stored_total")
 	const delay = "sitewatch_recorder_end_to_end_delay_seconds"
 	buckets := rec1.buckets(delay).minus(rec0.buckets(delay))
-	fmt.Fprintf(stdout, "offered_per_s %.0f\n", float64(c.targets)/c.interval.Seconds())
-	fmt.Fprintf(stdout, "measured_s %.1f\n", elapsed.Seconds())
-	fmt.Fprintf(stdout, "checks_per_s %.0f\n", checks/elapsed.Seconds())
-	fmt.Fprintf(stdout, "stored_per_s %.0f\n", stored/elapsed.Seconds())
-	for _, q := range []float64{0.50, 0.99} {
-		v, lo, hi := buckets.quantile(q)
-		fmt.Fprintf(stdout, "delay_p%02.0f_ms %.0f\n", q*100, v*1000)
-		fmt.Fprintf(stdout, "delay_p%02.0f_bucket_ms %.0f-%.0f\n", q*100, lo*1000, hi*1000)
+	rep := report{
+		OfferedPerS: float64(c.targets) / c.interval.Seconds(), MeasuredS: elapsed.Seconds(),
+		ChecksPerS: checks / elapsed.Seconds(), StoredPerS: stored / elapsed.Seconds(),
+		ProberRSSMiB: float64(probRSS) / (1 << 20), RecorderRSSMiB: float64(recRSS) / (1 << 20),
 	}
+	ms := func(s float64) float64 { return math.Round(s * 1000) }
+	v, lo, hi := buckets.quantile(0.50)
+	rep.DelayP50Ms, rep.DelayP50BucketMs = ms(v), [2]float64{ms(lo), ms(hi)}
+	v, lo, hi = buckets.quantile(0.99)
+	rep.DelayP99Ms, rep.DelayP99BucketMs = ms(v), [2]float64{ms(lo), ms(hi)}
 	if checks > 0 {
-		fmt.Fprintf(stdout, "prober_cpu_ms_per_check %.3f\n", (pcpu1-pcpu0).Seconds()*1000/checks)
+		rep.ProberCPUMsPerCheck = (pcpu1 - pcpu0).Seconds() * 1000 / checks
 	}
 	if stored > 0 {
-		fmt.Fprintf(stdout, "recorder_cpu_ms_per_event %.3f\n", (rcpu1-rcpu0).Seconds()*1000/stored)
+		rep.RecorderCPUMsPerEvent = (rcpu1 - rcpu0).Seconds() * 1000 / stored
 	}
-	fmt.Fprintf(stdout, "prober_rss_mib %.1f\n", float64(probRSS)/(1<<20))
-	fmt.Fprintf(stdout, "recorder_rss_mib %.1f\n", float64(recRSS)/(1<<20))
-	return nil
+	return json.NewEncoder(stdout).Encode(rep)
+}
+
+// report is the JSON object of a run (doc.go describes the fields).
+type report struct {
+	OfferedPerS           float64    `json:"offered_per_s"`
+	MeasuredS             float64    `json:"measured_s"`
+	ChecksPerS            float64    `json:"checks_per_s"`
+	StoredPerS            float64    `json:"stored_per_s"`
+	DelayP50Ms            float64    `json:"delay_p50_ms"`
+	DelayP50BucketMs      [2]float64 `json:"delay_p50_bucket_ms"`
+	DelayP99Ms            float64    `json:"delay_p99_ms"`
+	DelayP99BucketMs      [2]float64 `json:"delay_p99_bucket_ms"`
+	ProberCPUMsPerCheck   float64    `json:"prober_cpu_ms_per_check"`
+	RecorderCPUMsPerEvent float64    `json:"recorder_cpu_ms_per_event"`
+	ProberRSSMiB          float64    `json:"prober_rss_mib"`
+	RecorderRSSMiB        float64    `json:"recorder_rss_mib"`
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -262,15 +278,6 @@ func (p *process) stop() {
 		p.cmd.Process.Kill() //nolint:errcheck // may have exited
 		<-p.done
 	}
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 func waitReady(ctx context.Context, addr string, p *process, timeout time.Duration) error {
@@ -415,39 +422,6 @@ func (h histogram) quantile(q float64) (v, lo, hi float64) {
 	return math.NaN(), math.NaN(), math.NaN()
 }
 
-// cpuTime is the user+system time of a process, from /proc/PID/stat.
-func cpuTime(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name: state is the first,
-	// utime the 12th, stime the 13th, in clock ticks (100 per second on Linux).
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond
-}
-
-// rss is a process's resident set size, from /proc/PID/status.
-func rss(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 func createDatabase(ctx context.Context, adminURL, name string) (string, error) {
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
@@ -494,4 +468,17 @@ func createTopic(ctx context.Context, kcfg kafkaenv.Config, topic string) error 
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	return nil
+}
+
+// cpu is a process's user+system time; 0 once it has gone, as its figure
+// is then missing rather than wrong.
+func cpu(pid int) time.Duration {
+	user, sys, _ := benchhost.CPU(pid)
+	return user + sys
+}
+
+// rss is a process's resident set size; 0 once it has gone.
+func rss(pid int) int64 {
+	r, _, _ := benchhost.Memory(pid)
+	return r
 }

@@ -1,0 +1,65 @@
+package stackdb
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sitewatch/sitewatch/services/testing/internal/need"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
+)
+
+// Database creates an empty database on the stack's PostgreSQL server, drops
+// it when the test ends (unless STACKTEST_KEEP_DB is set, to look at it), and
+// returns its connection string.
+func Database(t testing.TB) string {
+	t.Helper()
+	need.Stack(t)
+	admin := need.Var(t, "DATABASE_URL")
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		t.Fatalf("DATABASE_URL: %v", err)
+	}
+	need.Listening(t, "PostgreSQL", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect to DATABASE_URL: %v", err)
+	}
+	defer conn.Close(ctx)
+	name := stacktest.Name("test")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if os.Getenv("STACKTEST_KEEP_DB") != "" {
+			t.Logf("kept database %s", name)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
