@@ -33,6 +33,14 @@
 #      limit of the storage design), RSS while draining, and the delay to the
 #      committed row at 1,000 events/s.
 #
+#   9. Fleet mode (services/testing/cmd/fleetbench): FLEET_TARGETS targets
+#      every FLEET_INTERVAL published with `prober targets apply` to a fresh
+#      targets topic, checked by 4 prober processes in -fleet mode (one
+#      region, -session-timeout FLEET_SESSION) against its own nginx on 8
+#      ports; events read from a fresh topic: checks/s, slots complete per
+#      window of one interval, CPU and RSS per prober, then a kill -9 of one
+#      prober and a join of a fifth (about 4 minutes; 1 with BENCH_QUICK=1).
+#
 #   6. Reloads of the targets file (BenchmarkReload in services/prober, run
 #      with `go test -bench -benchtime 3x`, the mean of 3): a file of 10,000 and of 100,000
 #      targets replaced by one of 2 (removed) and the reverse (added), beside
@@ -69,11 +77,13 @@ if [[ -n ${BENCH_QUICK:-} ]]; then
   CEILING_DURATION=4s BLACKBOX_DURATION=5s WARMUP=1s
   PROBER_DURATION=5s MEMORY_DURATION=10s E2E_WARMUP=3s E2E_DURATION=10s
   RECORDER_EVENTS=200000 RECORDER_RATE_FOR=10s DRAIN_RESULTS=100000
+  FLEET_TARGETS=10000 FLEET_INTERVAL=15s FLEET_WARMUP=10s FLEET_SESSION=6s
 else
   MODE=full
   CEILING_DURATION=8s BLACKBOX_DURATION=10s WARMUP=2s
   PROBER_DURATION=10s MEMORY_DURATION=20s E2E_WARMUP=5s E2E_DURATION=20s
   RECORDER_EVENTS=1000000 RECORDER_RATE_FOR=30s DRAIN_RESULTS=500000
+  FLEET_TARGETS=100000 FLEET_INTERVAL=60s FLEET_WARMUP=20s FLEET_SESSION=10s
 fi
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -246,9 +256,9 @@ go build -o "$BIN/" ./services/prober/cmd/probebench ./services/testing/cmd/benc
 # names another recorder binary), run as separate processes by e2ebench.
 # Before the recorder's consumer is merged, the recorder only migrates: it
 # has no -topic flag, and the end-to-end row says so.
-log "building prober, recorder and e2ebench"
+log "building prober, recorder, e2ebench and fleetbench"
 E2E_NOTE=""
-if ! go build -o "$BIN/" ./services/prober ./services/testing/cmd/e2ebench 2>"$LOGS/e2e-build.log"; then
+if ! go build -o "$BIN/" ./services/prober ./services/testing/cmd/e2ebench ./services/testing/cmd/fleetbench 2>"$LOGS/e2e-build.log"; then
   E2E_NOTE="end to end: build failed, see .stack/bench/logs/e2e-build.log"
 fi
 RECORDER_BIN=${RECORDER_BIN:-}
@@ -465,6 +475,37 @@ reload_rows() {
   done
 }
 
+# --- 9. fleet -------------------------------------------------------------------
+
+FLEET_ARGS=(-targets "$FLEET_TARGETS" -interval "$FLEET_INTERVAL" -warmup "$FLEET_WARMUP" -session-timeout "$FLEET_SESSION" -probers 4 -ports 8)
+FLEET_OK=""
+if [[ -z $E2E_NOTE ]]; then
+  log "fleet: fleetbench ${FLEET_ARGS[*]} (4 prober processes, then kill -9 of one and a join)"
+  "$BIN/fleetbench" -prober "$BIN/prober" "${FLEET_ARGS[@]}" -logs "$LOGS" \
+    >"$LOGS/fleetbench.json" 2>"$LOGS/fleetbench.err" && FLEET_OK=1
+fi
+# fl JQ: a figure of fleetbench (fields: its doc.go).
+fl() { jq -r "$1" "$LOGS/fleetbench.json"; }
+fleet_rows() {
+  if [[ -z $FLEET_OK ]]; then
+    printf '| 9. Fleet, %s targets every %s across 4 probers | %s | | |\n' "$(fmt_int "$FLEET_TARGETS")" "$FLEET_INTERVAL" "$(failed fleetbench.err)"
+    return
+  fi
+  local w='.windows[] | select(.name == $n) | "\(.slots) of \(.expected) slots (\(.completeness * 10000 | round / 100)%), \(.duplicates) counted twice"'
+  printf '| 9. Fleet: %s targets every %s across 4 prober processes (`-fleet`, one region, 60 partitions, `prober targets apply` in %s s), 8 nginx ports, `fleetbench %s` | **%s checks/s of %s demanded**; steady window: **%s**; schedule lag p50/p99/max %s ms | per prober: %s | |\n' \
+    "$(fmt_int "$FLEET_TARGETS")" "$FLEET_INTERVAL" "$(fl '.apply_s * 10 | round / 10')" "${FLEET_ARGS[*]}" \
+    "$(fmt_int "$(fl .achieved_per_s)")" "$(fmt_int "$(fl .demanded_per_s)")" "$(jq -r --arg n steady "$w" "$LOGS/fleetbench.json")" \
+    "$(fl '"\(.lag_p50_ms | round) / \(.lag_p99_ms | round) / \(.lag_max_ms | round)"')" \
+    "$(fl '[.per_prober[] | "\(.checks) checks, \(.cpu_ms_per_check * 1000 | round / 1000) ms CPU/check, RSS \(.rss_mib | round) MiB"] | join("; ")')"
+  printf '| 9. Fleet: kill -9 of one prober (%s of its targets; `-session-timeout %s`) | group Stable without it after **%s s**; first of its targets checked by another after **%s s**, all %s after %s s (each at its next slot); window from the kill: %s; slots missed: %s of its targets, %s of the others | | |\n' \
+    "$(fmt_int "$(fl .kill.targets)")" "$FLEET_SESSION" "$(fl '.kill.group_stable_s * 10 | round / 10')" "$(fl '.kill.first_taken_s * 10 | round / 10')" \
+    "$(fl .kill.taken)" "$(fl '.kill.all_taken_s * 10 | round / 10')" "$(jq -r --arg n kill "$w" "$LOGS/fleetbench.json")" \
+    "$(fmt_int "$(fl .kill.missed_dead)")" "$(fmt_int "$(fl .kill.missed_others)")"
+  printf '| 9. Fleet: a fifth prober joins | group Stable with it after **%s s**; its first check after **%s s**; %s targets moved to it; window from the join: %s; slots missed: %s (%s of the moved targets) | | |\n' \
+    "$(fl '.join.group_stable_s * 10 | round / 10')" "$(fl '.join.first_check_s * 10 | round / 10')" "$(fmt_int "$(fl .join.targets)")" \
+    "$(jq -r --arg n join "$w" "$LOGS/fleetbench.json")" "$(fl .join.missed)" "$(fl .join.missed_moved)"
+}
+
 LOAD_END=$(loadavg)
 log "load average at end: $LOAD_END"
 
@@ -586,6 +627,7 @@ table() {
   else
     printf '| 8. Spool after an outage | %s | | |\n' "$(failed probebench-drain.err)"
   fi
+  fleet_rows
   echo
   echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: /proc/self/stat over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
 }
