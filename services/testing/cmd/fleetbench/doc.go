@@ -25,6 +25,8 @@
 //	up_fraction             share of those checks that got status 200
 //	lag_p50_ms, lag_p99_ms, lag_max_ms   started_at − scheduled_at of those checks
 //	event_bytes_mean        mean Kafka record value (wire-format header + encoded CheckResult) over all events
+//	log_bytes_per_event     the results topic's log on the brokers (DescribeAllLogDirs, every replica, lz4
+//	                        batches as the probers produce them) ÷ its records (end offsets), at the end
 //	windows[]               name (steady, kill, join), expected slots (= targets), slots (distinct
 //	                        (target, scheduled_at) with scheduled_at in the window), duplicates (events
 //	                        beyond one per slot), completeness (slots ÷ expected)

@@ -217,6 +217,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := sleep(ctx, time.Until(tl.join.Add(c.interval+min(c.interval/2, 5*time.Second)+5*time.Second))); err != nil {
 		return err
 	}
+	logBytes, logRecords := topicLog(ctx, adm, resultsTopic)
 	stopReading()
 	if err := <-readDone; err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -226,6 +227,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	rep := analyze(col.snapshot(), states.snapshot(), tl, targetIDs(c.targets), victim.instance, joiner.instance)
 	rep.Targets, rep.IntervalS, rep.Probers = c.targets, c.interval.Seconds(), c.probers
 	rep.SessionTimeoutS, rep.Ports, rep.ApplyS = c.session.Seconds(), c.ports, applyTime.Seconds()
+	if logRecords > 0 {
+		rep.LogBytesPerEvent = float64(logBytes) / float64(logRecords)
+	}
 	for i, p := range probers[:c.probers] {
 		pp := proberFigures{Instance: p.instance, Checks: rep.steadyChecks[p.instance],
 			RSSMiB: float64(rssMax[i]) / (1 << 20), PeakRSSMiB: float64(peak[i]) / (1 << 20)}
@@ -254,6 +258,29 @@ func targetIDs(n int) []string {
 		ids[i] = targetID(i)
 	}
 	return ids
+}
+
+// topicLog is the size of a topic's log on the brokers, all replicas
+// (DescribeAllLogDirs), and its records (end offsets); 0 when unknown.
+func topicLog(ctx context.Context, adm *kadm.Client, topic string) (size, records int64) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0
+	}
+	ends.Each(func(o kadm.ListedOffset) { records += o.Offset })
+	dirs, err := adm.DescribeAllLogDirs(ctx, nil)
+	if err != nil {
+		return 0, 0
+	}
+	var n int64
+	dirs.Each(func(d kadm.DescribedLogDir) {
+		d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+			if p.Topic == topic {
+				n += p.Size
+			}
+		})
+	})
+	return n, records
 }
 
 // event is what the analysis needs of one CheckResult.
@@ -397,23 +424,24 @@ func (t timeline) in(start, at time.Time) bool {
 
 // report is the JSON object of a run (doc.go describes the fields).
 type report struct {
-	Targets         int             `json:"targets"`
-	IntervalS       float64         `json:"interval_s"`
-	Probers         int             `json:"probers"`
-	SessionTimeoutS float64         `json:"session_timeout_s"`
-	Ports           int             `json:"ports"`
-	ApplyS          float64         `json:"apply_s"`
-	DemandedPerS    float64         `json:"demanded_per_s"`
-	AchievedPerS    float64         `json:"achieved_per_s"`
-	UpFraction      float64         `json:"up_fraction"`
-	LagP50Ms        float64         `json:"lag_p50_ms"`
-	LagP99Ms        float64         `json:"lag_p99_ms"`
-	LagMaxMs        float64         `json:"lag_max_ms"`
-	EventBytesMean  float64         `json:"event_bytes_mean"`
-	Windows         []window        `json:"windows"`
-	PerProber       []proberFigures `json:"per_prober"`
-	Kill            killFigures     `json:"kill"`
-	Join            joinFigures     `json:"join"`
+	Targets          int             `json:"targets"`
+	IntervalS        float64         `json:"interval_s"`
+	Probers          int             `json:"probers"`
+	SessionTimeoutS  float64         `json:"session_timeout_s"`
+	Ports            int             `json:"ports"`
+	ApplyS           float64         `json:"apply_s"`
+	DemandedPerS     float64         `json:"demanded_per_s"`
+	AchievedPerS     float64         `json:"achieved_per_s"`
+	UpFraction       float64         `json:"up_fraction"`
+	LagP50Ms         float64         `json:"lag_p50_ms"`
+	LagP99Ms         float64         `json:"lag_p99_ms"`
+	LagMaxMs         float64         `json:"lag_max_ms"`
+	EventBytesMean   float64         `json:"event_bytes_mean"`
+	LogBytesPerEvent float64         `json:"log_bytes_per_event"`
+	Windows          []window        `json:"windows"`
+	PerProber        []proberFigures `json:"per_prober"`
+	Kill             killFigures     `json:"kill"`
+	Join             joinFigures     `json:"join"`
 
 	steadyChecks map[string]int
 }
