@@ -497,7 +497,7 @@ fleet_rows() {
     "$(fmt_int "$(fl .achieved_per_s)")" "$(fmt_int "$(fl .demanded_per_s)")" "$(jq -r --arg n steady "$w" "$LOGS/fleetbench.json")" \
     "$(fl '"\(.lag_p50_ms | round) / \(.lag_p99_ms | round) / \(.lag_max_ms | round)"')" \
     "$(fl '[.per_prober[] | "\(.checks) checks, \(.cpu_ms_per_check * 1000 | round / 1000) ms CPU/check, RSS \(.rss_mib | round) MiB"] | join("; ")')"
-  printf '| 9. Fleet: kill -9 of one prober (%s of its targets; `-session-timeout %s`) | group Stable without it after **%s s**; first of its targets checked by another after **%s s**, all %s after %s s (each at its next slot); window from the kill: %s; slots missed: %s of its targets, %s of the others | | |\n' \
+  printf '| 9. Fleet: kill -9 of one prober (%s of its targets; `-session-timeout %s`) | group Stable without it after **%s s**; first of its targets checked by another after **%s s**, all %s after %s s (each at its next slot after the take-over; the join at the next window moves some again); window from the kill: %s; slots missed: %s of its targets, %s of the others | | |\n' \
     "$(fmt_int "$(fl .kill.targets)")" "$FLEET_SESSION" "$(fl '.kill.group_stable_s * 10 | round / 10')" "$(fl '.kill.first_taken_s * 10 | round / 10')" \
     "$(fl .kill.taken)" "$(fl '.kill.all_taken_s * 10 | round / 10')" "$(jq -r --arg n kill "$w" "$LOGS/fleetbench.json")" \
     "$(fmt_int "$(fl .kill.missed_dead)")" "$(fmt_int "$(fl .kill.missed_others)")"
