@@ -204,6 +204,10 @@ func (s *Spool) load() error {
 	slices.Sort(ids)
 	oldTopic, _ := os.ReadFile(topicFile)
 	curSeg, curOff := s.readCursor()
+	// New segments are numbered past the cursor even when the segments it
+	// names are gone: otherwise the next start would take them for
+	// acknowledged ones and delete them.
+	s.nextSegID = curSeg + 1
 
 	for _, id := range ids {
 		s.nextSegID = max(s.nextSegID, id+1)
