@@ -56,8 +56,8 @@ const (
 	DropBufferFull = "buffer_full"
 	// DropSpoolFull: beyond -spool-max-bytes, the oldest spooled results.
 	DropSpoolFull = "spool_full"
-	// DropSpoolError: the memory buffer was full while the spool could not
-	// write (a full disk).
+	// DropSpoolError: the memory buffer or the producer was full while the
+	// spool could not write (a full disk).
 	DropSpoolError = "spool_error"
 	// DropCorrupt: spooled results in a segment found damaged while read.
 	DropCorrupt = "corrupt"
@@ -91,6 +91,17 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// spooler is what the publisher needs of a *spool.Spool.
+type spooler interface {
+	Append(entries []spool.Entry) (dropped int, err error)
+	Next() (spool.Record, int, bool)
+	Ack(ticket uint64)
+	Notify() <-chan struct{}
+	Sync() error
+	Stats() spool.Stats
+	Close() error
+}
+
 // Publisher publishes check results. Create it with New, start Run, call
 // Publish from any goroutine.
 type Publisher struct {
@@ -100,7 +111,7 @@ type Publisher struct {
 	registry *sr.Client
 	serde    sr.Serde
 	log      *slog.Logger
-	spool    *spool.Spool // nil without a spool
+	spool    spooler // nil without a spool
 
 	ready     atomic.Bool
 	setupErr  atomic.Pointer[error]
@@ -140,7 +151,7 @@ func New(kcfg kafkaenv.Config, o Options) (*Publisher, error) {
 		notify:  make(chan struct{}, 1),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sitewatch_prober_results_dropped_total",
-			Help: "Check results dropped, oldest first, by reason: buffer_full (memory buffer full), spool_full (beyond -spool-max-bytes), spool_error (memory buffer full while the spool could not write), corrupt (in a spool segment found damaged).",
+			Help: "Check results dropped, oldest first, by reason: buffer_full (memory buffer full), spool_full (beyond -spool-max-bytes), spool_error (memory buffer or producer full while the spool could not write), corrupt (in a spool segment found damaged).",
 		}, []string{"reason"}),
 		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_prober_produce_errors_total",
@@ -490,9 +501,10 @@ func (p *Publisher) writeSpool(ctx, produceCtx context.Context) {
 					p.spoolErrors.Inc()
 				}
 				for _, e := range entries {
-					// Blocks while the producer buffer is full: the results
-					// then wait in memory, dropped when it is full.
-					p.cl.Produce(produceCtx, &kgo.Record{Key: e.Key, Value: e.Value}, p.promise)
+					// Never waits for room in the producer: with Kafka away
+					// too, a blocked writer would never try the disk again.
+					// What does not fit is dropped (the oldest in memory).
+					p.cl.TryProduce(produceCtx, &kgo.Record{Key: e.Key, Value: e.Value}, p.fallbackPromise)
 				}
 			} else {
 				p.spoolDown.Store(false)
@@ -638,6 +650,16 @@ func (p *Publisher) record(r *check.Result, event *sitewatchv1.CheckResult) (*kg
 		return nil, fmt.Errorf("encode %s: %w", r.Target.ID, err)
 	}
 	return &kgo.Record{Key: []byte(r.Target.ID), Value: value}, nil
+}
+
+// fallbackPromise is promise for results sent past a spool that cannot
+// write: the producer being full drops them.
+func (p *Publisher) fallbackPromise(r *kgo.Record, err error) {
+	if errors.Is(err, kgo.ErrMaxBuffered) {
+		p.dropped.WithLabelValues(DropSpoolError).Inc()
+		return
+	}
+	p.promise(r, err)
 }
 
 func (p *Publisher) promise(_ *kgo.Record, err error) {
