@@ -34,7 +34,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/backoff"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/shutdown"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
 	"github.com/sitewatch/sitewatch/services/prober/internal/spool"
 )
@@ -352,10 +354,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 	// Produce with a context that outlives ctx by FlushTimeout: the results
 	// already taken and those still queued at stop are sent, but with
 	// Kafka down, shutdown still ends.
-	produceCtx, cancelProduce := context.WithCancel(context.WithoutCancel(ctx))
+	produceCtx, cancelProduce := shutdown.WithGrace(ctx, p.o.FlushTimeout)
 	defer cancelProduce()
-	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(p.o.FlushTimeout, cancelProduce) })
-	defer stopTimer()
 
 	if p.spool == nil {
 		return p.runMemory(ctx, produceCtx)
@@ -622,25 +622,13 @@ func (p *Publisher) spooledProduced(ticket uint64, err error) {
 // ensureTopic creates the topic when missing, retrying with backoff until
 // Kafka answers or ctx ends (false).
 func (p *Publisher) ensureTopic(ctx context.Context) bool {
-	backoff := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := p.createTopic(ctx)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		p.log.Warn("kafka not ready; checks go on, results wait in the spool", "attempt", attempt, "retry_in", backoff, "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return false
-		}
-		// At most 5 s: the spool drains only once the topic is known, and
-		// one request every 5 s costs Kafka nothing.
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	// At most 5 s: the spool drains only once the topic is known, and one
+	// request every 5 s costs Kafka nothing.
+	_, err := backoff.Do(ctx, backoff.Exponential(500*time.Millisecond, 5*time.Second), p.createTopic, nil,
+		func(attempt int, wait time.Duration, err error) {
+			p.log.Warn("kafka not ready; checks go on, results wait in the spool", "attempt", attempt, "retry_in", wait, "err", err)
+		})
+	return err == nil
 }
 
 func (p *Publisher) record(r *check.Result, event *sitewatchv1.CheckResult) (*kgo.Record, error) {
@@ -684,31 +672,26 @@ func (p *Publisher) produceError(err error) {
 // setupWithRetry registers the schema (and, with withTopic, creates the
 // topic first) until it works, ctx ends, or a permanent error.
 func (p *Publisher) setupWithRetry(ctx context.Context, withTopic bool) error {
-	backoff := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := p.setup(ctx, withTopic)
-		if err == nil {
-			p.ready.Store(true)
-			p.setupErr.Store(nil)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		var perm permanentError
-		if errors.As(err, &perm) {
-			return err
-		}
-		p.setupErr.Store(&err)
-		p.log.Warn("kafka or schema registry not ready; checks go on, results wait in the buffer",
-			"attempt", attempt, "retry_in", backoff, "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return nil
-		}
-		backoff = min(2*backoff, 30*time.Second)
+	_, err := backoff.Do(ctx, backoff.Exponential(500*time.Millisecond, 30*time.Second),
+		func(ctx context.Context) error { return p.setup(ctx, withTopic) },
+		func(err error) bool {
+			var perm permanentError
+			return !errors.As(err, &perm)
+		},
+		func(attempt int, wait time.Duration, err error) {
+			p.setupErr.Store(&err)
+			p.log.Warn("kafka or schema registry not ready; checks go on, results wait in the buffer",
+				"attempt", attempt, "retry_in", wait, "err", err)
+		})
+	switch {
+	case err == nil:
+		p.ready.Store(true)
+		p.setupErr.Store(nil)
+		return nil
+	case ctx.Err() != nil:
+		return nil
 	}
+	return err
 }
 
 // permanentError marks a set-up error that retrying cannot fix.
