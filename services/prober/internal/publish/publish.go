@@ -736,11 +736,14 @@ func (p *Publisher) registerSchema(ctx context.Context) error {
 	if err != nil {
 		var re *sr.ResponseError
 		if errors.As(err, &re) {
-			switch re.StatusCode {
-			case http.StatusConflict:
+			switch {
+			// By the registry's error code; by the HTTP status for a
+			// registry that sends another code (or none) with its 409.
+			case re.SchemaError() == sr.ErrIncompatibleSchema, re.StatusCode == http.StatusConflict:
 				return permanentError{fmt.Errorf("%w: subject %s: %s; evolve check_result.proto compatibly (buf breaking) or register the change deliberately",
 					ErrIncompatibleSchema, p.subject, re.Message)}
-			case http.StatusUnauthorized, http.StatusForbidden, http.StatusUnprocessableEntity:
+			case re.StatusCode == http.StatusUnauthorized, re.StatusCode == http.StatusForbidden,
+				re.StatusCode == http.StatusUnprocessableEntity:
 				return permanentError{fmt.Errorf("register schema under %s: %w", p.subject, err)}
 			}
 		}
