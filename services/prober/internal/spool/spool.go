@@ -37,6 +37,14 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// segFile is the active segment as the writer uses it (an *os.File).
+type segFile interface {
+	io.Writer
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+}
+
 // Options configure a Spool.
 type Options struct {
 	Dir string
@@ -101,11 +109,11 @@ type Spool struct {
 	log     *slog.Logger
 	lock    *os.File
 	notify  chan struct{}
-	openSeg func(name string) (*os.File, error) // tests make writes fail
+	openSeg func(name string) (segFile, error) // tests make writes fail
 
 	mu        sync.Mutex
 	segs      []*segment // oldest first; the last is the active one
-	w         *os.File   // active segment, for appending
+	w         segFile    // active segment, for appending
 	wbuf      []byte
 	dirty     bool // written since the last fsync
 	dirDirty  bool // segments created or removed since the last fsync
@@ -160,7 +168,7 @@ func Open(o Options) (*Spool, error) {
 		notify: make(chan struct{}, 1),
 		slots:  make([]slot, o.Window),
 		buf:    make([]byte, 0, 256<<10),
-		openSeg: func(name string) (*os.File, error) {
+		openSeg: func(name string) (segFile, error) {
 			return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o640)
 		},
 	}
@@ -449,6 +457,12 @@ func (s *Spool) Append(entries []Entry) (dropped int, err error) {
 				s.log.Error("spool: cannot cut a partial write; the segment tail will be skipped when next opened", "file", seg.path, "err", terr)
 				seg.disk += int64(n)
 				s.bytes += int64(n)
+				// Appending after the torn bytes would put records where
+				// the reader cannot find them: the next Append starts a
+				// new segment.
+				s.w.Sync()
+				s.w.Close()
+				s.w = nil
 			}
 		}
 		return dropped, s.fail(fmt.Errorf("write %s: %w", seg.path, err), now)

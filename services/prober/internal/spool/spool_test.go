@@ -336,7 +336,7 @@ func TestFullDiskMakesTheSpoolUnavailable(t *testing.T) {
 	defer s.Close()
 	appendN(t, s, 0, 1)
 	// /dev/full answers every write with ENOSPC.
-	s.openSeg = func(string) (*os.File, error) { return os.OpenFile("/dev/full", os.O_WRONLY, 0) }
+	s.openSeg = func(string) (segFile, error) { return os.OpenFile("/dev/full", os.O_WRONLY, 0) }
 	for range 3 { // fill the 64-byte segment, then the next write opens a new one
 		_, err := s.Append([]Entry{{Key: []byte("k"), Value: []byte("value-full")}})
 		if err == nil {
@@ -468,5 +468,62 @@ func TestStaleCursorDoesNotHideNewSegments(t *testing.T) {
 	defer s.Close()
 	if got := drain(t, s, true); !slices.Equal(got, values(0, 10)) {
 		t.Errorf("after a restart on a stale cursor: delivered %v, want all 10", got)
+	}
+}
+
+// tornFile writes half of what it is given and fails, and cannot be cut
+// back, while tear is set: a disk that filled mid-write and then an I/O
+// error on ftruncate.
+type tornFile struct {
+	*os.File
+	tear bool
+}
+
+func (f *tornFile) Write(b []byte) (int, error) {
+	if !f.tear {
+		return f.File.Write(b)
+	}
+	n, _ := f.File.Write(b[:len(b)/2])
+	return n, syscall.ENOSPC
+}
+
+func (f *tornFile) Truncate(size int64) error {
+	if f.tear {
+		return &os.PathError{Op: "truncate", Path: f.Name(), Err: syscall.EIO}
+	}
+	return f.File.Truncate(size)
+}
+
+// A partial write that cannot be cut back leaves bytes after the last
+// record: appends after the pause must not follow them in that segment.
+func TestPartialWriteThatCannotBeCutIsNotAppendedTo(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	s, err := Open(Options{Dir: dir, Topic: "t", MaxBytes: 1 << 20, Window: 10000, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var torn *tornFile
+	s.openSeg = func(name string) (segFile, error) {
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o640)
+		torn = &tornFile{File: f}
+		return torn, err
+	}
+	s.mu.Lock()
+	if err := s.rotate(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Unlock()
+	appendN(t, s, 0, 5)
+	torn.tear = true
+	if _, err := s.Append([]Entry{{Key: []byte("k"), Value: []byte("value-00005")}}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Append on a torn write: %v, want ErrUnavailable", err)
+	}
+	torn.tear = false
+	now = now.Add(retryPause + time.Second)
+	appendN(t, s, 6, 10)
+	if got := drain(t, s, true); !slices.Equal(got, append(values(0, 5), values(6, 10)...)) {
+		t.Errorf("delivered %v, want 0..4 and 6..9 (5 was refused)", got)
 	}
 }
