@@ -527,3 +527,40 @@ func TestPartialWriteThatCannotBeCutIsNotAppendedTo(t *testing.T) {
 		t.Errorf("delivered %v, want 0..4 and 6..9 (5 was refused)", got)
 	}
 }
+
+// A segment that is the whole spool and holds no record: an empty one (a
+// crash right after it was created) goes silently, a damaged one is set
+// aside and counted; either way the spool opens and takes records.
+func TestSegmentWithoutARecord(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		corrupt int64
+	}{
+		{"zero-length", nil, 0},
+		{"truncated header", []byte{0, 0, 0}, 1},
+		{"huge length", []byte{0xff, 0xff, 0xff, 0xf0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 1},
+		{"length beyond the file", []byte{0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			name := filepath.Join(dir, segName(3))
+			if err := os.WriteFile(name, tc.data, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			s := open(t, dir, 1<<20, 0, 10)
+			defer s.Close()
+			if st := s.Stats(); st.CorruptSegments != tc.corrupt || st.Records != 0 {
+				t.Errorf("stats %+v, want %d corrupt and 0 records", st, tc.corrupt)
+			}
+			_, errCorrupt := os.Stat(name + ".corrupt")
+			if (errCorrupt == nil) != (tc.corrupt == 1) {
+				t.Errorf("renamed .corrupt: %v, want %v", errCorrupt == nil, tc.corrupt == 1)
+			}
+			appendN(t, s, 0, 3)
+			if got := drain(t, s, true); !slices.Equal(got, values(0, 3)) {
+				t.Errorf("after it: %v", got)
+			}
+		})
+	}
+}
