@@ -95,29 +95,6 @@ func (f *fleet) total() int {
 	return n
 }
 
-// stored returns rows and distinct event IDs per target.
-func (s *system) stored(t testing.TB) (rows, distinct map[string]int) {
-	t.Helper()
-	q, err := s.db.Query(context.Background(), `SELECT target_id, count(*), count(DISTINCT event_id) FROM check_results GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	rows, distinct = map[string]int{}, map[string]int{}
-	for q.Next() {
-		var id string
-		var n, d int
-		if err := q.Scan(&id, &n, &d); err != nil {
-			t.Fatal(err)
-		}
-		rows[id], distinct[id] = n, d
-	}
-	if err := q.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return rows, distinct
-}
-
 // waitSpoolEmpty waits until the prober's spool holds nothing unacknowledged.
 func waitSpoolEmpty(t testing.TB, p *proc, timeout time.Duration) {
 	t.Helper()

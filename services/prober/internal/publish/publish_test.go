@@ -192,7 +192,7 @@ func TestIncompatibleSchemaByCodeOrStatus(t *testing.T) {
 			registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
 				w.WriteHeader(http.StatusConflict)
-				io.WriteString(w, tc.body)
+				_, _ = io.WriteString(w, tc.body)
 			}))
 			defer registry.Close()
 			kafka, err := kfake.NewCluster(kfake.NumBrokers(1))

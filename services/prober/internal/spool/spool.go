@@ -385,7 +385,9 @@ func (s *Spool) readCursor() (uint64, int64) {
 func (s *Spool) rotate() error {
 	if s.w != nil {
 		if s.dirty {
-			s.w.Sync()
+			if err := s.w.Sync(); err != nil {
+				s.log.Error("spool: fsync of a full segment", "err", err)
+			}
 			s.dirty = false
 		}
 		s.w.Close()
@@ -460,7 +462,9 @@ func (s *Spool) Append(entries []Entry) (dropped int, err error) {
 				// Appending after the torn bytes would put records where
 				// the reader cannot find them: the next Append starts a
 				// new segment.
-				s.w.Sync()
+				if err := s.w.Sync(); err != nil {
+					s.log.Error("spool: fsync of the torn segment", "file", seg.path, "err", err)
+				}
 				s.w.Close()
 				s.w = nil
 			}
@@ -709,8 +713,12 @@ func (s *Spool) Sync() error {
 		}
 	}
 	if dirDirty || writeCur {
+		// The segments created or removed and the cursor's rename last.
 		if d, err := os.Open(s.o.Dir); err == nil {
-			d.Sync()
+			// EINVAL: a file system that cannot sync a directory.
+			if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+				errs = append(errs, fmt.Errorf("spool: fsync of the directory: %w", err))
+			}
 			d.Close()
 		}
 	}
@@ -810,7 +818,8 @@ func (r *recordReader) bytes(off, n int64) ([]byte, error) {
 	}
 	r.buf = r.buf[:size]
 	k, err := r.f.ReadAt(r.buf, off)
-	if err != nil && !(errors.Is(err, io.EOF) && int64(k) >= n) {
+	// io.EOF with the n bytes wanted read is no error: the read-ahead hit the end.
+	if err != nil && (!errors.Is(err, io.EOF) || int64(k) < n) {
 		r.buf = r.buf[:0]
 		return nil, fmt.Errorf("offset %d: %w", off, err)
 	}

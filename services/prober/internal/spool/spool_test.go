@@ -242,8 +242,11 @@ func TestDamageIsSkippedAndCounted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.Write([]byte{0, 0, 0, 30, 1, 2}) // a header cut by the crash
+			_, err = f.Write([]byte{0, 0, 0, 30, 1, 2}) // a header cut by the crash
 			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
 		}, 1, values(0, 100)},
 		{"flipped byte mid-segment", func(t *testing.T, segs []string) {
 			// Segment 2 holds records 34..67 (30-byte records, 1 KiB
@@ -252,8 +255,11 @@ func TestDamageIsSkippedAndCounted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.WriteAt([]byte{0xff}, 10*30+20)
+			_, err = f.WriteAt([]byte{0xff}, 10*30+20)
 			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
 		}, 1, append(values(0, 44), values(68, 100)...)},
 		{"planted garbage segment", func(t *testing.T, segs []string) {
 			garbage := []byte(strings.Repeat("not a spool record ", 100))
@@ -262,9 +268,15 @@ func TestDamageIsSkippedAndCounted(t *testing.T) {
 			}
 		}, 1, values(0, 100)},
 		{"length out of range", func(t *testing.T, segs []string) {
-			f, _ := os.OpenFile(segs[0], os.O_RDWR, 0)
-			f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, 0)
+			f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, 0)
 			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
 		}, 1, values(34, 100)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -295,7 +307,9 @@ func TestDamageIsSkippedAndCounted(t *testing.T) {
 	}
 	// The planted file is kept aside for a person to look at.
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, segName(5)), []byte("garbage garbage garbage"), 0o640)
+	if err := os.WriteFile(filepath.Join(dir, segName(5)), []byte("garbage garbage garbage"), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	s := open(t, dir, 1<<20, 0, 10)
 	s.Close()
 	if _, err := os.Stat(filepath.Join(dir, segName(5)+".corrupt")); err != nil {
@@ -308,9 +322,15 @@ func TestDamageWhileReadingIsSkipped(t *testing.T) {
 	s := open(t, dir, 1<<20, 1000, 10000)
 	defer s.Close()
 	appendN(t, s, 0, 100)
-	f, _ := os.OpenFile(segFiles(t, dir)[0], os.O_RDWR, 0)
-	f.WriteAt([]byte{0xff}, 5*30+20)
+	f, err := os.OpenFile(segFiles(t, dir)[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte{0xff}, 5*30+20)
 	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var got []string
 	skipped := 0
 	for {
