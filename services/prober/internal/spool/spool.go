@@ -252,12 +252,16 @@ func (s *Spool) load() error {
 			}
 		}
 	}
-	if s.pending > 0 && oldTopic != nil && string(oldTopic) != s.o.Topic {
+	// An empty file names no topic: a crash or power loss while it was
+	// written, which must not keep the prober from starting.
+	if s.pending > 0 && len(oldTopic) > 0 && string(oldTopic) != s.o.Topic {
 		return fmt.Errorf("spool %s holds %d records for topic %q, not %q: deliver them with -topic %s or remove the directory",
 			s.o.Dir, s.pending, oldTopic, s.o.Topic, oldTopic)
 	}
-	if err := os.WriteFile(topicFile, []byte(s.o.Topic), 0o640); err != nil {
-		return fmt.Errorf("spool: %w", err)
+	if string(oldTopic) != s.o.Topic {
+		if err := writeFileSync(topicFile, []byte(s.o.Topic)); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
 	}
 	if s.nextSegID == 0 {
 		s.nextSegID = 1
@@ -272,6 +276,27 @@ func (s *Spool) load() error {
 		s.log.Info("spool: found records to deliver", "records", s.pending, "bytes", s.bytes, "segments", len(s.segs)-1)
 	}
 	return nil
+}
+
+// writeFileSync replaces name with data through a synced temporary file, so
+// that a crash leaves the old contents or the new, never a torn file.
+func writeFileSync(name string, data []byte) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
 }
 
 func segName(id uint64) string { return fmt.Sprintf("%020d%s", id, segSuffix) }
@@ -705,10 +730,7 @@ func (s *Spool) Sync() error {
 		}
 	}
 	if writeCur {
-		tmp := filepath.Join(s.o.Dir, "cursor.tmp")
-		if err := os.WriteFile(tmp, []byte(cur), 0o640); err != nil {
-			errs = append(errs, fmt.Errorf("spool: cursor: %w", err))
-		} else if err := os.Rename(tmp, filepath.Join(s.o.Dir, "cursor")); err != nil {
+		if err := writeFileSync(filepath.Join(s.o.Dir, "cursor"), []byte(cur)); err != nil {
 			errs = append(errs, fmt.Errorf("spool: cursor: %w", err))
 		}
 	}

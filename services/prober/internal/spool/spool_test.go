@@ -584,3 +584,25 @@ func TestSegmentWithoutARecord(t *testing.T) {
 		})
 	}
 }
+
+// An empty topic file (a crash or power loss while it was written) says
+// nothing about the records: the spool opens and delivers them.
+func TestEmptyTopicFileIsNotAnotherTopic(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20, 0, 10)
+	appendN(t, s, 0, 3)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "topic"), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, 1<<20, 0, 10)
+	defer s.Close()
+	if got := drain(t, s, true); !slices.Equal(got, values(0, 3)) {
+		t.Errorf("delivered %v, want 0..2", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "topic")); err != nil || string(b) != "t" {
+		t.Errorf("topic file %q (%v), want %q", b, err, "t")
+	}
+}
