@@ -225,10 +225,7 @@ func (s *Spool) load() error {
 			os.Remove(path)
 			continue
 		}
-		seg, err := s.scan(id, path)
-		if err != nil {
-			return err
-		}
+		seg := s.scan(id, path)
 		if seg == nil {
 			continue
 		}
@@ -302,16 +299,23 @@ func writeFileSync(name string, data []byte) error {
 func segName(id uint64) string { return fmt.Sprintf("%020d%s", id, segSuffix) }
 
 // scan checks every record of a segment file. It returns nil for a file
-// with no valid record (renamed NAME.corrupt when it has bytes).
-func (s *Spool) scan(id uint64, path string) (*segment, error) {
+// with no valid record (renamed NAME.corrupt when it has bytes) or one that
+// cannot be opened.
+func (s *Spool) scan(id uint64, path string) *segment {
 	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+	if err == nil {
+		defer f.Close()
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = f.Stat()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		// Skipped, not fatal: a start that fails on it would fail again,
+		// a crash loop.
+		s.corrupt++
+		s.log.Error("spool: segment cannot be opened; skipped", "file", path, "err", err)
+		return nil
 	}
 	seg := &segment{id: id, path: path, disk: fi.Size()}
 	r := &recordReader{f: f, limit: fi.Size(), buf: make([]byte, 0, 256<<10)}
@@ -328,7 +332,7 @@ func (s *Spool) scan(id uint64, path string) (*segment, error) {
 	switch {
 	case fi.Size() == 0:
 		os.Remove(path)
-		return nil, nil
+		return nil
 	case seg.records == 0:
 		s.corrupt++
 		s.log.Error("spool: segment unreadable, skipped and renamed", "file", path, "bytes", fi.Size(),
@@ -337,13 +341,13 @@ func (s *Spool) scan(id uint64, path string) (*segment, error) {
 			s.log.Error("spool: cannot rename the unreadable segment; removing it", "file", path, "err", err)
 			os.Remove(path)
 		}
-		return nil, nil
+		return nil
 	case bad != nil:
 		s.corrupt++
 		s.log.Error("spool: segment damaged, its tail skipped", "file", path, "records_kept", seg.records,
 			"bytes_kept", seg.size, "bytes_skipped", fi.Size()-seg.size, "err", bad)
 	}
-	return seg, nil
+	return seg
 }
 
 // countBefore counts the records of seg that end at or before off.

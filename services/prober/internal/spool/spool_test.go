@@ -606,3 +606,25 @@ func TestEmptyTopicFileIsNotAnotherTopic(t *testing.T) {
 		t.Errorf("topic file %q (%v), want %q", b, err, "t")
 	}
 }
+
+// A segment that cannot be opened (here a dangling link; on a real disk an
+// I/O error) is skipped and counted: the prober still starts.
+func TestUnopenableSegmentIsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20, 0, 10)
+	appendN(t, s, 0, 3)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "gone"), filepath.Join(dir, segName(50))); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, 1<<20, 0, 10)
+	defer s.Close()
+	if st := s.Stats(); st.CorruptSegments != 1 {
+		t.Errorf("corrupt segments %d, want 1", st.CorruptSegments)
+	}
+	if got := drain(t, s, true); !slices.Equal(got, values(0, 3)) {
+		t.Errorf("delivered %v, want 0..2", got)
+	}
+}
