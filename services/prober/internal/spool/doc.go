@@ -31,8 +31,8 @@
 // is unreadable is renamed NAME.corrupt and skipped; a damaged or torn
 // tail (a crash mid-write, a full disk) is skipped from the first bad
 // record on; one that cannot be opened is skipped. Each is logged and
-// counted in Stats.CorruptSegments; nothing
-// is retried, so a bad file never turns into a crash loop.
+// counted in Stats.CorruptSegments; nothing is retried, so a bad file
+// never turns into a crash loop.
 //
 // # Bounds
 //
