@@ -21,8 +21,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/prober/internal/fleet"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // fleetProber is a prober run in fleet mode by a test.

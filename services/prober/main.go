@@ -86,7 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.linger, "linger", 20*time.Millisecond, "how long the producer waits to fill a batch")
 	fs.DurationVar(&f.flushTimeout, "flush-timeout", 15*time.Second, "at shutdown, how long to wait for Kafka to take the buffered results")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
-	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory of the on-disk spool where results wait for Kafka, one per prober (default $XDG_STATE_HOME/sitewatch/prober/INSTANCE/spool, with $HOME/.local/state when XDG_STATE_HOME is unset)")
+	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory of the on-disk spool where results wait for Kafka, one per prober (default $STATE_DIRECTORY/spool under systemd's StateDirectory=, else $XDG_STATE_HOME/sitewatch/prober/INSTANCE/spool, with $HOME/.local/state when XDG_STATE_HOME is unset)")
 	fs.StringVar(&f.spoolMax, "spool-max-bytes", "1GiB", "cap of the spool (1GiB, 500MB, ...); beyond it the oldest results are dropped; 0: no spool, results wait in memory only (-buffer)")
 	fs.DurationVar(&f.spoolSync, "spool-sync", time.Second, "how often the spool is fsynced: what a power loss can cost (a killed prober loses only results not yet written, normally none)")
 	var errs []error
@@ -147,12 +147,18 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	return kgo.NoCompression(), fmt.Errorf("-compression: %q is not one of zstd, lz4, snappy, gzip, none", name)
 }
 
-// spoolDir returns -spool-dir, or its default under the user's state
-// directory (XDG Base Directory Specification), one per instance so that
-// probers sharing a machine do not share a spool.
+// spoolDir returns -spool-dir, or its default: under systemd's
+// StateDirectory= when the unit has one (the unit's own, writable even with
+// DynamicUser=), else under the user's state directory (XDG Base Directory
+// Specification), one per instance so that probers sharing a machine do
+// not share a spool.
 func spoolDir(f *flags, getenv func(string) string) (string, error) {
 	if f.spoolDir != "" {
 		return f.spoolDir, nil
+	}
+	if dirs := getenv("STATE_DIRECTORY"); dirs != "" {
+		first, _, _ := strings.Cut(dirs, ":")
+		return filepath.Join(first, "spool"), nil
 	}
 	state := getenv("XDG_STATE_HOME")
 	if state == "" {

@@ -19,6 +19,11 @@ func TestSpoolFlags(t *testing.T) {
 	}{
 		{name: "defaults under XDG_STATE_HOME", args: []string{"-instance", "p1"}, env: map[string]string{"XDG_STATE_HOME": "/var/lib/x", "HOME": "/home/u"},
 			dir: "/var/lib/x/sitewatch/prober/p1/spool", max: 1 << 30, sync: time.Second},
+		// systemd's StateDirectory= (several are separated by colons): the
+		// unit's own, writable even with DynamicUser=, whose HOME is not.
+		{name: "defaults under systemd's STATE_DIRECTORY", args: []string{"-instance", "p1"},
+			env: map[string]string{"STATE_DIRECTORY": "/var/lib/sitewatch-prober:/var/lib/other", "XDG_STATE_HOME": "/var/lib/x", "HOME": "/"},
+			dir: "/var/lib/sitewatch-prober/spool", max: 1 << 30, sync: time.Second},
 		{name: "defaults under HOME", args: []string{"-instance", "p1"}, env: map[string]string{"HOME": "/home/u"},
 			dir: "/home/u/.local/state/sitewatch/prober/p1/spool", max: 1 << 30, sync: time.Second},
 		{name: "explicit", args: []string{"-instance", "p1", "-spool-dir", "/data/spool", "-spool-max-bytes", "500MB", "-spool-sync", "100ms"},

@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sitewatch/sitewatch/services/internal/stacktest"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // fakeScheduler records what a Member gives it: the targets by ID with

@@ -1,17 +1,3 @@
-// Package publish sends check results to Kafka as CheckResult events in the
-// Confluent wire format, with the schema registered in the Schema Registry
-// (twmb/franz-go examples/schema_registry).
-//
-// Checks never wait for Kafka: Publish puts a result in a bounded memory
-// buffer and returns. A writer encodes the results and appends them to the
-// on-disk spool (package spool); a pump reads the spool oldest first into
-// the franz-go producer (idempotent, acks=all) and removes a record only
-// once Kafka acknowledged it. While Kafka is away the spool grows up to its
-// cap, then drops its oldest records; a restarted prober delivers what its
-// predecessor spooled. When the spool cannot write (a full disk), or
-// without a spool, results go from memory straight to the producer and the
-// memory buffer drops its oldest when full. Every drop is counted by
-// reason.
 package publish
 
 import (
@@ -34,7 +20,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
+	"github.com/sitewatch/sitewatch/services/internal/backoff"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/shutdown"
 	"github.com/sitewatch/sitewatch/services/prober/internal/check"
 	"github.com/sitewatch/sitewatch/services/prober/internal/spool"
 )
@@ -56,8 +44,8 @@ const (
 	DropBufferFull = "buffer_full"
 	// DropSpoolFull: beyond -spool-max-bytes, the oldest spooled results.
 	DropSpoolFull = "spool_full"
-	// DropSpoolError: the memory buffer was full while the spool could not
-	// write (a full disk).
+	// DropSpoolError: the memory buffer or the producer was full while the
+	// spool could not write (a full disk).
 	DropSpoolError = "spool_error"
 	// DropCorrupt: spooled results in a segment found damaged while read.
 	DropCorrupt = "corrupt"
@@ -91,6 +79,17 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// spooler is what the publisher needs of a *spool.Spool.
+type spooler interface {
+	Append(entries []spool.Entry) (dropped int, err error)
+	Next() (spool.Record, int, bool)
+	Ack(ticket uint64)
+	Notify() <-chan struct{}
+	Sync() error
+	Stats() spool.Stats
+	Close() error
+}
+
 // Publisher publishes check results. Create it with New, start Run, call
 // Publish from any goroutine.
 type Publisher struct {
@@ -100,7 +99,7 @@ type Publisher struct {
 	registry *sr.Client
 	serde    sr.Serde
 	log      *slog.Logger
-	spool    *spool.Spool // nil without a spool
+	spool    spooler // nil without a spool
 
 	ready     atomic.Bool
 	setupErr  atomic.Pointer[error]
@@ -140,7 +139,7 @@ func New(kcfg kafkaenv.Config, o Options) (*Publisher, error) {
 		notify:  make(chan struct{}, 1),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sitewatch_prober_results_dropped_total",
-			Help: "Check results dropped, oldest first, by reason: buffer_full (memory buffer full), spool_full (beyond -spool-max-bytes), spool_error (memory buffer full while the spool could not write), corrupt (in a spool segment found damaged).",
+			Help: "Check results dropped, oldest first, by reason: buffer_full (memory buffer full), spool_full (beyond -spool-max-bytes), spool_error (memory buffer or producer full while the spool could not write), corrupt (in a spool segment found damaged).",
 		}, []string{"reason"}),
 		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_prober_produce_errors_total",
@@ -341,10 +340,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 	// Produce with a context that outlives ctx by FlushTimeout: the results
 	// already taken and those still queued at stop are sent, but with
 	// Kafka down, shutdown still ends.
-	produceCtx, cancelProduce := context.WithCancel(context.WithoutCancel(ctx))
+	produceCtx, cancelProduce := shutdown.WithGrace(ctx, p.o.FlushTimeout)
 	defer cancelProduce()
-	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(p.o.FlushTimeout, cancelProduce) })
-	defer stopTimer()
 
 	if p.spool == nil {
 		return p.runMemory(ctx, produceCtx)
@@ -490,9 +487,10 @@ func (p *Publisher) writeSpool(ctx, produceCtx context.Context) {
 					p.spoolErrors.Inc()
 				}
 				for _, e := range entries {
-					// Blocks while the producer buffer is full: the results
-					// then wait in memory, dropped when it is full.
-					p.cl.Produce(produceCtx, &kgo.Record{Key: e.Key, Value: e.Value}, p.promise)
+					// Never waits for room in the producer: with Kafka away
+					// too, a blocked writer would never try the disk again.
+					// What does not fit is dropped (the oldest in memory).
+					p.cl.TryProduce(produceCtx, &kgo.Record{Key: e.Key, Value: e.Value}, p.fallbackPromise)
 				}
 			} else {
 				p.spoolDown.Store(false)
@@ -610,25 +608,13 @@ func (p *Publisher) spooledProduced(ticket uint64, err error) {
 // ensureTopic creates the topic when missing, retrying with backoff until
 // Kafka answers or ctx ends (false).
 func (p *Publisher) ensureTopic(ctx context.Context) bool {
-	backoff := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := p.createTopic(ctx)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		p.log.Warn("kafka not ready; checks go on, results wait in the spool", "attempt", attempt, "retry_in", backoff, "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return false
-		}
-		// At most 5 s: the spool drains only once the topic is known, and
-		// one request every 5 s costs Kafka nothing.
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	// At most 5 s: the spool drains only once the topic is known, and one
+	// request every 5 s costs Kafka nothing.
+	_, err := backoff.Do(ctx, backoff.Exponential(500*time.Millisecond, 5*time.Second), p.createTopic, nil,
+		func(attempt int, wait time.Duration, err error) {
+			p.log.Warn("kafka not ready; checks go on, results wait in the spool", "attempt", attempt, "retry_in", wait, "err", err)
+		})
+	return err == nil
 }
 
 func (p *Publisher) record(r *check.Result, event *sitewatchv1.CheckResult) (*kgo.Record, error) {
@@ -638,6 +624,16 @@ func (p *Publisher) record(r *check.Result, event *sitewatchv1.CheckResult) (*kg
 		return nil, fmt.Errorf("encode %s: %w", r.Target.ID, err)
 	}
 	return &kgo.Record{Key: []byte(r.Target.ID), Value: value}, nil
+}
+
+// fallbackPromise is promise for results sent past a spool that cannot
+// write: the producer being full drops them.
+func (p *Publisher) fallbackPromise(r *kgo.Record, err error) {
+	if errors.Is(err, kgo.ErrMaxBuffered) {
+		p.dropped.WithLabelValues(DropSpoolError).Inc()
+		return
+	}
+	p.promise(r, err)
 }
 
 func (p *Publisher) promise(_ *kgo.Record, err error) {
@@ -662,31 +658,26 @@ func (p *Publisher) produceError(err error) {
 // setupWithRetry registers the schema (and, with withTopic, creates the
 // topic first) until it works, ctx ends, or a permanent error.
 func (p *Publisher) setupWithRetry(ctx context.Context, withTopic bool) error {
-	backoff := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := p.setup(ctx, withTopic)
-		if err == nil {
-			p.ready.Store(true)
-			p.setupErr.Store(nil)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		var perm permanentError
-		if errors.As(err, &perm) {
-			return err
-		}
-		p.setupErr.Store(&err)
-		p.log.Warn("kafka or schema registry not ready; checks go on, results wait in the buffer",
-			"attempt", attempt, "retry_in", backoff, "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return nil
-		}
-		backoff = min(2*backoff, 30*time.Second)
+	_, err := backoff.Do(ctx, backoff.Exponential(500*time.Millisecond, 30*time.Second),
+		func(ctx context.Context) error { return p.setup(ctx, withTopic) },
+		func(err error) bool {
+			var perm permanentError
+			return !errors.As(err, &perm)
+		},
+		func(attempt int, wait time.Duration, err error) {
+			p.setupErr.Store(&err)
+			p.log.Warn("kafka or schema registry not ready; checks go on, results wait in the buffer",
+				"attempt", attempt, "retry_in", wait, "err", err)
+		})
+	switch {
+	case err == nil:
+		p.ready.Store(true)
+		p.setupErr.Store(nil)
+		return nil
+	case ctx.Err() != nil:
+		return nil
 	}
+	return err
 }
 
 // permanentError marks a set-up error that retrying cannot fix.
@@ -731,11 +722,14 @@ func (p *Publisher) registerSchema(ctx context.Context) error {
 	if err != nil {
 		var re *sr.ResponseError
 		if errors.As(err, &re) {
-			switch re.StatusCode {
-			case http.StatusConflict:
+			switch {
+			// By the registry's error code; by the HTTP status for a
+			// registry that sends another code (or none) with its 409.
+			case re.SchemaError() == sr.ErrIncompatibleSchema, re.StatusCode == http.StatusConflict:
 				return permanentError{fmt.Errorf("%w: subject %s: %s; evolve check_result.proto compatibly (buf breaking) or register the change deliberately",
 					ErrIncompatibleSchema, p.subject, re.Message)}
-			case http.StatusUnauthorized, http.StatusForbidden, http.StatusUnprocessableEntity:
+			case re.StatusCode == http.StatusUnauthorized, re.StatusCode == http.StatusForbidden,
+				re.StatusCode == http.StatusUnprocessableEntity:
 				return permanentError{fmt.Errorf("register schema under %s: %w", p.subject, err)}
 			}
 		}
@@ -753,7 +747,7 @@ func (p *Publisher) registerSchema(ctx context.Context) error {
 	return nil
 }
 
-// ensureBackward sets the subject's compatibility to BACKWARD (design.md)
+// ensureBackward sets the subject's compatibility to BACKWARD (docs/design.md)
 // when it has none stricter; a registry whose default is NONE (Apicurio's)
 // would otherwise accept any change. A failure is only logged: the
 // operator may manage compatibility, and registering still works.

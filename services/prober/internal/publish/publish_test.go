@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -173,5 +178,41 @@ func TestRunSendsEverythingQueuedAtStop(t *testing.T) {
 	}
 	if total != n || len(perKey) != 50 || perKey["target-0"] != n/50 {
 		t.Errorf("read %d records over %d keys (target-0: %d), want %d over 50 keys, %d each", total, len(perKey), perKey["target-0"], n, n/50)
+	}
+}
+
+// The registry's refusal of an incompatible schema stops the start, whether
+// it says so by its error code or only by the HTTP status.
+func TestIncompatibleSchemaByCodeOrStatus(t *testing.T) {
+	for _, tc := range []struct{ name, body string }{
+		{"error code 409", `{"error_code":409,"message":"Schema being registered is incompatible with an earlier schema"}`},
+		{"status only", `{"message":"incompatible"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+				w.WriteHeader(http.StatusConflict)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			defer registry.Close()
+			kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer kafka.Close()
+			p, err := New(kafkaenv.Config{Brokers: kafka.ListenAddrs(), RegistryURL: registry.URL},
+				Options{Topic: "checks", Partitions: 1, ReplicationFactor: 1, Buffer: 10,
+					Compression: kgo.NoCompression(), FlushTimeout: time.Second, Registerer: prometheus.NewRegistry()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = p.Run(ctx)
+			if !errors.Is(err, ErrIncompatibleSchema) || !strings.Contains(err.Error(), "subject checks-value") {
+				t.Fatalf("Run: %v, want ErrIncompatibleSchema naming the subject", err)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/prober/internal/spool"
 )
 
 // fakeKafka is kfake with a switch that refuses every produce request (the
@@ -130,7 +132,8 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 }
 
 // publishN publishes n results over keys, each with a fresh UUIDv7, never
-// letting the memory buffer overflow.
+// letting the memory buffer overflow, into an empty spool while Kafka is
+// away.
 func publishN(t testing.TB, p *Publisher, n, keys int) []string {
 	t.Helper()
 	ids := make([]string, n)
@@ -143,7 +146,13 @@ func publishN(t testing.TB, p *Publisher, n, keys int) []string {
 			waitUntil(t, 10*time.Second, "memory buffer written to the spool", func() bool { return p.queued() == 0 })
 		}
 	}
-	waitUntil(t, 10*time.Second, "memory buffer written to the spool", func() bool { return p.queued() == 0 })
+	// Kafka is away in every caller: once the writer appended the batch it
+	// took last (queued() is 0 already while it encodes it), each result is
+	// spooled or dropped at the cap.
+	waitUntil(t, 10*time.Second, "memory buffer written to the spool", func() bool {
+		spoolFull := testutil.ToFloat64(p.dropped.WithLabelValues(DropSpoolFull))
+		return p.queued() == 0 && p.spool.Stats().Records+int64(spoolFull) == int64(n)
+	})
 	return ids
 }
 
@@ -247,4 +256,69 @@ func TestSpoolCapDropsTheOldest(t *testing.T) {
 		t.Errorf("the newest result was not delivered last")
 	}
 	t.Logf("%d delivered, %v dropped (the oldest spooled; the first %d were already in the producer)", delivered, spoolFull, producerBuffer)
+}
+
+// fullDisk is a spool whose disk can be made full.
+type fullDisk struct {
+	spooler
+	full atomic.Bool
+}
+
+func (d *fullDisk) Append(e []spool.Entry) (int, error) {
+	if d.full.Load() {
+		return 0, fmt.Errorf("%w: write 00000000000000000001.seg: %w", spool.ErrUnavailable, syscall.ENOSPC)
+	}
+	return d.spooler.Append(e)
+}
+
+// With the disk full and Kafka away, results beyond the producer's buffer
+// are dropped and counted; once the disk takes writes again the spool keeps
+// them, though Kafka is still away.
+func TestFullDiskRecoversWhileKafkaIsAway(t *testing.T) {
+	f := newFakeKafka(t)
+	p, err := New(f.kcfg, spoolOptions(t, t.TempDir(), 1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &fullDisk{spooler: p.spool}
+	p.spool = disk
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{p: p, stop: cancel, done: make(chan error, 1)}
+	go func() { r.done <- p.Run(ctx) }()
+	defer r.close(t)
+	waitUntil(t, 10*time.Second, "ready", func() bool { return p.Ready(context.Background()) == nil })
+
+	f.down.Store(true)
+	disk.full.Store(true)
+	const n = producerBuffer + 3000
+	for i := range n {
+		p.Publish(result(fmt.Sprintf("target-%d", i%10)))
+		if i%500 == 499 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	spoolError := func() float64 { return testutil.ToFloat64(p.dropped.WithLabelValues(DropSpoolError)) }
+	// The writer must not wait for room in the producer: it would then
+	// never try the disk again.
+	inProducer := 0
+	waitUntil(t, 10*time.Second, "every result in the producer or dropped", func() bool {
+		inProducer = int(p.cl.BufferedProduceRecords())
+		return p.queued() == 0 && inProducer >= producerBuffer && inProducer+int(spoolError()) == n
+	})
+	if !p.spoolDown.Load() {
+		t.Error("spool not marked unavailable on a full disk")
+	}
+
+	disk.full.Store(false)
+	for i := range 100 {
+		p.Publish(result(fmt.Sprintf("target-%d", i%10)))
+	}
+	waitUntil(t, 5*time.Second, "results spooled once the disk takes writes again",
+		func() bool { return p.spool.Stats().Records == 100 })
+	if p.spoolDown.Load() {
+		t.Error("spool still marked unavailable after it took writes")
+	}
+	if got := spoolError(); got != float64(n-inProducer) {
+		t.Errorf("dropped spool_error %v, want %d", got, n-inProducer)
+	}
 }

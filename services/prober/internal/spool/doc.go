@@ -30,8 +30,9 @@
 // Open checks every record of every segment. A segment whose first record
 // is unreadable is renamed NAME.corrupt and skipped; a damaged or torn
 // tail (a crash mid-write, a full disk) is skipped from the first bad
-// record on. Both are logged and counted in Stats.CorruptSegments; nothing
-// is retried, so a bad file never turns into a crash loop.
+// record on; one that cannot be opened is skipped. Each is logged and
+// counted in Stats.CorruptSegments; nothing is retried, so a bad file
+// never turns into a crash loop.
 //
 // # Bounds
 //

@@ -37,6 +37,14 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// segFile is the active segment as the writer uses it (an *os.File).
+type segFile interface {
+	io.Writer
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+}
+
 // Options configure a Spool.
 type Options struct {
 	Dir string
@@ -101,11 +109,11 @@ type Spool struct {
 	log     *slog.Logger
 	lock    *os.File
 	notify  chan struct{}
-	openSeg func(name string) (*os.File, error) // tests make writes fail
+	openSeg func(name string) (segFile, error) // tests make writes fail
 
 	mu        sync.Mutex
 	segs      []*segment // oldest first; the last is the active one
-	w         *os.File   // active segment, for appending
+	w         segFile    // active segment, for appending
 	wbuf      []byte
 	dirty     bool // written since the last fsync
 	dirDirty  bool // segments created or removed since the last fsync
@@ -160,7 +168,7 @@ func Open(o Options) (*Spool, error) {
 		notify: make(chan struct{}, 1),
 		slots:  make([]slot, o.Window),
 		buf:    make([]byte, 0, 256<<10),
-		openSeg: func(name string) (*os.File, error) {
+		openSeg: func(name string) (segFile, error) {
 			return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o640)
 		},
 	}
@@ -204,6 +212,10 @@ func (s *Spool) load() error {
 	slices.Sort(ids)
 	oldTopic, _ := os.ReadFile(topicFile)
 	curSeg, curOff := s.readCursor()
+	// New segments are numbered past the cursor even when the segments it
+	// names are gone: otherwise the next start would take them for
+	// acknowledged ones and delete them.
+	s.nextSegID = curSeg + 1
 
 	for _, id := range ids {
 		s.nextSegID = max(s.nextSegID, id+1)
@@ -213,10 +225,7 @@ func (s *Spool) load() error {
 			os.Remove(path)
 			continue
 		}
-		seg, err := s.scan(id, path)
-		if err != nil {
-			return err
-		}
+		seg := s.scan(id, path)
 		if seg == nil {
 			continue
 		}
@@ -240,12 +249,16 @@ func (s *Spool) load() error {
 			}
 		}
 	}
-	if s.pending > 0 && oldTopic != nil && string(oldTopic) != s.o.Topic {
+	// An empty file names no topic: a crash or power loss while it was
+	// written, which must not keep the prober from starting.
+	if s.pending > 0 && len(oldTopic) > 0 && string(oldTopic) != s.o.Topic {
 		return fmt.Errorf("spool %s holds %d records for topic %q, not %q: deliver them with -topic %s or remove the directory",
 			s.o.Dir, s.pending, oldTopic, s.o.Topic, oldTopic)
 	}
-	if err := os.WriteFile(topicFile, []byte(s.o.Topic), 0o640); err != nil {
-		return fmt.Errorf("spool: %w", err)
+	if string(oldTopic) != s.o.Topic {
+		if err := writeFileSync(topicFile, []byte(s.o.Topic)); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
 	}
 	if s.nextSegID == 0 {
 		s.nextSegID = 1
@@ -262,19 +275,47 @@ func (s *Spool) load() error {
 	return nil
 }
 
+// writeFileSync replaces name with data through a synced temporary file, so
+// that a crash leaves the old contents or the new, never a torn file.
+func writeFileSync(name string, data []byte) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
+
 func segName(id uint64) string { return fmt.Sprintf("%020d%s", id, segSuffix) }
 
 // scan checks every record of a segment file. It returns nil for a file
-// with no valid record (renamed NAME.corrupt when it has bytes).
-func (s *Spool) scan(id uint64, path string) (*segment, error) {
+// with no valid record (renamed NAME.corrupt when it has bytes) or one that
+// cannot be opened.
+func (s *Spool) scan(id uint64, path string) *segment {
 	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+	if err == nil {
+		defer f.Close()
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = f.Stat()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		// Skipped, not fatal: a start that fails on it would fail again,
+		// a crash loop.
+		s.corrupt++
+		s.log.Error("spool: segment cannot be opened; skipped", "file", path, "err", err)
+		return nil
 	}
 	seg := &segment{id: id, path: path, disk: fi.Size()}
 	r := &recordReader{f: f, limit: fi.Size(), buf: make([]byte, 0, 256<<10)}
@@ -291,7 +332,7 @@ func (s *Spool) scan(id uint64, path string) (*segment, error) {
 	switch {
 	case fi.Size() == 0:
 		os.Remove(path)
-		return nil, nil
+		return nil
 	case seg.records == 0:
 		s.corrupt++
 		s.log.Error("spool: segment unreadable, skipped and renamed", "file", path, "bytes", fi.Size(),
@@ -300,13 +341,13 @@ func (s *Spool) scan(id uint64, path string) (*segment, error) {
 			s.log.Error("spool: cannot rename the unreadable segment; removing it", "file", path, "err", err)
 			os.Remove(path)
 		}
-		return nil, nil
+		return nil
 	case bad != nil:
 		s.corrupt++
 		s.log.Error("spool: segment damaged, its tail skipped", "file", path, "records_kept", seg.records,
 			"bytes_kept", seg.size, "bytes_skipped", fi.Size()-seg.size, "err", bad)
 	}
-	return seg, nil
+	return seg
 }
 
 // countBefore counts the records of seg that end at or before off.
@@ -373,7 +414,9 @@ func (s *Spool) readCursor() (uint64, int64) {
 func (s *Spool) rotate() error {
 	if s.w != nil {
 		if s.dirty {
-			s.w.Sync()
+			if err := s.w.Sync(); err != nil {
+				s.log.Error("spool: fsync of a full segment", "err", err)
+			}
 			s.dirty = false
 		}
 		s.w.Close()
@@ -445,6 +488,14 @@ func (s *Spool) Append(entries []Entry) (dropped int, err error) {
 				s.log.Error("spool: cannot cut a partial write; the segment tail will be skipped when next opened", "file", seg.path, "err", terr)
 				seg.disk += int64(n)
 				s.bytes += int64(n)
+				// Appending after the torn bytes would put records where
+				// the reader cannot find them: the next Append starts a
+				// new segment.
+				if err := s.w.Sync(); err != nil {
+					s.log.Error("spool: fsync of the torn segment", "file", seg.path, "err", err)
+				}
+				s.w.Close()
+				s.w = nil
 			}
 		}
 		return dropped, s.fail(fmt.Errorf("write %s: %w", seg.path, err), now)
@@ -683,16 +734,17 @@ func (s *Spool) Sync() error {
 		}
 	}
 	if writeCur {
-		tmp := filepath.Join(s.o.Dir, "cursor.tmp")
-		if err := os.WriteFile(tmp, []byte(cur), 0o640); err != nil {
-			errs = append(errs, fmt.Errorf("spool: cursor: %w", err))
-		} else if err := os.Rename(tmp, filepath.Join(s.o.Dir, "cursor")); err != nil {
+		if err := writeFileSync(filepath.Join(s.o.Dir, "cursor"), []byte(cur)); err != nil {
 			errs = append(errs, fmt.Errorf("spool: cursor: %w", err))
 		}
 	}
 	if dirDirty || writeCur {
+		// The segments created or removed and the cursor's rename last.
 		if d, err := os.Open(s.o.Dir); err == nil {
-			d.Sync()
+			// EINVAL: a file system that cannot sync a directory.
+			if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+				errs = append(errs, fmt.Errorf("spool: fsync of the directory: %w", err))
+			}
 			d.Close()
 		}
 	}
@@ -792,7 +844,8 @@ func (r *recordReader) bytes(off, n int64) ([]byte, error) {
 	}
 	r.buf = r.buf[:size]
 	k, err := r.f.ReadAt(r.buf, off)
-	if err != nil && !(errors.Is(err, io.EOF) && int64(k) >= n) {
+	// io.EOF with the n bytes wanted read is no error: the read-ahead hit the end.
+	if err != nil && (!errors.Is(err, io.EOF) || int64(k) < n) {
 		r.buf = r.buf[:0]
 		return nil, fmt.Errorf("offset %d: %w", off, err)
 	}
