@@ -3,8 +3,8 @@
 # anchor measured in the same run on the same machine. Figures are reported,
 # never asserted.
 #
-#   deploy/bench/bench.sh                 full run (about 5 minutes)
-#   BENCH_QUICK=1 deploy/bench/bench.sh   shorter durations and backlog (about 2 minutes)
+#   deploy/bench/bench.sh                 full run (about 8 minutes, 4.5 of them the fleet)
+#   BENCH_QUICK=1 deploy/bench/bench.sh   shorter durations, backlog and fleet (about 2.5 minutes)
 #
 # What runs, in order:
 #   1. nginx (worker_processes 1, a ~2 KB static page) on free 127.0.0.1 ports,
@@ -33,18 +33,18 @@
 #      limit of the storage design), RSS while draining, and the delay to the
 #      committed row at 1,000 events/s.
 #
+#   6. Reloads of the targets file (BenchmarkReload in services/prober, run
+#      with `go test -bench -benchtime 3x`, the mean of 3): a file of 10,000 and of 100,000
+#      targets replaced by one of 2 (removed) and the reverse (added), beside
+#      the parse of the same large file alone. No services needed.
+#
 #   9. Fleet mode (services/testing/cmd/fleetbench): FLEET_TARGETS targets
 #      every FLEET_INTERVAL published with `prober targets apply` to a fresh
 #      targets topic, checked by 4 prober processes in -fleet mode (one
 #      region, -session-timeout FLEET_SESSION) against its own nginx on 8
 #      ports; events read from a fresh topic: checks/s, slots complete per
 #      window of one interval, CPU and RSS per prober, then a kill -9 of one
-#      prober and a join of a fifth (about 4 minutes; 1 with BENCH_QUICK=1).
-#
-#   6. Reloads of the targets file (BenchmarkReload in services/prober, run
-#      with `go test -bench -benchtime 3x`, the mean of 3): a file of 10,000 and of 100,000
-#      targets replaced by one of 2 (removed) and the reverse (added), beside
-#      the parse of the same large file alone. No services needed.
+#      prober and a join of a fifth (about 4.5 minutes; 1.5 with BENCH_QUICK=1).
 #
 # Kafka, the registry and PostgreSQL come from .stack/env; when there is none,
 # or one of the three does not answer there (after `task down`), the stack is
