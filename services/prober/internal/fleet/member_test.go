@@ -26,14 +26,20 @@ type fakeScheduler struct {
 	set   map[string]string
 	sets  int
 	waits []string
+	// ever holds every "id path" the scheduler was ever given.
+	ever map[string]bool
 }
 
 func (s *fakeScheduler) Set(ts []*targets.Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.set = map[string]string{}
+	if s.ever == nil {
+		s.ever = map[string]bool{}
+	}
 	for _, t := range ts {
 		s.set[t.ID] = strings.TrimPrefix(t.URL, "http://127.0.0.1:8080")
+		s.ever[t.ID+" "+s.set[t.ID]] = true
 	}
 	s.sets++
 }
@@ -191,6 +197,57 @@ targets:
 		sched.mu.Unlock()
 		if got := testutil.ToFloat64(m.partitions); got != 0 {
 			t.Errorf("partitions gauge after Run %v, want 0", got)
+		}
+	})
+}
+
+// TestMemberSchedulesAPartitionOnceRead: a partition read from its start
+// holds the history of its targets until the cleaner compacts it (the active
+// segment never is). Fetched a batch at a time, its older definitions and
+// deleted targets must not be checked while the rest is still on its way:
+// only the state at the end offset reaches the scheduler.
+func TestMemberSchedulesAPartitionOnceRead(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		topic := stacktest.Name("fleet_history")
+		region := strings.ReplaceAll(stacktest.Name("history"), "_", "-")
+		file := func(targets string) string {
+			return writeFile(t, "defaults:\n  interval: 30s\n  timeout: 5s\ntargets:\n"+targets)
+		}
+		// x at /old, then at /new, then removed as y comes: a batch each.
+		for _, ts := range []string{
+			"  - id: x\n    url: http://127.0.0.1:8080/old\n",
+			"  - id: x\n    url: http://127.0.0.1:8080/new\n",
+			"  - id: y\n    url: http://127.0.0.1:8080/y\n",
+		} {
+			if _, _, err := b.run(t, "apply", file(ts), "-topic", topic, "-partitions", "1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		sched := &fakeScheduler{}
+		// A batch per fetch, as a partition larger than a fetch is read.
+		opts := append(b.opts(t), kgo.FetchMaxBytes(1), kgo.FetchMaxPartitionBytes(1))
+		m, err := NewMember(ctx, opts, sched, Options{Topic: topic, Region: region, Instance: "p1", SessionTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(runCtx) }()
+		waitFor(t, "ready", 30*time.Second, func() (bool, string) {
+			err := m.Ready(ctx)
+			return err == nil, fmt.Sprint(err)
+		})
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		sched.mu.Lock()
+		defer sched.mu.Unlock()
+		if got := strings.Join(slices.Sorted(maps.Keys(sched.ever)), ","); got != "y /y" {
+			t.Errorf("the scheduler was given %s, want only y /y", got)
 		}
 	})
 }
