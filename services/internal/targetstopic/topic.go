@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -27,7 +26,7 @@ const (
 )
 
 // ErrTopicMismatch is returned by Ensure when the topic exists with another
-// partition count or a cleanup policy other than compact.
+// partition count or a cleanup policy that deletes targets.
 var ErrTopicMismatch = errors.New("the targets topic exists with other settings")
 
 // index is the Confluent message index of Target in check_result.proto,
@@ -82,14 +81,25 @@ func Ensure(ctx context.Context, adm *kadm.Client, topic string, partitions int3
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+	cfg := map[string]string{"cleanup.policy": "<none>", "retention.ms": "<none>", "retention.bytes": "<none>"}
 	for _, c := range rc.Configs {
-		if c.Key == "cleanup.policy" && (c.Value == nil || !slices.Contains([]string{"compact", "compact,delete", "delete,compact"}, *c.Value)) {
-			v := "<none>"
-			if c.Value != nil {
-				v = *c.Value
-			}
-			return fmt.Errorf("%w: %s has cleanup.policy=%s, not compact: it would lose targets", ErrTopicMismatch, topic, v)
+		cfg[c.Key] = "<none>"
+		if c.Value != nil {
+			cfg[c.Key] = *c.Value
 		}
+	}
+	policy := cfg["cleanup.policy"]
+	switch {
+	case policy == "compact":
+	case policy == "compact,delete" || policy == "delete,compact":
+		// Deletion by age or size removes whole segments, latest values
+		// and all: a target applied once and left alone would go.
+		if cfg["retention.ms"] != "-1" || cfg["retention.bytes"] != "-1" {
+			return fmt.Errorf("%w: %s has cleanup.policy=%s with retention.ms=%s and retention.bytes=%s: it would delete targets applied longer ago; set both to -1, or cleanup.policy=compact",
+				ErrTopicMismatch, topic, policy, cfg["retention.ms"], cfg["retention.bytes"])
+		}
+	default:
+		return fmt.Errorf("%w: %s has cleanup.policy=%s, not compact: it would lose targets", ErrTopicMismatch, topic, policy)
 	}
 	return nil
 }

@@ -105,6 +105,26 @@ func TestEnsureCreatesACompactedTopic(t *testing.T) {
 	if err := Ensure(ctx, adm, other, 7); err == nil || err.Error() != want {
 		t.Errorf("Ensure on a deleting topic: %v, want %s", err, want)
 	}
+
+	// compact,delete also deletes whole segments by age or size: a target
+	// applied once and left alone would go with its segment.
+	both := "compact,delete"
+	aged := stacktest.Name("targets")
+	if _, err := adm.CreateTopic(ctx, 7, -1, map[string]*string{"cleanup.policy": &both}, aged); err != nil {
+		t.Fatal(err)
+	}
+	want = "the targets topic exists with other settings: " + aged + " has cleanup.policy=compact,delete with retention.ms=604800000 and retention.bytes=-1: it would delete targets applied longer ago; set both to -1, or cleanup.policy=compact"
+	if err := Ensure(ctx, adm, aged, 7); err == nil || err.Error() != want {
+		t.Errorf("Ensure on a compacted topic that deletes by age: %v, want %s", err, want)
+	}
+	kept := stacktest.Name("targets")
+	never := "-1"
+	if _, err := adm.CreateTopic(ctx, 7, -1, map[string]*string{"cleanup.policy": &both, "retention.ms": &never}, kept); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(ctx, adm, kept, 7); err != nil {
+		t.Errorf("Ensure on compact,delete without retention: %v", err)
+	}
 }
 
 func TestDecodeRefusesOtherRecords(t *testing.T) {
