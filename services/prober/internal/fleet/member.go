@@ -72,6 +72,12 @@ type Member struct {
 	parts  map[int32]*partition
 	joined bool
 
+	// nparts and partitioner give the partition a target's key belongs
+	// in: where apply (franz-go's default, murmur2 as Kafka's clients)
+	// writes it.
+	nparts      int
+	partitioner kgo.TopicPartitioner
+
 	partitions prometheus.Gauge
 	targets    prometheus.Gauge
 	bad        prometheus.Counter
@@ -162,6 +168,8 @@ func NewMember(ctx context.Context, opts []kgo.Opt, sched Scheduler, o Options) 
 	if err != nil {
 		return nil, fmt.Errorf("list the end offsets of %s: %w", o.Topic, err)
 	}
+	m.nparts = len(ends[o.Topic])
+	m.partitioner = kgo.StickyKeyPartitioner(nil).ForTopic(o.Topic)
 	if m.cl, err = kgo.NewClient(append(slices.Clone(opts), gopts...)...); err != nil {
 		return nil, err
 	}
@@ -370,6 +378,13 @@ func (m *Member) apply(fs kgo.Fetches) {
 func (m *Member) target(r *kgo.Record) (*targets.Target, error) {
 	if r.Value == nil {
 		return nil, nil
+	}
+	// A record outside its key's partition (written by hand, or by a
+	// tool with another partitioner) would give its target a second
+	// owner, or two definitions on one prober. A tombstone there is
+	// harmless: it removes what was skipped.
+	if p := m.partitioner.Partition(r, m.nparts); int32(p) != r.Partition {
+		return nil, fmt.Errorf("in partition %d, but its key belongs in partition %d: write targets with `prober targets apply`, and remove this one with a tombstone in partition %d", r.Partition, p, r.Partition)
 	}
 	pb, err := targetstopic.Decode(r.Value)
 	if err != nil {

@@ -15,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
+	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
 	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
@@ -248,6 +250,80 @@ func TestMemberSchedulesAPartitionOnceRead(t *testing.T) {
 		defer sched.mu.Unlock()
 		if got := strings.Join(slices.Sorted(maps.Keys(sched.ever)), ","); got != "y /y" {
 			t.Errorf("the scheduler was given %s, want only y /y", got)
+		}
+	})
+}
+
+// TestMemberSkipsARecordInTheWrongPartition: apply writes a target to the
+// partition of its key (murmur2, as Kafka's clients do). A record of the
+// same ID written elsewhere (by hand, or by a tool with another
+// partitioner) would give the target a second owner, or two definitions on
+// one prober: it is bad, and the one in its key's partition runs.
+func TestMemberSkipsARecordInTheWrongPartition(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		topic := stacktest.Name("fleet_misplaced")
+		region := strings.ReplaceAll(stacktest.Name("misplaced"), "_", "-")
+		file := writeFile(t, "defaults:\n  interval: 30s\n  timeout: 5s\ntargets:\n  - id: x\n    url: http://127.0.0.1:8080/good\n")
+		if _, _, err := b.run(t, "apply", file, "-topic", topic, "-partitions", "4"); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cfg, err := kafkaenv.FromEnv(b.getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := cfg.Registry()
+		if err != nil {
+			t.Fatal(err)
+		}
+		codec, err := targetstopic.Register(ctx, reg, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := targets.Parse("evil.yaml", []byte("targets:\n  - id: x\n    url: http://127.0.0.1:8080/evil\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := codec.Record(topic, targets.ToProto(f.Targets[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		right := kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(r, 4)
+		r.Partition = int32((right + 1) % 4)
+		cl, err := kgo.NewClient(append(b.opts(t), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+
+		sched := &fakeScheduler{}
+		m, err := NewMember(ctx, b.opts(t), sched, Options{Topic: topic, Region: region, Instance: "p1", SessionTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(runCtx) }()
+		waitFor(t, "ready", 30*time.Second, func() (bool, string) {
+			err := m.Ready(ctx)
+			return err == nil, fmt.Sprint(err)
+		})
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if got := testutil.ToFloat64(m.bad); got != 1 {
+			t.Errorf("bad records %v, want 1", got)
+		}
+		sched.mu.Lock()
+		defer sched.mu.Unlock()
+		if got := strings.Join(slices.Sorted(maps.Keys(sched.ever)), ","); got != "x /good" {
+			t.Errorf("the scheduler was given %s, want only x /good", got)
 		}
 	})
 }
