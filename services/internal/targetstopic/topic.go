@@ -183,6 +183,12 @@ type State struct {
 	// Bad holds the keys whose latest value cannot be used (not a
 	// Target, invalid, or its ID differs from the key), with why.
 	Bad map[string]error
+	// Misplaced describes the records with a value outside their key's
+	// partition (murmur2 of the key, where Record lands with franz-go's or
+	// the Java client's default partitioner), which the state leaves out:
+	// probers skip them, and a tombstone apply writes for their key goes to
+	// the key's partition, not theirs.
+	Misplaced []string
 	// Records is the number of records read.
 	Records int
 }
@@ -231,6 +237,8 @@ func Read(ctx context.Context, opts []kgo.Opt, topic string) (*State, error) {
 	if len(want) == 0 {
 		return st, nil
 	}
+	nparts := len(ends[topic])
+	part := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: assign})
 	for len(want) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, idleEnd)
@@ -263,7 +271,12 @@ func Read(ctx context.Context, opts []kgo.Opt, topic string) (*State, error) {
 				return
 			}
 			st.Records++
-			st.apply(r)
+			if p := part.Partition(r, nparts); r.Value != nil && int32(p) != r.Partition {
+				st.Misplaced = append(st.Misplaced, fmt.Sprintf("%s partition %d offset %d: target %q belongs in partition %d; remove this record with a tombstone in partition %d",
+					r.Topic, r.Partition, r.Offset, r.Key, p, r.Partition))
+			} else {
+				st.apply(r)
+			}
 			if r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}

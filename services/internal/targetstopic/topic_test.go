@@ -2,12 +2,16 @@ package targetstopic
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
@@ -141,5 +145,46 @@ func TestDecodeRefusesOtherRecords(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %s", tt.name, err, tt.want)
 		}
+	}
+}
+
+// A record outside its key's partition is not part of the state: probers
+// skip it, and apply could never remove it with a tombstone of its own.
+func TestReadLeavesOutMisplacedRecords(t *testing.T) {
+	cl := stacktest.KafkaClient(t)
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	topic := stacktest.Name("targets")
+	if err := Ensure(ctx, adm, topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Register(ctx, stacktest.Registry(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Record(topic, &sitewatchv1.Target{Id: "x", Url: "http://127.0.0.1:8080/", Interval: durationpb.New(time.Minute), Timeout: durationpb.New(time.Second), Method: "GET", MaxBodyBytes: 1024, ExpectStatus: []*sitewatchv1.StatusRange{{Min: 200, Max: 299}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	right := kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(r, 4)
+	r.Partition = int32((right + 1) % 4)
+	pcl := stacktest.KafkaClient(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := pcl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := stacktest.KafkaConfig(t).ClientOpts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Read(ctx, opts, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Targets) != 0 || len(st.Bad) != 0 {
+		t.Errorf("targets %v, bad %v; want none", st.Targets, st.Bad)
+	}
+	want := fmt.Sprintf("%s partition %d offset 0: target \"x\" belongs in partition %d; remove this record with a tombstone in partition %d", topic, r.Partition, right, r.Partition)
+	if len(st.Misplaced) != 1 || st.Misplaced[0] != want {
+		t.Errorf("misplaced %q, want [%s]", st.Misplaced, want)
 	}
 }
