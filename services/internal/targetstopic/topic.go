@@ -89,9 +89,9 @@ func Ensure(ctx context.Context, adm *kadm.Client, topic string, partitions int3
 		}
 	}
 	policy := cfg["cleanup.policy"]
-	switch {
-	case policy == "compact":
-	case policy == "compact,delete" || policy == "delete,compact":
+	switch policy {
+	case "compact":
+	case "compact,delete", "delete,compact":
 		// Deletion by age or size removes whole segments, latest values
 		// and all: a target applied once and left alone would go.
 		if cfg["retention.ms"] != "-1" || cfg["retention.bytes"] != "-1" {
