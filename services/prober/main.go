@@ -106,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	bad(f.fleet && configSet, "-config and -fleet: give one (-config: a targets file, one machine; -fleet: the targets topic, shared)")
 	bad(f.fleet && f.validate, "-validate checks a targets file: not with -fleet (use `prober targets apply -dry-run FILE`)")
 	bad(f.fleet && f.region == "", "-region: required with -fleet (the group is sitewatch-prober-REGION)")
+	bad(f.fleet && f.region != "" && !targets.ValidRegion(f.region), fmt.Sprintf("-region: %q is not a region name (%s), as targets list them", f.region, targets.RegionNameRule))
 	bad(f.fleet && f.targetsTopic == "", "-targets-topic: required with -fleet")
 	bad(f.session < 6*time.Second || f.session > 30*time.Minute, "-session-timeout: between 6s and 30m (the broker's usual limits)")
 	bad(f.concurrency < 1, "-concurrency: at least 1")

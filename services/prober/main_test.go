@@ -291,6 +291,10 @@ func TestFleetFlags(t *testing.T) {
 				"-region: required with -fleet (the group is sitewatch-prober-REGION)\n" +
 				"-targets-topic: required with -fleet\n" +
 				"-session-timeout: between 6s and 30m (the broker's usual limits)"},
+		// A region no target can list would check only the targets of
+		// every region, in a group of its own.
+		{"region no target can list", []string{"-fleet", "-region", "EU-West"},
+			`-region: "EU-West" is not a region name (lowercase letters, digits and -, starting with a letter or digit, at most 63), as targets list them`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := run(context.Background(), c.args, noEnv, &bytes.Buffer{}, &bytes.Buffer{})

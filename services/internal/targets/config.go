@@ -453,6 +453,13 @@ const (
 // to what all of them take as it is.
 var regionName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
+// RegionNameRule says what ValidRegion takes, for error messages.
+const RegionNameRule = "lowercase letters, digits and -, starting with a letter or digit, at most 63"
+
+// ValidRegion reports whether a target may list region: a prober's
+// -region must be one, or it would match no target's list.
+func ValidRegion(region string) bool { return regionName.MatchString(region) }
+
 // labelName is a Prometheus label name, so that labels can become metric
 // labels as they are; names starting with "__" are Prometheus' own.
 var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,62}$`)
@@ -478,7 +485,7 @@ func (p *parser) regions(v *yaml.Node, where string) []string {
 		switch {
 		case !ok:
 		case !regionName.MatchString(s):
-			p.errorf(it, where, "regions", "%q is not a region name (lowercase letters, digits and -, starting with a letter or digit, at most 63)", s)
+			p.errorf(it, where, "regions", "%q is not a region name (%s)", s, RegionNameRule)
 		case seen[s]:
 			p.errorf(it, where, "regions", "%q given twice", s)
 		default:

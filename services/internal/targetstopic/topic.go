@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -27,7 +26,7 @@ const (
 )
 
 // ErrTopicMismatch is returned by Ensure when the topic exists with another
-// partition count or a cleanup policy other than compact.
+// partition count or a cleanup policy that deletes targets.
 var ErrTopicMismatch = errors.New("the targets topic exists with other settings")
 
 // index is the Confluent message index of Target in check_result.proto,
@@ -82,14 +81,25 @@ func Ensure(ctx context.Context, adm *kadm.Client, topic string, partitions int3
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+	cfg := map[string]string{"cleanup.policy": "<none>", "retention.ms": "<none>", "retention.bytes": "<none>"}
 	for _, c := range rc.Configs {
-		if c.Key == "cleanup.policy" && (c.Value == nil || !slices.Contains([]string{"compact", "compact,delete", "delete,compact"}, *c.Value)) {
-			v := "<none>"
-			if c.Value != nil {
-				v = *c.Value
-			}
-			return fmt.Errorf("%w: %s has cleanup.policy=%s, not compact: it would lose targets", ErrTopicMismatch, topic, v)
+		cfg[c.Key] = "<none>"
+		if c.Value != nil {
+			cfg[c.Key] = *c.Value
 		}
+	}
+	policy := cfg["cleanup.policy"]
+	switch policy {
+	case "compact":
+	case "compact,delete", "delete,compact":
+		// Deletion by age or size removes whole segments, latest values
+		// and all: a target applied once and left alone would go.
+		if cfg["retention.ms"] != "-1" || cfg["retention.bytes"] != "-1" {
+			return fmt.Errorf("%w: %s has cleanup.policy=%s with retention.ms=%s and retention.bytes=%s: it would delete targets applied longer ago; set both to -1, or cleanup.policy=compact",
+				ErrTopicMismatch, topic, policy, cfg["retention.ms"], cfg["retention.bytes"])
+		}
+	default:
+		return fmt.Errorf("%w: %s has cleanup.policy=%s, not compact: it would lose targets", ErrTopicMismatch, topic, policy)
 	}
 	return nil
 }
@@ -173,6 +183,12 @@ type State struct {
 	// Bad holds the keys whose latest value cannot be used (not a
 	// Target, invalid, or its ID differs from the key), with why.
 	Bad map[string]error
+	// Misplaced describes the records with a value outside their key's
+	// partition (murmur2 of the key, where Record lands with franz-go's or
+	// the Java client's default partitioner), which the state leaves out:
+	// probers skip them, and a tombstone apply writes for their key goes to
+	// the key's partition, not theirs.
+	Misplaced []string
 	// Records is the number of records read.
 	Records int
 }
@@ -221,6 +237,8 @@ func Read(ctx context.Context, opts []kgo.Opt, topic string) (*State, error) {
 	if len(want) == 0 {
 		return st, nil
 	}
+	nparts := len(ends[topic])
+	part := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: assign})
 	for len(want) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, idleEnd)
@@ -253,7 +271,12 @@ func Read(ctx context.Context, opts []kgo.Opt, topic string) (*State, error) {
 				return
 			}
 			st.Records++
-			st.apply(r)
+			if p := part.Partition(r, nparts); r.Value != nil && int32(p) != r.Partition {
+				st.Misplaced = append(st.Misplaced, fmt.Sprintf("%s partition %d offset %d: target %q belongs in partition %d; remove this record with a tombstone in partition %d",
+					r.Topic, r.Partition, r.Offset, r.Key, p, r.Partition))
+			} else {
+				st.apply(r)
+			}
 			if r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}

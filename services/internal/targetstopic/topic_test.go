@@ -2,12 +2,16 @@ package targetstopic
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
@@ -105,6 +109,26 @@ func TestEnsureCreatesACompactedTopic(t *testing.T) {
 	if err := Ensure(ctx, adm, other, 7); err == nil || err.Error() != want {
 		t.Errorf("Ensure on a deleting topic: %v, want %s", err, want)
 	}
+
+	// compact,delete also deletes whole segments by age or size: a target
+	// applied once and left alone would go with its segment.
+	both := "compact,delete"
+	aged := stacktest.Name("targets")
+	if _, err := adm.CreateTopic(ctx, 7, -1, map[string]*string{"cleanup.policy": &both}, aged); err != nil {
+		t.Fatal(err)
+	}
+	want = "the targets topic exists with other settings: " + aged + " has cleanup.policy=compact,delete with retention.ms=604800000 and retention.bytes=-1: it would delete targets applied longer ago; set both to -1, or cleanup.policy=compact"
+	if err := Ensure(ctx, adm, aged, 7); err == nil || err.Error() != want {
+		t.Errorf("Ensure on a compacted topic that deletes by age: %v, want %s", err, want)
+	}
+	kept := stacktest.Name("targets")
+	never := "-1"
+	if _, err := adm.CreateTopic(ctx, 7, -1, map[string]*string{"cleanup.policy": &both, "retention.ms": &never}, kept); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(ctx, adm, kept, 7); err != nil {
+		t.Errorf("Ensure on compact,delete without retention: %v", err)
+	}
 }
 
 func TestDecodeRefusesOtherRecords(t *testing.T) {
@@ -121,5 +145,46 @@ func TestDecodeRefusesOtherRecords(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %s", tt.name, err, tt.want)
 		}
+	}
+}
+
+// A record outside its key's partition is not part of the state: probers
+// skip it, and apply could never remove it with a tombstone of its own.
+func TestReadLeavesOutMisplacedRecords(t *testing.T) {
+	cl := stacktest.KafkaClient(t)
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	topic := stacktest.Name("targets")
+	if err := Ensure(ctx, adm, topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Register(ctx, stacktest.Registry(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Record(topic, &sitewatchv1.Target{Id: "x", Url: "http://127.0.0.1:8080/", Interval: durationpb.New(time.Minute), Timeout: durationpb.New(time.Second), Method: "GET", MaxBodyBytes: 1024, ExpectStatus: []*sitewatchv1.StatusRange{{Min: 200, Max: 299}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	right := kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(r, 4)
+	r.Partition = int32((right + 1) % 4)
+	pcl := stacktest.KafkaClient(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := pcl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := stacktest.KafkaConfig(t).ClientOpts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Read(ctx, opts, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Targets) != 0 || len(st.Bad) != 0 {
+		t.Errorf("targets %v, bad %v; want none", st.Targets, st.Bad)
+	}
+	want := fmt.Sprintf("%s partition %d offset 0: target \"x\" belongs in partition %d; remove this record with a tombstone in partition %d", topic, r.Partition, right, r.Partition)
+	if len(st.Misplaced) != 1 || st.Misplaced[0] != want {
+		t.Errorf("misplaced %q, want [%s]", st.Misplaced, want)
 	}
 }

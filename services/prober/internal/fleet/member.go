@@ -72,6 +72,12 @@ type Member struct {
 	parts  map[int32]*partition
 	joined bool
 
+	// nparts and partitioner give the partition a target's key belongs
+	// in: where apply (franz-go's default, murmur2 as Kafka's clients)
+	// writes it.
+	nparts      int
+	partitioner kgo.TopicPartitioner
+
 	partitions prometheus.Gauge
 	targets    prometheus.Gauge
 	bad        prometheus.Counter
@@ -85,6 +91,12 @@ type partition struct {
 	// offset after the last record read. The partition is read to its
 	// end once next >= end.
 	end, next int64
+	// live is set once the partition is read to its end (or its end is
+	// unknown): only then do its targets reach the scheduler. Read from
+	// its start, a partition replays the history of its targets (the
+	// active segment is never compacted), and a read that takes several
+	// fetches would otherwise check old definitions and deleted targets.
+	live bool
 }
 
 // NewMember returns a Member that joins the group of o.Region on o.Topic,
@@ -156,6 +168,8 @@ func NewMember(ctx context.Context, opts []kgo.Opt, sched Scheduler, o Options) 
 	if err != nil {
 		return nil, fmt.Errorf("list the end offsets of %s: %w", o.Topic, err)
 	}
+	m.nparts = len(ends[o.Topic])
+	m.partitioner = kgo.StickyKeyPartitioner(nil).ForTopic(o.Topic)
 	if m.cl, err = kgo.NewClient(append(slices.Clone(opts), gopts...)...); err != nil {
 		return nil, err
 	}
@@ -267,7 +281,7 @@ func (m *Member) assigned(ctx context.Context, cl *kgo.Client, assigned map[stri
 			m.log.Error("listing end offsets of assigned partitions; not ready", "err", err)
 		}
 		for _, p := range ps {
-			ends[p] = int64(^uint64(0) >> 1)
+			ends[p] = unknownEnd
 			if o, ok := listed.Lookup(m.o.Topic, p); ok && o.Err == nil {
 				ends[p] = o.Offset
 			}
@@ -277,11 +291,17 @@ func (m *Member) assigned(ctx context.Context, cl *kgo.Client, assigned map[stri
 	defer m.mu.Unlock()
 	m.joined = true
 	for _, p := range ps {
-		m.parts[p] = &partition{targets: map[string]*targets.Target{}, end: ends[p]}
+		// With its end unknown, a partition is checked as it is read:
+		// unready, but not left unchecked until the next rebalance.
+		m.parts[p] = &partition{targets: map[string]*targets.Target{}, end: ends[p], live: ends[p] <= 0 || ends[p] == unknownEnd}
 	}
 	m.partitions.Set(float64(len(m.parts)))
 	m.log.Info("partitions assigned", "partitions", ps, "owned", len(m.parts))
 }
+
+// unknownEnd is the end of a partition whose end offset could not be
+// listed: no record reaches it, so the partition never counts as read.
+const unknownEnd = int64(^uint64(0) >> 1)
 
 // revoked removes the targets of the partitions taken away, then waits for
 // their running checks: the group hands them to another prober only once
@@ -338,10 +358,14 @@ func (m *Member) apply(fs kgo.Fetches) {
 		}
 		if t == nil {
 			delete(st.targets, id)
-			changed = changed || had
+			changed = changed || (st.live && had)
 		} else {
 			st.targets[id] = t
-			changed = changed || !had || old != t
+			changed = changed || (st.live && (!had || old != t))
+		}
+		if !st.live && st.next >= st.end {
+			st.live = true
+			changed = true
 		}
 	})
 	if changed {
@@ -354,6 +378,13 @@ func (m *Member) apply(fs kgo.Fetches) {
 func (m *Member) target(r *kgo.Record) (*targets.Target, error) {
 	if r.Value == nil {
 		return nil, nil
+	}
+	// A record outside its key's partition (written by hand, or by a
+	// tool with another partitioner) would give its target a second
+	// owner, or two definitions on one prober. A tombstone there is
+	// harmless: it removes what was skipped.
+	if p := m.partitioner.Partition(r, m.nparts); int32(p) != r.Partition {
+		return nil, fmt.Errorf("in partition %d, but its key belongs in partition %d: write targets with `prober targets apply`, and remove this one with a tombstone in partition %d", r.Partition, p, r.Partition)
 	}
 	pb, err := targetstopic.Decode(r.Value)
 	if err != nil {
@@ -379,13 +410,15 @@ func InRegion(t *targets.Target, region string) bool {
 	return len(t.Regions) == 0 || slices.Contains(t.Regions, region)
 }
 
-// setLocked gives the scheduler the targets of every owned partition,
-// sorted by ID so that first checks spread the same way on every prober.
+// setLocked gives the scheduler the targets of every owned partition read
+// to its end, sorted by ID so that first checks spread the same way on every prober.
 // m.mu must be held.
 func (m *Member) setLocked() {
 	all := map[string]*targets.Target{}
 	for _, st := range m.parts {
-		maps.Copy(all, st.targets)
+		if st.live {
+			maps.Copy(all, st.targets)
+		}
 	}
 	ts := make([]*targets.Target, 0, len(all))
 	for _, id := range slices.Sorted(maps.Keys(all)) {

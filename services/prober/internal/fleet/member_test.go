@@ -15,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
+	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
 	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
@@ -26,14 +28,20 @@ type fakeScheduler struct {
 	set   map[string]string
 	sets  int
 	waits []string
+	// ever holds every "id path" the scheduler was ever given.
+	ever map[string]bool
 }
 
 func (s *fakeScheduler) Set(ts []*targets.Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.set = map[string]string{}
+	if s.ever == nil {
+		s.ever = map[string]bool{}
+	}
 	for _, t := range ts {
 		s.set[t.ID] = strings.TrimPrefix(t.URL, "http://127.0.0.1:8080")
+		s.ever[t.ID+" "+s.set[t.ID]] = true
 	}
 	s.sets++
 }
@@ -191,6 +199,131 @@ targets:
 		sched.mu.Unlock()
 		if got := testutil.ToFloat64(m.partitions); got != 0 {
 			t.Errorf("partitions gauge after Run %v, want 0", got)
+		}
+	})
+}
+
+// TestMemberSchedulesAPartitionOnceRead: a partition read from its start
+// holds the history of its targets until the cleaner compacts it (the active
+// segment never is). Fetched a batch at a time, its older definitions and
+// deleted targets must not be checked while the rest is still on its way:
+// only the state at the end offset reaches the scheduler.
+func TestMemberSchedulesAPartitionOnceRead(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		topic := stacktest.Name("fleet_history")
+		region := strings.ReplaceAll(stacktest.Name("history"), "_", "-")
+		file := func(targets string) string {
+			return writeFile(t, "defaults:\n  interval: 30s\n  timeout: 5s\ntargets:\n"+targets)
+		}
+		// x at /old, then at /new, then removed as y comes: a batch each.
+		for _, ts := range []string{
+			"  - id: x\n    url: http://127.0.0.1:8080/old\n",
+			"  - id: x\n    url: http://127.0.0.1:8080/new\n",
+			"  - id: y\n    url: http://127.0.0.1:8080/y\n",
+		} {
+			if _, _, err := b.run(t, "apply", file(ts), "-topic", topic, "-partitions", "1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		sched := &fakeScheduler{}
+		// A batch per fetch, as a partition larger than a fetch is read.
+		opts := append(b.opts(t), kgo.FetchMaxBytes(1), kgo.FetchMaxPartitionBytes(1))
+		m, err := NewMember(ctx, opts, sched, Options{Topic: topic, Region: region, Instance: "p1", SessionTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(runCtx) }()
+		waitFor(t, "ready", 30*time.Second, func() (bool, string) {
+			err := m.Ready(ctx)
+			return err == nil, fmt.Sprint(err)
+		})
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		sched.mu.Lock()
+		defer sched.mu.Unlock()
+		if got := strings.Join(slices.Sorted(maps.Keys(sched.ever)), ","); got != "y /y" {
+			t.Errorf("the scheduler was given %s, want only y /y", got)
+		}
+	})
+}
+
+// TestMemberSkipsARecordInTheWrongPartition: apply writes a target to the
+// partition of its key (murmur2, as Kafka's clients do). A record of the
+// same ID written elsewhere (by hand, or by a tool with another
+// partitioner) would give the target a second owner, or two definitions on
+// one prober: it is bad, and the one in its key's partition runs.
+func TestMemberSkipsARecordInTheWrongPartition(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		topic := stacktest.Name("fleet_misplaced")
+		region := strings.ReplaceAll(stacktest.Name("misplaced"), "_", "-")
+		file := writeFile(t, "defaults:\n  interval: 30s\n  timeout: 5s\ntargets:\n  - id: x\n    url: http://127.0.0.1:8080/good\n")
+		if _, _, err := b.run(t, "apply", file, "-topic", topic, "-partitions", "4"); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cfg, err := kafkaenv.FromEnv(b.getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := cfg.Registry()
+		if err != nil {
+			t.Fatal(err)
+		}
+		codec, err := targetstopic.Register(ctx, reg, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := targets.Parse("evil.yaml", []byte("targets:\n  - id: x\n    url: http://127.0.0.1:8080/evil\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := codec.Record(topic, targets.ToProto(f.Targets[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		right := kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(r, 4)
+		r.Partition = int32((right + 1) % 4)
+		cl, err := kgo.NewClient(append(b.opts(t), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+
+		sched := &fakeScheduler{}
+		m, err := NewMember(ctx, b.opts(t), sched, Options{Topic: topic, Region: region, Instance: "p1", SessionTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(runCtx) }()
+		waitFor(t, "ready", 30*time.Second, func() (bool, string) {
+			err := m.Ready(ctx)
+			return err == nil, fmt.Sprint(err)
+		})
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if got := testutil.ToFloat64(m.bad); got != 1 {
+			t.Errorf("bad records %v, want 1", got)
+		}
+		sched.mu.Lock()
+		defer sched.mu.Unlock()
+		if got := strings.Join(slices.Sorted(maps.Keys(sched.ever)), ","); got != "x /good" {
+			t.Errorf("the scheduler was given %s, want only x /good", got)
 		}
 	})
 }

@@ -173,4 +173,7 @@ func reportBad(st *targetstopic.State, stderr io.Writer) {
 	for _, id := range slices.Sorted(maps.Keys(st.Bad)) {
 		fmt.Fprintf(stderr, "unusable record for %q: %v\n", id, st.Bad[id])
 	}
+	for _, m := range st.Misplaced {
+		fmt.Fprintf(stderr, "misplaced record, skipped by probers: %s\n", m)
+	}
 }
