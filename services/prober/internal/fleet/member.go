@@ -85,6 +85,10 @@ type partition struct {
 	// offset after the last record read. The partition is read to its
 	// end once next >= end.
 	end, next int64
+	// lost: the client lost the partition (Kafka out of reach, the session
+	// expired) and its targets are still checked until the next
+	// assignment says whether it is still ours.
+	lost bool
 }
 
 // NewMember returns a Member that joins the group of o.Region on o.Topic,
@@ -134,7 +138,7 @@ func NewMember(ctx context.Context, opts []kgo.Opt, sched Scheduler, o Options) 
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(m.assigned),
 		kgo.OnPartitionsRevoked(m.revoked),
-		kgo.OnPartitionsLost(m.revoked),
+		kgo.OnPartitionsLost(m.lost),
 	}
 	if o.SessionTimeout > 0 {
 		gopts = append(gopts, kgo.SessionTimeout(o.SessionTimeout))
@@ -276,11 +280,53 @@ func (m *Member) assigned(ctx context.Context, cl *kgo.Client, assigned map[stri
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.joined = true
+	// Partitions lost before this assignment: those assigned again keep
+	// their targets (read again from the start, they set the same ones,
+	// and a tombstone written meanwhile removes its target); the others
+	// went to other probers while we were away, and stop here.
+	var dropped []int32
+	for p, st := range m.parts {
+		if st.lost && !slices.Contains(ps, p) {
+			dropped = append(dropped, p)
+			delete(m.parts, p)
+		}
+	}
 	for _, p := range ps {
+		if st, ok := m.parts[p]; ok && st.lost {
+			st.lost, st.end, st.next = false, ends[p], 0
+			continue
+		}
 		m.parts[p] = &partition{targets: map[string]*targets.Target{}, end: ends[p]}
+	}
+	if len(dropped) > 0 {
+		slices.Sort(dropped)
+		m.setLocked()
+		m.log.Info("partitions lost earlier went to other probers; their targets stop here", "partitions", dropped)
 	}
 	m.partitions.Set(float64(len(m.parts)))
 	m.log.Info("partitions assigned", "partitions", ps, "owned", len(m.parts))
+}
+
+// lost keeps checking the targets of partitions the client lost: Kafka
+// out of reach (the "Kafka down while probers hold targets") or a
+// session that expired. Stopping them would leave them unchecked for as
+// long as Kafka is away, and for every prober of the region at once. If
+// the group gave them to another prober meanwhile, both check them until
+// this one is assigned again (assigned then drops them); the recorder
+// counts one result per target, region and slot.
+func (m *Member) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	ps := lost[m.o.Topic]
+	m.mu.Lock()
+	n := 0
+	for _, p := range ps {
+		if st, ok := m.parts[p]; ok {
+			st.lost = true
+			n += len(st.targets)
+		}
+	}
+	m.mu.Unlock()
+	m.log.Warn("partitions lost (Kafka out of reach or the session expired); still checking their targets until the group assigns partitions again",
+		"partitions", ps, "targets", n)
 }
 
 // revoked removes the targets of the partitions taken away, then waits for
