@@ -653,8 +653,7 @@ func TestDrillFleetKafkaDown(t *testing.T) {
 	if missed > due/100 {
 		t.Errorf("after recovery: %d of %d slots missed; want at most 1%%", missed, due)
 	}
-	rep := f.report(t, rows, phase{"whole drill", outFrom.Add(-interval), to}, "a")
-	_ = rep
+	f.report(t, rows, phase{"whole drill", outFrom.Add(-interval), to}, "a")
 	extra := f.compare(t, rows)
 	t.Logf("the recorder dropped %d duplicate results (sitewatch_recorder_duplicate_slots_total)", dups)
 	if extra != dups {
