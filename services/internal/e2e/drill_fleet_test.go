@@ -550,18 +550,6 @@ func TestDrillFleetFailover(t *testing.T) {
 	f.assertRollups(t, len(rows))
 }
 
-func firstKeys(m map[string]int, n int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if len(keys) > n {
-		keys = keys[:n]
-	}
-	return keys
-}
-
 // assertRollups requires the hourly rollup to count every stored row once.
 func (f *fleetRun) assertRollups(t testing.TB, rows int) {
 	t.Helper()
