@@ -4,10 +4,17 @@
 #
 #   deploy/native/services.sh up [TARGETS_FILE]   build, start what is not running, wait for /readyz
 #   deploy/native/services.sh down                SIGTERM both, wait for them to flush and exit
-#   deploy/native/services.sh status              pid and endpoints of each
+#   deploy/native/services.sh status              pid, mode and endpoints of each
+#
+# The prober runs in fleet mode by default: `up` applies TARGETS_FILE (default targets.yaml) to the
+# targets topic (`prober targets apply`) and starts one prober with -fleet -region local. In fleet
+# mode the prober does not watch the file: change targets with `prober targets apply FILE` (or `up`
+# again). SITEWATCH_PROBER_MODE=file starts it as before, with -config TARGETS_FILE (reloaded when
+# the file changes).
 #
 # Needs the stack's .stack/env (deploy/stack.sh up). Ports: SITEWATCH_PROBER_LISTEN (default
 # 127.0.0.1:9101) and SITEWATCH_RECORDER_LISTEN (127.0.0.1:9102) for /metrics, /healthz, /readyz.
+# Fleet mode: SITEWATCH_PROBER_REGION (default local), SITEWATCH_PROBER_INSTANCE (default local-1).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -17,6 +24,9 @@ RUN=$STACK/run
 LOGS=$STACK/logs
 PROBER_LISTEN=${SITEWATCH_PROBER_LISTEN:-127.0.0.1:9101}
 RECORDER_LISTEN=${SITEWATCH_RECORDER_LISTEN:-127.0.0.1:9102}
+PROBER_MODE=${SITEWATCH_PROBER_MODE:-fleet}
+PROBER_REGION=${SITEWATCH_PROBER_REGION:-local}
+PROBER_INSTANCE=${SITEWATCH_PROBER_INSTANCE:-local-1}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 STOP_TIMEOUT=${STOP_TIMEOUT:-60}
 
@@ -66,6 +76,7 @@ cmd_up() {
   local targets=${1:-$ROOT/targets.yaml}
   [[ -f $STACK/env ]] || die "$STACK/env is missing: start the stack first (go tool task stack:up)"
   [[ -f $targets ]] || die "targets file $targets not found"
+  [[ $PROBER_MODE == fleet || $PROBER_MODE == file ]] || die "SITEWATCH_PROBER_MODE=$PROBER_MODE: want fleet or file"
   mkdir -p "$BIN" "$RUN" "$LOGS"
   log "building prober and recorder into $BIN"
   (cd "$ROOT" && go build -o "$BIN/" ./services/prober ./services/recorder)
@@ -76,12 +87,23 @@ cmd_up() {
   set +a
   # The recorder migrates at start; several recorders may start at once (goose session lock).
   start recorder "$RECORDER_LISTEN"
-  start prober "$PROBER_LISTEN" -config "$targets"
+  if [[ $PROBER_MODE == file ]]; then
+    echo "file $targets" >"$RUN/prober.mode"
+    start prober "$PROBER_LISTEN" -config "$targets"
+    return
+  fi
+  # Only the difference from what the topic holds is published: applying the same file again
+  # publishes nothing.
+  log "applying $targets to the targets topic (prober targets apply)"
+  "$BIN/prober" targets apply "$targets"
+  echo "fleet region $PROBER_REGION instance $PROBER_INSTANCE" >"$RUN/prober.mode"
+  start prober "$PROBER_LISTEN" -fleet -region "$PROBER_REGION" -instance "$PROBER_INSTANCE"
 }
 
 cmd_down() {
   # The prober first, so that its last results can still be recorded.
   stop prober
+  rm -f "$RUN/prober.mode"
   stop recorder
 }
 
@@ -91,8 +113,9 @@ cmd_status() {
     listen=$PROBER_LISTEN
     [[ $name == recorder ]] && listen=$RECORDER_LISTEN
     if alive "$name"; then
-      printf '%-9s running      pid %-7s http://%s/metrics  %s\n' "$name" "$(cat "$RUN/$name.pid")" "$listen" \
-        "$(ready "$listen" && echo ready || echo 'NOT ready')"
+      printf '%-9s running      pid %-7s http://%s/metrics  %s%s\n' "$name" "$(cat "$RUN/$name.pid")" "$listen" \
+        "$(ready "$listen" && echo ready || echo 'NOT ready')" \
+        "$([[ $name == prober && -f $RUN/prober.mode ]] && echo "  ($(cat "$RUN/prober.mode"))")"
     else
       printf '%-9s not running\n' "$name"
     fi

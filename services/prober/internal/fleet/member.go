@@ -97,6 +97,13 @@ type partition struct {
 	// active segment is never compacted), and a read that takes several
 	// fetches would otherwise check old definitions and deleted targets.
 	live bool
+	// lost: the client lost the partition (Kafka out of reach, the session
+	// expired) and its targets are still checked until the next
+	// assignment says whether it is still ours.
+	lost bool
+	// held: the targets a lost partition had when it was assigned again,
+	// still checked until the partition is read to its end again.
+	held map[string]*targets.Target
 }
 
 // NewMember returns a Member that joins the group of o.Region on o.Topic,
@@ -146,7 +153,7 @@ func NewMember(ctx context.Context, opts []kgo.Opt, sched Scheduler, o Options) 
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(m.assigned),
 		kgo.OnPartitionsRevoked(m.revoked),
-		kgo.OnPartitionsLost(m.revoked),
+		kgo.OnPartitionsLost(m.lost),
 	}
 	if o.SessionTimeout > 0 {
 		gopts = append(gopts, kgo.SessionTimeout(o.SessionTimeout))
@@ -290,10 +297,32 @@ func (m *Member) assigned(ctx context.Context, cl *kgo.Client, assigned map[stri
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.joined = true
+	// Partitions lost before this assignment: those assigned again keep
+	// their targets (read again from the start, they set the same ones,
+	// and a tombstone written meanwhile removes its target); the others
+	// went to other probers while we were away, and stop here.
+	var dropped []int32
+	for p, st := range m.parts {
+		if st.lost && !slices.Contains(ps, p) {
+			dropped = append(dropped, p)
+			delete(m.parts, p)
+		}
+	}
 	for _, p := range ps {
 		// With its end unknown, a partition is checked as it is read:
 		// unready, but not left unchecked until the next rebalance.
-		m.parts[p] = &partition{targets: map[string]*targets.Target{}, end: ends[p], live: ends[p] <= 0 || ends[p] == unknownEnd}
+		np := &partition{targets: map[string]*targets.Target{}, end: ends[p], live: ends[p] <= 0 || ends[p] == unknownEnd}
+		if st, ok := m.parts[p]; ok && st.lost {
+			// Ours again: its targets go on being checked while it is
+			// read again from the start.
+			np.held = st.checked()
+		}
+		m.parts[p] = np
+	}
+	if len(dropped) > 0 {
+		slices.Sort(dropped)
+		m.setLocked()
+		m.log.Info("partitions lost earlier went to other probers; their targets stop here", "partitions", dropped)
 	}
 	m.partitions.Set(float64(len(m.parts)))
 	m.log.Info("partitions assigned", "partitions", ps, "owned", len(m.parts))
@@ -302,6 +331,28 @@ func (m *Member) assigned(ctx context.Context, cl *kgo.Client, assigned map[stri
 // unknownEnd is the end of a partition whose end offset could not be
 // listed: no record reaches it, so the partition never counts as read.
 const unknownEnd = int64(^uint64(0) >> 1)
+
+// lost keeps checking the targets of partitions the client lost: Kafka
+// out of reach (the "Kafka down while probers hold targets") or a
+// session that expired. Stopping them would leave them unchecked for as
+// long as Kafka is away, and for every prober of the region at once. If
+// the group gave them to another prober meanwhile, both check them until
+// this one is assigned again (assigned then drops them); the recorder
+// counts one result per target, region and slot.
+func (m *Member) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	ps := lost[m.o.Topic]
+	m.mu.Lock()
+	n := 0
+	for _, p := range ps {
+		if st, ok := m.parts[p]; ok {
+			st.lost = true
+			n += len(st.targets)
+		}
+	}
+	m.mu.Unlock()
+	m.log.Warn("partitions lost (Kafka out of reach or the session expired); still checking their targets until the group assigns partitions again",
+		"partitions", ps, "targets", n)
+}
 
 // revoked removes the targets of the partitions taken away, then waits for
 // their running checks: the group hands them to another prober only once
@@ -364,7 +415,7 @@ func (m *Member) apply(fs kgo.Fetches) {
 			changed = changed || (st.live && (!had || old != t))
 		}
 		if !st.live && st.next >= st.end {
-			st.live = true
+			st.live, st.held = true, nil
 			changed = true
 		}
 	})
@@ -410,15 +461,23 @@ func InRegion(t *targets.Target, region string) bool {
 	return len(t.Regions) == 0 || slices.Contains(t.Regions, region)
 }
 
+// checked returns the targets of the partition that the scheduler checks:
+// its own once it is read to its end, else those it held when it was
+// assigned again after a loss.
+func (st *partition) checked() map[string]*targets.Target {
+	if st.live {
+		return st.targets
+	}
+	return st.held
+}
+
 // setLocked gives the scheduler the targets of every owned partition read
 // to its end, sorted by ID so that first checks spread the same way on every prober.
 // m.mu must be held.
 func (m *Member) setLocked() {
 	all := map[string]*targets.Target{}
 	for _, st := range m.parts {
-		if st.live {
-			maps.Copy(all, st.targets)
-		}
+		maps.Copy(all, st.checked())
 	}
 	ts := make([]*targets.Target, 0, len(all))
 	for _, id := range slices.Sorted(maps.Keys(all)) {
