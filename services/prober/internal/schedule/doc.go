@@ -7,7 +7,9 @@
 // the next ones back, there is no drift over hours, the targets are spread
 // over their interval by their offsets (a restart is no thundering herd),
 // and a handover neither bunches nor skips checks. A new target's first run
-// waits for its next slot. A target's run that is due while its previous
+// waits for its next slot, or, with Options.CatchUp, runs at once its latest
+// slot when that passed less than CatchUp ago: the slot that fell in the
+// gap of a handover is checked by the new owner. A target's run that is due while its previous
 // run is still going is skipped (never two runs of one target at once), and
 // so are the runs that the scheduler fell behind on. A global bound limits
 // the runs in progress; a run waiting for a concurrency slot is late, and

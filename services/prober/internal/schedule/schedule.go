@@ -86,6 +86,15 @@ type Options struct {
 	// OnSkip, when set, is called for every run skipped, with a reason
 	// (SkipOverlap, SkipBehind) and the number of runs skipped.
 	OnSkip func(t *targets.Target, reason string, runs int)
+	// CatchUp, when more than zero, lets a target new to the scheduler run
+	// its latest slot (the last one at or before now) at once, due at that
+	// slot, when that slot is at most CatchUp old; then it goes on on its
+	// grid. A prober that takes a target over from another thus checks the
+	// slot that fell between the other's revoke and its own assignment;
+	// if the other did check it, the recorder drops the second result.
+	// Zero: a new target waits for its next slot. A value at or above a
+	// target's interval catches up its latest slot only, never more.
+	CatchUp time.Duration
 }
 
 // Scheduler runs a Job per target on each target's schedule.
@@ -109,6 +118,10 @@ type Scheduler struct {
 	runEnded chan struct{}
 	// offset is Offset but in tests, whose grids are easier to read.
 	offset func(id string, interval time.Duration) time.Duration
+	// gone holds, with CatchUp only, the next slot of targets removed
+	// within the last CatchUp, by ID: a target added back is not caught
+	// up on a slot before it, one this scheduler ran or skipped already.
+	gone map[string]time.Time
 }
 
 type entry struct {
@@ -136,6 +149,7 @@ func New(job Job, o Options) *Scheduler {
 		entries:  map[string]*entry{},
 		draining: map[string]*entry{},
 		offset:   Offset,
+		gone:     map[string]time.Time{},
 	}
 }
 
@@ -144,7 +158,13 @@ func New(job Job, o Options) *Scheduler {
 // the Unix epoch + Offset(ID, interval) + k*interval, the same in every
 // prober and across restarts. A new target's first run waits for its next
 // slot (at most an interval): a run off the grid would be a second result
-// in a slot, or one in none. A target whose interval changed moves to the
+// in a slot, or one in none; with Options.CatchUp it runs its latest slot
+// at once instead when that slot is recent enough (see CatchUp), unless
+// it was removed and added back and this scheduler had run or skipped that
+// slot already. Every Set may thus start at once the runs of the new
+// targets whose latest slot is within CatchUp: about CatchUp/interval of
+// them, all of them at a first Set with CatchUp >= interval. A target
+// whose interval changed moves to the
 // grid of its new interval from its next slot there. A target whose ID and
 // interval are unchanged runs with the new definition from its next slot
 // on. Once Set returns, a removed target starts no run, not even one that
@@ -161,7 +181,7 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 	// heap.Remove per removed target was O(log n) each, but a reload is
 	// also a new map and a new queue, so it is as cheap to build them whole.
 	next := make(map[string]*entry, len(ts))
-	var fresh, back []*entry
+	var fresh, back, added []*entry
 	for _, t := range ts {
 		if e, dup := next[t.ID]; dup { // the parser refuses duplicates
 			e.target = t
@@ -192,14 +212,20 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 				}
 			} else {
 				e = &entry{target: t, interval: t.Interval, index: -1}
-				fresh = append(fresh, e)
+				added = append(added, e)
 			}
 		}
 		next[t.ID] = e
 	}
 	for id, e := range s.entries {
-		if next[id] != e && e.running {
+		if next[id] == e {
+			continue
+		}
+		if e.running {
 			s.draining[id] = e
+		}
+		if s.opts.CatchUp > 0 {
+			s.gone[id] = e.next
 		}
 	}
 	q := s.queue[:0]
@@ -221,6 +247,19 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 		e.next = NextSlot(s.offset(e.target.ID, e.interval), e.interval, now)
 		q = append(q, e)
 	}
+	for _, e := range added {
+		e.next = s.firstSlot(e, now)
+		q = append(q, e)
+	}
+	if s.opts.CatchUp > 0 {
+		// Once a removal is more than CatchUp old, any slot catch-up
+		// could run is after the removed target's next slot anyway.
+		for id, t := range s.gone {
+			if !t.After(now.Add(-s.opts.CatchUp)) {
+				delete(s.gone, id)
+			}
+		}
+	}
 	for i, e := range q {
 		e.index = i
 	}
@@ -232,6 +271,24 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// firstSlot returns the first due time of e, a target new to the
+// scheduler: its next slot, or with CatchUp its latest one when that is at
+// most CatchUp old and not before a slot it had reached before a removal.
+// s.mu must be held.
+func (s *Scheduler) firstSlot(e *entry, now time.Time) time.Time {
+	next := NextSlot(s.offset(e.target.ID, e.interval), e.interval, now)
+	if s.opts.CatchUp <= 0 || e.interval <= 0 || next.Equal(now) {
+		return next
+	}
+	latest := next.Add(-e.interval)
+	gone, wasGone := s.gone[e.target.ID]
+	delete(s.gone, e.target.ID)
+	if now.Sub(latest) > s.opts.CatchUp || (wasGone && latest.Before(gone)) {
+		return next
+	}
+	return latest
 }
 
 func laterOf(a, b time.Time) time.Time {

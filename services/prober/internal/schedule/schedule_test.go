@@ -3,6 +3,7 @@ package schedule
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -784,9 +785,17 @@ func TestJobGetsItsSlot(t *testing.T) {
 }
 
 func TestAddedBackAtOnceDoesNotRunTheSameSlotAgain(t *testing.T) {
+	for _, catchUp := range []time.Duration{0, 5 * time.Second, time.Minute} {
+		t.Run(fmt.Sprint("catch-up ", catchUp), func(t *testing.T) {
+			testAddedBackAtOnce(t, Options{Concurrency: 10, CatchUp: catchUp})
+		})
+	}
+}
+
+func testAddedBackAtOnce(t *testing.T, o Options) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		h := start(t, func(context.Context, *targets.Target) { <-release }, opts(10), targetsEvery(10*time.Second, "a"), grid(nil))
+		h := start(t, func(context.Context, *targets.Target) { <-release }, o, targetsEvery(10*time.Second, "a"), grid(nil))
 		var once sync.Once
 		end := func() { once.Do(func() { close(release) }) }
 		t.Cleanup(end)
@@ -804,6 +813,119 @@ func TestAddedBackAtOnceDoesNotRunTheSameSlotAgain(t *testing.T) {
 		}
 		if runs, _ := h.at(t, 10*time.Second); !equal(runs, []string{"a@10s"}) {
 			t.Errorf("runs %v, want [a@10s]", runs)
+		}
+	})
+}
+
+func TestCatchUpRunsTheLatestSlotAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var dues []string
+		job := func(ctx context.Context, tg *targets.Target) {
+			due, ok := Due(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			dues = append(dues, fmt.Sprint(tg.ID, "@", due.Sub(t0), " ", ok))
+		}
+		// Every 10s; at 7s the latest slots are a 3s (4s old), d 2s (5s
+		// old, the window's edge), b 1s (6s old, outside) and c 7s (now).
+		offsets := grid(map[string]time.Duration{"a": 3 * time.Second, "b": time.Second, "c": 7 * time.Second, "d": 2 * time.Second})
+		h := startAt(t, 7*time.Second, job, Options{Concurrency: 10, CatchUp: 5 * time.Second}, targetsEvery(10*time.Second, "a", "b", "c", "d"), offsets)
+		runs, skips := h.rec.take()
+		if want := []string{"d@2s", "a@3s", "c@7s"}; !equal(runs, want) || len(skips) != 0 {
+			t.Errorf("runs %v skips %v at the start, want %v and none", runs, skips, want)
+		}
+		h.rec.mu.Lock()
+		if want := []time.Duration{5 * time.Second, 4 * time.Second, 0}; fmt.Sprint(h.rec.lags) != fmt.Sprint(want) {
+			t.Errorf("lags %v, want %v", h.rec.lags, want)
+		}
+		h.rec.mu.Unlock()
+		// Then on the grid, with no slot twice and none skipped.
+		var got []string
+		for _, off := range []time.Duration{10 * time.Second, 11 * time.Second, 12 * time.Second, 13 * time.Second, 17 * time.Second, 21 * time.Second} {
+			runs, skips := h.at(t, off)
+			if len(skips) > 0 {
+				t.Fatalf("skips %v at %v", skips, off)
+			}
+			got = append(got, runs...)
+		}
+		if want := []string{"b@11s", "d@12s", "a@13s", "c@17s", "b@21s"}; !equal(got, want) {
+			t.Errorf("runs after the start %v, want %v", got, want)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		first := slices.Sorted(slices.Values(dues[:3])) // the jobs run at once
+		if want := []string{"a@3s true", "c@7s true", "d@2s true"}; !equal(first, want) {
+			t.Errorf("jobs got %v, want %v first", dues, want)
+		}
+	})
+}
+
+func TestCatchUpOnlyForTargetsNewToTheScheduler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Every 10s: a at 0s, b at 5s, e at 2s; c, new at 7s, at 4s.
+		offsets := grid(map[string]time.Duration{"b": 5 * time.Second, "c": 4 * time.Second, "e": 2 * time.Second})
+		h := start(t, nil, Options{Concurrency: 10, CatchUp: 5 * time.Second}, targetsEvery(10*time.Second, "a", "b", "e"), offsets)
+		h.at(t, 5*time.Second)
+		if runs, _ := h.at(t, 7*time.Second); len(runs) != 0 {
+			t.Fatalf("runs %v at 7s", runs)
+		}
+		// At 7s: a unchanged, b with a new URL, c new, e every 4s (its
+		// slots 2s + k*4s: 6s, 1s old, is not caught up).
+		next := append(targetsEvery(10*time.Second, "a", "b", "c"), targetsEvery(4*time.Second, "e")...)
+		next[1].URL = "http://b.test/v2"
+		h.reload(next)
+		if runs, skips := h.rec.take(); !equal(runs, []string{"c@4s"}) || len(skips) != 0 {
+			t.Errorf("runs %v skips %v right after the reload, want [c@4s] and none", runs, skips)
+		}
+		var got []string
+		for _, off := range []time.Duration{9 * time.Second, 10 * time.Second, 14 * time.Second, 15 * time.Second} {
+			runs, _ := h.at(t, off)
+			slices.Sort(runs) // runs due together start in no set order
+			got = append(got, runs...)
+		}
+		if want := []string{"a@10s", "e@10s", "c@14s", "e@14s", "b@15s"}; !equal(got, want) {
+			t.Errorf("runs after the reload %v, want %v", got, want)
+		}
+	})
+}
+
+func TestCatchUpAfterARemovalRunsNoSlotTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Every 10s: a at 0s, b at 5s (-5s, too old at the start).
+		offsets := grid(map[string]time.Duration{"b": 5 * time.Second})
+		h := start(t, nil, Options{Concurrency: 10, CatchUp: 4 * time.Second}, targetsEvery(10*time.Second, "a", "b"), offsets)
+		if runs, _ := h.at(t, time.Second); !equal(runs, []string{"a@0s"}) {
+			t.Fatalf("runs %v, want [a@0s]", runs)
+		}
+		// Both removed at 1s, a after its run ended, b before its first.
+		h.reload(nil)
+		h.at(t, 6*time.Second)
+		// Back at 6s: a's slot 0s was run here, so a waits for 10s; b's
+		// 5s was not, and is 1s old: it runs now.
+		h.reload(targetsEvery(10*time.Second, "a", "b"))
+		if runs, skips := h.rec.take(); !equal(runs, []string{"b@5s"}) || len(skips) != 0 {
+			t.Errorf("runs %v skips %v when added back, want [b@5s] and none", runs, skips)
+		}
+		if runs, _ := h.at(t, 10*time.Second); !equal(runs, []string{"a@10s"}) {
+			t.Errorf("runs %v, want [a@10s]", runs)
+		}
+		// A removal is remembered only while catch-up could reach back to
+		// it.
+		h.reload(targetsEvery(10*time.Second, "b"))
+		h.s.mu.Lock()
+		n := len(h.s.gone)
+		h.s.mu.Unlock()
+		if n != 1 {
+			t.Errorf("%d removals remembered at 10s, want 1 (a)", n)
+		}
+		h.at(t, 26*time.Second)
+		h.reload(targetsEvery(10*time.Second, "b"))
+		h.s.mu.Lock()
+		n = len(h.s.gone)
+		h.s.mu.Unlock()
+		if n != 0 {
+			t.Errorf("%d removals remembered at 26s, want none", n)
 		}
 	})
 }
