@@ -43,6 +43,7 @@ type flags struct {
 	fleet        bool
 	targetsTopic string
 	session      time.Duration
+	catchUp      time.Duration
 	listen       string
 	instance     string
 	region       string
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.fleet, "fleet", false, "fleet mode: take targets from the targets topic, shared with the region's other probers (group sitewatch-prober-REGION); not with -config")
 	fs.StringVar(&f.targetsTopic, "targets-topic", targetstopic.DefaultTopic, "fleet mode: the targets topic")
 	fs.DurationVar(&f.session, "session-timeout", 45*time.Second, "fleet mode: how long the group waits for a prober that stopped answering (or restarts with the same -instance) before its targets go to the others")
+	fs.DurationVar(&f.catchUp, "catch-up", 15*time.Second, "fleet mode: a target taken over runs at once its latest slot if that passed at most this long ago, so that the slot between the old owner's revoke and this prober's assignment (a heartbeat, 3s, and the rebalance) is checked; the recorder drops the result of a slot the old owner checked too (0: the next slot, as in file mode)")
 	fs.StringVar(&f.listen, "listen", ":9101", "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&f.instance, "instance", host, "name of this prober in events, unique among probers")
 	fs.StringVar(&f.region, "region", "", "where this prober runs (for example eu-west-1), in events")
@@ -109,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	bad(f.fleet && f.region != "" && !targets.ValidRegion(f.region), fmt.Sprintf("-region: %q is not a region name (%s), as targets list them", f.region, targets.RegionNameRule))
 	bad(f.fleet && f.targetsTopic == "", "-targets-topic: required with -fleet")
 	bad(f.session < 6*time.Second || f.session > 30*time.Minute, "-session-timeout: between 6s and 30m (the broker's usual limits)")
+	bad(f.catchUp < 0 || f.catchUp > time.Hour, "-catch-up: between 0 and 1h")
 	bad(f.concurrency < 1, "-concurrency: at least 1")
 	bad(f.coalesce < 0 || f.coalesce > time.Second, "-coalesce: between 0 and 1s")
 	bad(f.buffer < 1, "-buffer: at least 1")
@@ -130,6 +133,17 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// catchUpWindow is -catch-up in fleet mode, where targets move between
+// probers, and 0 in file mode: a file's new target has no other prober
+// that could have missed its latest slot, and a restart with it would run
+// the recent slots of the previous process again.
+func (f *flags) catchUpWindow() time.Duration {
+	if !f.fleet {
+		return 0
+	}
+	return f.catchUp
 }
 
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
@@ -251,7 +265,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	spool := []any{"spool", spoolPath, "spool_max_bytes", f.spoolMaxB, "spool_sync", f.spoolSync}
 	if f.fleet {
-		logger.Info("starting in fleet mode", append([]any{"targets_topic", f.targetsTopic, "group", fleet.Group(f.region), "kafka", kcfg.String(),
+		logger.Info("starting in fleet mode", append([]any{"targets_topic", f.targetsTopic, "group", fleet.Group(f.region), "catch_up", f.catchUp, "kafka", kcfg.String(),
 			"topic", f.topic, "instance", f.instance, "region", f.region, "concurrency", f.concurrency, "buffer", f.buffer}, spool...)...)
 	} else {
 		logger.Info("starting", append([]any{"config", f.config, "targets", len(file.Targets), "kafka", kcfg.String(),
@@ -264,6 +278,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sched := schedule.New(w.check, schedule.Options{
 		Concurrency: f.concurrency,
 		Coalesce:    f.coalesce,
+		CatchUp:     f.catchUpWindow(),
 		OnRun: func(_ *targets.Target, _ time.Time, lag time.Duration) {
 			m.lag.Observe(lag.Seconds())
 		},

@@ -303,8 +303,41 @@ func TestFleetFlags(t *testing.T) {
 			}
 		})
 	}
-	// A complete fleet command line parses.
-	if _, err := parseFlags([]string{"-fleet", "-region", "r1", "-instance", "p1"}, &bytes.Buffer{}); err != nil {
-		t.Errorf("-fleet -region r1 -instance p1: %v", err)
+	// A complete fleet command line parses, and catches up 15s.
+	f, err := parseFlags([]string{"-fleet", "-region", "r1", "-instance", "p1"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("-fleet -region r1 -instance p1: %v", err)
+	}
+	if got := f.catchUpWindow(); got != 15*time.Second {
+		t.Errorf("fleet catch-up %v, want 15s", got)
+	}
+}
+
+// -catch-up applies in fleet mode only: in file mode a new target waits for
+// its next slot.
+func TestCatchUpFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+		err  string
+	}{
+		{[]string{"-fleet", "-region", "r1", "-catch-up", "0"}, 0, ""},
+		{[]string{"-fleet", "-region", "r1", "-catch-up", "40s"}, 40 * time.Second, ""},
+		{[]string{"-config", "t.yaml"}, 0, ""},
+		{[]string{"-config", "t.yaml", "-catch-up", "40s"}, 0, ""},
+		{[]string{"-fleet", "-region", "r1", "-catch-up", "-1s"}, 0, "-catch-up: between 0 and 1h"},
+		{[]string{"-fleet", "-region", "r1", "-catch-up", "61m"}, 0, "-catch-up: between 0 and 1h"},
+	} {
+		f, err := parseFlags(c.args, &bytes.Buffer{})
+		switch {
+		case c.err != "":
+			if err == nil || err.Error() != c.err {
+				t.Errorf("%v: error %v, want %s", c.args, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%v: %v", c.args, err)
+		case f.catchUpWindow() != c.want:
+			t.Errorf("%v: catch-up %v, want %v", c.args, f.catchUpWindow(), c.want)
+		}
 	}
 }

@@ -520,7 +520,8 @@ func TestDrillFleetFailover(t *testing.T) {
 	// after a kill -9. Measured here, a hand-over leaves a gap: the group
 	// learns of a leave or an expired session at the members' next
 	// heartbeat (franz-go's default, 3 s) and then rebalances, and the
-	// taker starts at the target's next slot (schedule.Set). The bounds
+	// taker starts at the target's latest slot within -catch-up, else its
+	// next one (schedule.Set, Options.CatchUp). The bounds
 	// below are those gaps; the README reports the counts.
 	const heartbeat = 3 * time.Second
 	slotsIn := func(d time.Duration) int { return int((d + f.interval - 1) / f.interval) }
