@@ -74,7 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.fleet, "fleet", false, "fleet mode: take targets from the targets topic, shared with the region's other probers (group sitewatch-prober-REGION); not with -config")
 	fs.StringVar(&f.targetsTopic, "targets-topic", targetstopic.DefaultTopic, "fleet mode: the targets topic")
 	fs.DurationVar(&f.session, "session-timeout", 45*time.Second, "fleet mode: how long the group waits for a prober that stopped answering (or restarts with the same -instance) before its targets go to the others")
-	fs.DurationVar(&f.catchUp, "catch-up", 15*time.Second, "fleet mode: a target taken over runs at once its latest slot if that passed at most this long ago, so that the slot between the old owner's revoke and this prober's assignment (a heartbeat, 3s, and the rebalance) is checked; the recorder drops the result of a slot the old owner checked too (0: the next slot, as in file mode)")
+	fs.DurationVar(&f.catchUp, "catch-up", 0, "fleet mode: a target taken over runs at once its latest slot if that passed at most this long ago, so that the slot between the old owner's revoke and this prober's assignment (a heartbeat, 3s, and the rebalance) is checked; the recorder drops the result of a slot the old owner checked too (0, the default until the fleet drills measure it: the next slot, as in file mode)")
 	fs.StringVar(&f.listen, "listen", ":9101", "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&f.instance, "instance", host, "name of this prober in events, unique among probers")
 	fs.StringVar(&f.region, "region", "", "where this prober runs (for example eu-west-1), in events")

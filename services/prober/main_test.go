@@ -303,13 +303,16 @@ func TestFleetFlags(t *testing.T) {
 			}
 		})
 	}
-	// A complete fleet command line parses, and catches up 15s.
+	// A complete fleet command line parses; catch-up is off unless asked.
 	f, err := parseFlags([]string{"-fleet", "-region", "r1", "-instance", "p1"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatalf("-fleet -region r1 -instance p1: %v", err)
 	}
-	if got := f.catchUpWindow(); got != 15*time.Second {
-		t.Errorf("fleet catch-up %v, want 15s", got)
+	if got := f.catchUpWindow(); got != 0 {
+		t.Errorf("fleet catch-up %v, want 0 by default", got)
+	}
+	if f, err = parseFlags([]string{"-fleet", "-region", "r1", "-instance", "p1", "-catch-up", "15s"}, &bytes.Buffer{}); err != nil || f.catchUpWindow() != 15*time.Second {
+		t.Errorf("-catch-up 15s: %v, %v", f, err)
 	}
 }
 
