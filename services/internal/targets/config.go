@@ -66,6 +66,8 @@ type Target struct {
 	Regions []string
 	// Labels are free key-value pairs for grouping; nil when none.
 	Labels map[string]string
+	// Alert is the target's alert policy; nil when its alerts are off.
+	Alert *Alert
 
 	// secretUser is the user name of URL when it is a secret (see
 	// PublicURL) as it appears in URL, escaped; else "".
@@ -101,8 +103,10 @@ func (t *Target) Expects(code int) bool {
 
 // File is a validated targets file.
 type File struct {
-	Path    string
-	Targets []*Target
+	Path        string
+	Targets     []*Target
+	Channels    []*Channel
+	Maintenance []*Maintenance
 }
 
 // Load reads and validates the targets file at path.
