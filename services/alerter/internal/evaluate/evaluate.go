@@ -515,6 +515,31 @@ func (e *evaluation) transition(inc *Incident, kind string) {
 	e.res.Transitions = append(e.res.Transitions, t)
 }
 
+// Clone returns a deep copy of s.
+func (s *State) Clone() *State {
+	c := &State{}
+	if s.Regions != nil {
+		c.Regions = make(map[string]*Region, len(s.Regions))
+		for name, r := range s.Regions {
+			rc := *r
+			rc.Window = slices.Clone(r.Window)
+			if r.FirstFail != nil {
+				f := *r.FirstFail
+				rc.FirstFail = &f
+			}
+			c.Regions[name] = &rc
+		}
+	}
+	if s.Open != nil {
+		c.Open = make(map[string]*Incident, len(s.Open))
+		for kind, inc := range s.Open {
+			ic := inc.clone()
+			c.Open[kind] = &ic
+		}
+	}
+	return c
+}
+
 func (inc *Incident) clone() Incident {
 	c := *inc
 	c.Regions = slices.Clone(inc.Regions)
