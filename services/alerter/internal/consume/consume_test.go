@@ -279,7 +279,7 @@ func (f *fixture) rows() (incidents, transitions, outbox []string) {
 
 // want are the rows of the schedule.
 func (f *fixture) want() (incidents, transitions, outbox []string) {
-	q := evaluate.IncidentID("quorum", "down", EventID(5))  // minute 1, quorum eu
+	q := evaluate.IncidentID("quorum", "down", EventID(5)) // minute 1, quorum eu
 	s := evaluate.IncidentID("single", "down", EventID(3)) // minute 0, single
 	incidents = []string{
 		q + ` quorum down started=1 first=` + EventID(5) + ` confirmed=4 resolved=6 regions=eu,us first_failure=http_status/"status 503 in eu at minute 1" last="status 503 in eu at minute 5"`,
