@@ -3,85 +3,39 @@ package consume_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
-	"github.com/sitewatch/sitewatch/services/alerter/internal/consume"
+	"github.com/sitewatch/sitewatch/services/alerter/internal/alertertest"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/evaluate"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/policy"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/store"
-	"github.com/sitewatch/sitewatch/services/alerter/internal/storetest"
-	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
-	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
-// fixture is one test's stack: a topic of two partitions, a group, a
-// migrated database and the policies of three targets.
+// fixture is one test's stack and the start of its schedule.
 type fixture struct {
-	t      *testing.T
-	topic  string
-	group  string
-	dbURL  string
-	db     *pgx.Conn
-	kafka  *kgo.Client
-	serde  *sr.Serde
-	opts   []kgo.Opt
-	set    *policy.Set
-	base   time.Time
-	events []*sitewatchv1.CheckResult
+	*alertertest.Stack
+	t    *testing.T
+	set  *policy.Set
+	base time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	f := &fixture{t: t, topic: stacktest.Name("check-results"), group: stacktest.Name("alerter"),
-		kafka: stacktest.KafkaClient(t)}
-	f.dbURL = storetest.Database(t)
-	var err error
-	if f.db, err = pgx.Connect(ctx, f.dbURL); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.db.Close(context.Background()) })
-	adm := kadm.NewClient(f.kafka)
-	if _, err := adm.CreateTopic(ctx, 2, 1, nil, f.topic); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), f.topic) })
-	reg := stacktest.Registry(t)
-	subject := kafkaenv.Subject(f.topic)
-	ss, err := reg.CreateSchema(ctx, subject, sr.Schema{Schema: sitewatchv1.Schema, Type: sr.TypeProtobuf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = reg.DeleteSubject(context.Background(), subject, sr.SoftDelete)
-		_, _ = reg.DeleteSubject(context.Background(), subject, sr.HardDelete)
-	})
-	f.serde = &sr.Serde{}
-	f.serde.Register(ss.ID, &sitewatchv1.CheckResult{}, sr.Index(0),
-		sr.EncodeFn(func(v any) ([]byte, error) { return proto.Marshal(v.(*sitewatchv1.CheckResult)) }))
-	if f.opts, err = stacktest.KafkaConfig(t).ClientOpts(); err != nil {
-		t.Fatal(err)
-	}
-	f.set = Policies()
 	// Recent checks: older ones would be recorded as stale, not notified.
-	f.base = time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
-	return f
+	return &fixture{Stack: alertertest.New(t, 2), t: t, set: Policies(),
+		base: time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)}
 }
+
+func (f *fixture) start() *alertertest.Alerter { return f.Start(f.set) }
 
 // Policies are those of the schedule: "quorum" must be down in both its
 // regions; "single" in its one, with a reminder every 2 minutes; "off"
@@ -140,91 +94,13 @@ func Schedule(base time.Time) []*sitewatchv1.CheckResult {
 // EventID is the n-th event's ID, a UUID.
 func EventID(n int) string { return fmt.Sprintf("00000000-0000-7000-8000-%012d", n) }
 
-func (f *fixture) produce(evs []*sitewatchv1.CheckResult) {
-	f.t.Helper()
-	recs := make([]*kgo.Record, len(evs))
-	for i, ev := range evs {
-		v, err := f.serde.Encode(ev)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		recs[i] = &kgo.Record{Topic: f.topic, Key: []byte(ev.GetTarget().GetId()), Value: v}
-	}
-	if err := f.kafka.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-// alerter is a running consumer.
-type alerter struct {
-	cancel context.CancelFunc
-	done   chan error
-	c      *consume.Consumer
-	logs   *stacktest.Log
-}
-
-func (f *fixture) start() *alerter {
-	f.t.Helper()
-	st, err := store.Open(context.Background(), f.dbURL)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(st.Close)
-	a := &alerter{done: make(chan error, 1), logs: &stacktest.Log{}}
-	a.c, err = consume.New(consume.Config{Topic: f.topic, Group: f.group, MaxBatch: 7, ShutdownGrace: 10 * time.Second,
-		MaxNotifyAge: time.Hour}, append(f.opts, kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(600*time.Millisecond)),
-		st, func() consume.Policies { return f.set }, prometheus.NewRegistry(), slog.New(slog.NewJSONHandler(a.logs, nil)))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
-	go func() { a.done <- a.c.Run(ctx) }()
-	f.t.Cleanup(func() { a.stop(f.t) })
-	return a
-}
-
-// stop stops the consumer as SIGTERM does, once.
-func (a *alerter) stop(t *testing.T) {
-	t.Helper()
-	if a.cancel == nil {
-		return
-	}
-	a.cancel()
-	a.cancel = nil
-	if err := <-a.done; err != nil {
-		t.Errorf("consumer stopped with %v", err)
-	}
-	a.c.Close()
-	if t.Failed() {
-		t.Logf("consumer logs:\n%s", a.logs.String())
-	}
-}
-
-// waitEvaluated waits until the stored offsets cover n records.
-func (f *fixture) waitEvaluated(n int64) {
-	f.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var got int64
-	for time.Now().Before(deadline) {
-		if err := f.db.QueryRow(context.Background(), `SELECT coalesce(sum(next_offset), 0) FROM alerter_offsets WHERE topic = $1`, f.topic).Scan(&got); err != nil {
-			f.t.Fatal(err)
-		}
-		if got == n {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	f.t.Fatalf("after 60 s the stored offsets cover %d records, want %d", got, n)
-}
-
 func (f *fixture) minute(t time.Time) string { return fmt.Sprintf("%g", t.Sub(f.base).Minutes()) }
 
 // rows returns the incidents, transitions and outbox rows, rendered.
 func (f *fixture) rows() (incidents, transitions, outbox []string) {
 	f.t.Helper()
 	ctx := context.Background()
-	rows, err := f.db.Query(ctx, `SELECT incident_id, target_id, kind, started_at, first_event_id, confirmed_at, resolved_at,
+	rows, err := f.DB.Query(ctx, `SELECT incident_id, target_id, kind, started_at, first_event_id, confirmed_at, resolved_at,
 		regions, first_failure_kind, first_error, last_error FROM incidents ORDER BY target_id, started_at`)
 	if err != nil {
 		f.t.Fatal(err)
@@ -245,7 +121,7 @@ func (f *fixture) rows() (incidents, transitions, outbox []string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	rows, err = f.db.Query(ctx, `SELECT incident_id, seq, transition, at, coalesce(suppressed, '') FROM incident_transitions ORDER BY incident_id, seq`)
+	rows, err = f.DB.Query(ctx, `SELECT incident_id, seq, transition, at, coalesce(suppressed, '') FROM incident_transitions ORDER BY incident_id, seq`)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -259,7 +135,7 @@ func (f *fixture) rows() (incidents, transitions, outbox []string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	rows, err = f.db.Query(ctx, `SELECT idempotency_key, channel_type, payload->>'transition', payload->>'target_id' FROM notification_outbox ORDER BY idempotency_key`)
+	rows, err = f.DB.Query(ctx, `SELECT idempotency_key, channel_type, payload->>'transition', payload->>'target_id' FROM notification_outbox ORDER BY idempotency_key`)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -319,13 +195,13 @@ func (f *fixture) check() {
 func TestScheduleGivesItsIncidents(t *testing.T) {
 	f := newFixture(t)
 	evs := Schedule(f.base)
-	f.produce(evs)
+	f.Produce(evs)
 	a := f.start()
-	f.waitEvaluated(int64(len(evs)))
-	a.stop(t)
+	f.WaitEvaluated(int64(len(evs)))
+	a.Stop(t)
 	f.check()
 	var states []string
-	rows, _ := f.db.Query(context.Background(), `SELECT target_id FROM alerter_state ORDER BY target_id`)
+	rows, _ := f.DB.Query(context.Background(), `SELECT target_id FROM alerter_state ORDER BY target_id`)
 	var id string
 	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { states = append(states, id); return nil }); err != nil {
 		t.Fatal(err)
@@ -342,17 +218,17 @@ func TestRestartAndRedeliveryStoreEachOnce(t *testing.T) {
 	f := newFixture(t)
 	evs := Schedule(f.base)
 	half := len(evs) / 2
-	f.produce(evs[:half])
+	f.Produce(evs[:half])
 	a := f.start()
-	f.waitEvaluated(int64(half))
-	a.stop(t)
+	f.WaitEvaluated(int64(half))
+	a.Stop(t)
 	// Redelivered: the first half again (a producer retrying), then the
 	// rest.
-	f.produce(evs[:half])
-	f.produce(evs[half:])
+	f.Produce(evs[:half])
+	f.Produce(evs[half:])
 	b := f.start()
-	f.waitEvaluated(int64(len(evs) + half))
-	b.stop(t)
+	f.WaitEvaluated(int64(len(evs) + half))
+	b.Stop(t)
 	f.check()
 }
 
@@ -361,10 +237,10 @@ func TestTwoAlertersShareTheWork(t *testing.T) {
 	f := newFixture(t)
 	evs := Schedule(f.base)
 	a, b := f.start(), f.start()
-	f.produce(evs)
-	f.waitEvaluated(int64(len(evs)))
-	a.stop(t)
-	b.stop(t)
+	f.Produce(evs)
+	f.WaitEvaluated(int64(len(evs)))
+	a.Stop(t)
+	b.Stop(t)
 	f.check()
 }
 
@@ -372,7 +248,7 @@ func TestTwoAlertersShareTheWork(t *testing.T) {
 // rolled back whole.
 func TestFencedBatchStoresNothing(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, storetest.Database(t))
+	st, err := store.Open(ctx, alertertest.Database(t))
 	if err != nil {
 		t.Fatal(err)
 	}
