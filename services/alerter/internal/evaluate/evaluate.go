@@ -113,7 +113,9 @@ type Region struct {
 	Successes int  `json:"successes,omitempty"`
 	Down      bool `json:"down,omitempty"`
 	// FirstFail is, while the region is down, the earliest failing check
-	// of the window that confirmed it.
+	// of the window that confirmed it; after an incident that it was part
+	// of resolved while it stayed down, its next failing check (nil until
+	// then).
 	FirstFail *Check `json:"first_fail,omitempty"`
 	// Last and LastEventID are the latest check applied.
 	Last        time.Time `json:"last"`
@@ -267,6 +269,10 @@ func (r *Region) observe(ev Event, a *targets.Alert) {
 	} else {
 		r.Successes = 0
 	}
+	if r.Down && r.FirstFail == nil && !ev.Up {
+		// The first failure since an incident it was part of resolved.
+		r.FirstFail = &c
+	}
 	if !r.Down {
 		fails := 0
 		var first *Check
@@ -337,6 +343,9 @@ func (e *evaluation) down() {
 		var first *Check
 		for _, name := range down {
 			f := s.Regions[name].FirstFail
+			if f == nil {
+				continue // down, but no failure since the last incident
+			}
 			if first == nil || f.At.Before(first.At) || (f.At.Equal(first.At) && f.EventID < first.EventID) {
 				first = f
 			}
@@ -362,6 +371,14 @@ func (e *evaluation) down() {
 	case inc != nil && len(down) < need:
 		e.failed(inc)
 		e.resolve(inc)
+		// A region still down starts the next incident from its next
+		// failure: the failures of this one are not the next one's, nor
+		// is its first event (its ID).
+		for _, r := range s.Regions {
+			if r.Down {
+				r.FirstFail = nil
+			}
+		}
 	case inc != nil:
 		if e.failed(inc) {
 			e.changed[KindDown] = true

@@ -1,6 +1,7 @@
 package evaluate_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -97,6 +98,7 @@ func run(steps []step, p evaluate.Policy, maint evaluate.Maintenance) ([]string,
 	var st evaluate.State
 	var got []string
 	ignored := 0
+	opened := map[string]bool{}
 	for _, ev := range events(steps) {
 		res := st.Apply(ev, p, maint)
 		if res.Ignored {
@@ -104,12 +106,26 @@ func run(steps []step, p evaluate.Policy, maint evaluate.Maintenance) ([]string,
 		}
 		for _, t := range res.Transitions {
 			got = append(got, describe(t))
+			if t.Transition == "opened" {
+				if opened[t.IncidentID] {
+					got = append(got, "the ID of an earlier incident: "+t.IncidentID)
+				}
+				opened[t.IncidentID] = true
+			}
 		}
 	}
 	return got, ignored, &st
 }
 
 func concat(parts ...[]step) []step { return slices.Concat(parts...) }
+
+// interleave returns the steps in the order of their minutes, as probers
+// publish them (the order of parts within a minute).
+func interleave(parts ...[]step) []step {
+	all := slices.Concat(parts...)
+	slices.SortStableFunc(all, func(a, b step) int { return cmp.Compare(a.minute, b.minute) })
+	return all
+}
 
 func TestApply(t *testing.T) {
 	deploy := func(from, to float64) evaluate.Maintenance {
@@ -196,6 +212,16 @@ func TestApply(t *testing.T) {
 				// started at eu's first failure, confirmed by us's third.
 				"down opened #0 at=4 started=1 regions=eu,us to=hook",
 				"down resolved #1 at=8 started=1 regions=eu,us to=hook",
+			},
+		},
+		{
+			name:   "quorum: a region still down when an incident resolves starts the next from its next failure",
+			steps:  interleave(checks("eu", 1, "FFFFFFFFFF"), checks("us", 1, "FFFSS"), checks("ap", 1, "SSSSSFFF")),
+			policy: policy(func(a *targets.Alert) { a.Regions = 2 }),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu,us to=hook",
+				"down resolved #1 at=5 started=1 regions=eu,us to=hook",
+				"down opened #0 at=8 started=6 regions=ap,eu to=hook",
 			},
 		},
 		{
