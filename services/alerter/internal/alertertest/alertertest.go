@@ -36,6 +36,13 @@ import (
 func Database(t testing.TB) string {
 	t.Helper()
 	url := stackdb.Database(t)
+	Migrate(t, url)
+	return url
+}
+
+// Migrate applies every migration to the database at url.
+func Migrate(t testing.TB, url string) {
+	t.Helper()
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +58,6 @@ func Database(t testing.TB) string {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	return url
 }
 
 // Stack is one test's topic (its schema registered), group and database.
