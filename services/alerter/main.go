@@ -43,6 +43,7 @@ type config struct {
 	shutdownGrace  time.Duration
 	sessionTimeout time.Duration
 	maxNotifyAge   time.Duration
+	maxFuture      time.Duration
 	schemaWait     time.Duration
 	logLevel       slog.Level
 
@@ -69,6 +70,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long the batch in hand may still take to be stored")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent alerter before giving its partitions to another")
 	fs.DurationVar(&c.maxNotifyAge, "notify-max-age", time.Hour, "transitions caused by checks older than this when evaluated are recorded but not notified (suppressed \"stale\"): a first start over the topic's history pages no one for last month; 0 notifies all")
+	fs.DurationVar(&c.maxFuture, "max-future", 24*time.Hour, "skip events that started further ahead of this clock, as the recorder does (0 accepts any)")
 	fs.DurationVar(&c.schemaWait, "schema-poll", 2*time.Second, "how often to look for the alerter's tables while the recorder has not created them")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	var errs []error
@@ -92,7 +94,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	bad(strings.TrimSpace(c.group) == "", "-group: empty")
 	bad(c.fleet && c.targetsTopic == "", "-targets-topic: required with -fleet")
 	bad(c.batch < 1 || c.batch > 1_000_000, fmt.Sprintf("-batch: %d is not between 1 and 1000000", c.batch))
-	bad(c.shutdownGrace < 0 || c.maxNotifyAge < 0, "-shutdown-grace, -notify-max-age: must not be negative")
+	bad(c.shutdownGrace < 0 || c.maxNotifyAge < 0 || c.maxFuture < 0, "-shutdown-grace, -notify-max-age, -max-future: must not be negative")
 	bad(c.schemaWait <= 0, "-schema-poll: must be positive")
 	// The broker's group.min/max.session.timeout.ms defaults.
 	bad(c.sessionTimeout < 6*time.Second || c.sessionTimeout > 5*time.Minute,
@@ -195,6 +197,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxBatch:      cfg.batch,
 		ShutdownGrace: cfg.shutdownGrace,
 		MaxNotifyAge:  cfg.maxNotifyAge,
+		MaxFuture:     cfg.maxFuture,
 	}, append(opts, kgo.SessionTimeout(cfg.sessionTimeout), kgo.HeartbeatInterval(cfg.sessionTimeout/10)),
 		st, func() consume.Policies { return src.Load() }, reg, logger)
 	if err != nil {

@@ -142,7 +142,7 @@ func (s *Stack) Start(policies consume.Policies) *Alerter {
 	s.t.Cleanup(st.Close)
 	a := &Alerter{done: make(chan error, 1), Logs: &stacktest.Log{}}
 	a.c, err = consume.New(consume.Config{Topic: s.Topic, Group: s.Group, MaxBatch: 7, ShutdownGrace: 10 * time.Second,
-		MaxNotifyAge: time.Hour}, append(s.opts, kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(600*time.Millisecond)),
+		MaxNotifyAge: time.Hour, MaxFuture: time.Hour}, append(s.opts, kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(600*time.Millisecond)),
 		st, func() consume.Policies { return policies }, prometheus.NewRegistry(), slog.New(slog.NewJSONHandler(a.Logs, nil)))
 	if err != nil {
 		s.t.Fatal(err)

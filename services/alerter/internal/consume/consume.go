@@ -41,6 +41,11 @@ type Config struct {
 	// is recorded but notifies no channel (Suppressed Stale); 0 notifies
 	// every transition.
 	MaxNotifyAge time.Duration
+	// MaxFuture skips events whose check started further ahead of this
+	// clock (the recorder dead-letters them too): one event of a prober
+	// with a broken clock would otherwise make its region ignore every
+	// later event as late. 0 accepts any time.
+	MaxFuture time.Duration
 }
 
 // Policies is what the consumer asks of the current policies
@@ -224,6 +229,7 @@ func (c *Consumer) process(ctx context.Context, recs []*kgo.Record) error {
 	defer c.mu.Unlock()
 
 	pol := c.policies()
+	now := c.now()
 	items := make([]item, len(recs))
 	var load []string
 	seen := map[string]bool{}
@@ -233,6 +239,12 @@ func (c *Consumer) process(ctx context.Context, recs []*kgo.Record) error {
 		if err != nil {
 			c.m.events.WithLabelValues(resultUndecodable).Inc()
 			c.logger.Warn("skipped a record that is no check result", "partition", r.Partition, "offset", r.Offset, "err", err)
+			continue
+		}
+		if c.cfg.MaxFuture > 0 && ev.CheckedAt.After(now.Add(c.cfg.MaxFuture)) {
+			c.m.events.WithLabelValues(resultFuture).Inc()
+			c.logger.Warn("skipped an event from the future", "target", ev.TargetID, "checked_at", ev.CheckedAt,
+				"max_future", c.cfg.MaxFuture.String(), "event_id", ev.EventID)
 			continue
 		}
 		if _, _, ok := pol.Lookup(ev.TargetID); !ok {
@@ -258,7 +270,6 @@ func (c *Consumer) process(ctx context.Context, recs []*kgo.Record) error {
 	incidents := map[string]int{} // incident ID -> index in b.Incidents
 	// The states as they were before the batch: restored should it fail.
 	before := map[string]*evaluate.State{}
-	now := c.now()
 	for _, it := range items {
 		r := it.rec
 		o, ok := b.Offsets[r.Partition]

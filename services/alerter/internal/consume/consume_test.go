@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -191,10 +192,15 @@ func (f *fixture) check() {
 }
 
 // The schedule's events give exactly its incidents, transitions and
-// outbox rows; the states of the evaluated targets are stored.
+// outbox rows; the states of the evaluated targets are stored. An event
+// from a prober whose clock is two hours ahead changes nothing (it would
+// make its region ignore every later event as late).
 func TestScheduleGivesItsIncidents(t *testing.T) {
 	f := newFixture(t)
 	evs := Schedule(f.base)
+	future := proto.Clone(evs[2]).(*sitewatchv1.CheckResult) // single, eu
+	future.EventId, future.StartedAt = EventID(999), timestamppb.New(time.Now().Add(2*time.Hour))
+	evs = append([]*sitewatchv1.CheckResult{future}, evs...)
 	f.Produce(evs)
 	a := f.start()
 	f.WaitEvaluated(int64(len(evs)))

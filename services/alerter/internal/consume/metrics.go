@@ -12,6 +12,7 @@ const (
 	resultIgnoredLate = "ignored_late"
 	resultNoPolicy    = "no_policy"
 	resultUndecodable = "undecodable"
+	resultFuture      = "future"
 )
 
 type metrics struct {
@@ -29,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sitewatch_alerter_events_total",
-			Help: "Check results read, by result: evaluated, ignored_late (older than its region's latest check: a sent notification cannot be taken back), no_policy (target unknown or its alerts off), undecodable.",
+			Help: "Check results read, by result: evaluated, ignored_late (older than its region's latest check: a sent notification cannot be taken back), no_policy (target unknown or its alerts off), undecodable, future (checked further ahead of the alerter's clock than -max-future).",
 		}, []string{"result"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sitewatch_alerter_transitions_total",
@@ -61,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Records behind the end of each partition, at the last fetch.",
 		}, []string{"partition"}),
 	}
-	for _, r := range []string{resultEvaluated, resultIgnoredLate, resultNoPolicy, resultUndecodable} {
+	for _, r := range []string{resultEvaluated, resultIgnoredLate, resultNoPolicy, resultUndecodable, resultFuture} {
 		m.events.WithLabelValues(r)
 	}
 	for _, c := range []prometheus.Collector{m.events, m.transitions, m.outbox, m.unknownChannel, m.fenced, m.retries, m.batchDuration, m.lag} {
