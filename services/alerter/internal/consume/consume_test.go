@@ -95,7 +95,25 @@ func Schedule(base time.Time) []*sitewatchv1.CheckResult {
 // EventID is the n-th event's ID, a UUID.
 func EventID(n int) string { return fmt.Sprintf("00000000-0000-7000-8000-%012d", n) }
 
-func (f *fixture) minute(t time.Time) string { return fmt.Sprintf("%g", t.Sub(f.base).Minutes()) }
+func minute(base, t time.Time) string { return fmt.Sprintf("%g", t.Sub(base).Minutes()) }
+
+func incidentRow(base time.Time, inc evaluate.Incident) string {
+	r := "open"
+	if inc.ResolvedAt != nil {
+		r = minute(base, *inc.ResolvedAt)
+	}
+	return fmt.Sprintf("%s %s %s started=%s first=%s confirmed=%s resolved=%s regions=%s first_failure=%s/%q last=%q",
+		inc.ID, inc.TargetID, inc.Kind, minute(base, inc.StartedAt), inc.FirstEventID, minute(base, inc.ConfirmedAt), r,
+		strings.Join(inc.Regions, ","), inc.FirstFailureKind, inc.FirstError, inc.LastError)
+}
+
+func transitionRow(base time.Time, id string, seq int, transition string, at time.Time, suppressed string) string {
+	return fmt.Sprintf("%s #%d %s at=%s %s", id, seq, transition, minute(base, at), suppressed)
+}
+
+func outboxRow(key, channelType, transition, target string) string {
+	return fmt.Sprintf("%s %s %s %s", key, channelType, transition, target)
+}
 
 // rows returns the incidents, transitions and outbox rows, rendered.
 func (f *fixture) rows() (incidents, transitions, outbox []string) {
@@ -111,12 +129,9 @@ func (f *fixture) rows() (incidents, transitions, outbox []string) {
 	var resolved *time.Time
 	var regions []string
 	_, err = pgx.ForEachRow(rows, []any{&id, &target, &kind, &started, &firstEvent, &confirmed, &resolved, &regions, &firstKind, &firstErr, &lastErr}, func() error {
-		r := "open"
-		if resolved != nil {
-			r = f.minute(*resolved)
-		}
-		incidents = append(incidents, fmt.Sprintf("%s %s %s started=%s first=%s confirmed=%s resolved=%s regions=%s first_failure=%s/%q last=%q",
-			id, target, kind, f.minute(started), firstEvent, f.minute(confirmed), r, strings.Join(regions, ","), firstKind, firstErr, lastErr))
+		incidents = append(incidents, incidentRow(f.base, evaluate.Incident{ID: id, TargetID: target, Kind: kind, StartedAt: started,
+			FirstEventID: firstEvent, ConfirmedAt: confirmed, ResolvedAt: resolved, Regions: regions, FirstFailureKind: firstKind,
+			FirstError: firstErr, LastError: lastErr}))
 		return nil
 	})
 	if err != nil {
@@ -130,7 +145,7 @@ func (f *fixture) rows() (incidents, transitions, outbox []string) {
 	var transition, suppressed string
 	var at time.Time
 	_, err = pgx.ForEachRow(rows, []any{&id, &seq, &transition, &at, &suppressed}, func() error {
-		transitions = append(transitions, fmt.Sprintf("%s #%d %s at=%s %s", id, seq, transition, f.minute(at), suppressed))
+		transitions = append(transitions, transitionRow(f.base, id, seq, transition, at, suppressed))
 		return nil
 	})
 	if err != nil {
@@ -142,7 +157,7 @@ func (f *fixture) rows() (incidents, transitions, outbox []string) {
 	}
 	var key, typ, ptrans, ptarget string
 	_, err = pgx.ForEachRow(rows, []any{&key, &typ, &ptrans, &ptarget}, func() error {
-		outbox = append(outbox, fmt.Sprintf("%s %s %s %s", key, typ, ptrans, ptarget))
+		outbox = append(outbox, outboxRow(key, typ, ptrans, ptarget))
 		return nil
 	})
 	if err != nil {
@@ -155,7 +170,7 @@ func (f *fixture) rows() (incidents, transitions, outbox []string) {
 }
 
 // want are the rows of the schedule.
-func (f *fixture) want() (incidents, transitions, outbox []string) {
+func wantRows() (incidents, transitions, outbox []string) {
 	q := evaluate.IncidentID("quorum", "down", EventID(5)) // minute 1, quorum eu
 	s := evaluate.IncidentID("single", "down", EventID(3)) // minute 0, single
 	incidents = []string{
@@ -180,13 +195,19 @@ func (f *fixture) want() (incidents, transitions, outbox []string) {
 func (f *fixture) check() {
 	f.t.Helper()
 	gi, gt, go_ := f.rows()
-	wi, wt, wo := f.want()
+	compareRows(f.t, gi, gt, go_)
+}
+
+// compareRows compares rows with those of the schedule.
+func compareRows(t *testing.T, gi, gt, go_ []string) {
+	t.Helper()
+	wi, wt, wo := wantRows()
 	for _, c := range []struct {
 		what      string
 		got, want []string
 	}{{"incidents", gi, wi}, {"transitions", gt, wt}, {"outbox", go_, wo}} {
 		if !slices.Equal(c.got, c.want) {
-			f.t.Errorf("%s:\n%s\nwant:\n%s", c.what, strings.Join(c.got, "\n"), strings.Join(c.want, "\n"))
+			t.Errorf("%s:\n%s\nwant:\n%s", c.what, strings.Join(c.got, "\n"), strings.Join(c.want, "\n"))
 		}
 	}
 }
