@@ -91,14 +91,7 @@ func Run(ctx context.Context, db Querier, pol Policies, o Options) (*Report, err
 		if res.Ignored {
 			rep.Ignored++
 		}
-		for _, inc := range res.Changed {
-			if i, seen := index[inc.ID]; seen {
-				rep.Incidents[i] = inc
-			} else {
-				index[inc.ID] = len(rep.Incidents)
-				rep.Incidents = append(rep.Incidents, inc)
-			}
-		}
+		rep.Incidents = evaluate.Merge(rep.Incidents, index, res.Changed)
 		rep.Transitions = append(rep.Transitions, res.Transitions...)
 	}
 	if err := rows.Err(); err != nil {

@@ -310,14 +310,7 @@ func (c *Consumer) process(ctx context.Context, recs []*kgo.Record) error {
 		}
 		c.m.events.WithLabelValues(resultEvaluated).Inc()
 		b.States[id] = st
-		for _, inc := range res.Changed {
-			if i, ok := incidents[inc.ID]; ok {
-				b.Incidents[i] = inc
-			} else {
-				incidents[inc.ID] = len(b.Incidents)
-				b.Incidents = append(b.Incidents, inc)
-			}
-		}
+		b.Incidents = evaluate.Merge(b.Incidents, incidents, res.Changed)
 		for _, t := range res.Transitions {
 			if t.Suppressed == "" && c.cfg.MaxNotifyAge > 0 && now.Sub(it.ev.CheckedAt) > c.cfg.MaxNotifyAge {
 				t.Suppressed, t.Channels = Stale, nil

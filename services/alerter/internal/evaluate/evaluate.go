@@ -196,6 +196,22 @@ type Result struct {
 	Changed []Incident
 }
 
+// Merge adds the incidents changed to list, each incident once with its
+// latest copy, in the order incidents first changed (a resolved incident
+// before the one that replaces it); index maps IDs to their places in
+// list and is kept up to date.
+func Merge(list []Incident, index map[string]int, changed []Incident) []Incident {
+	for _, inc := range changed {
+		if i, ok := index[inc.ID]; ok {
+			list[i] = inc
+		} else {
+			index[inc.ID] = len(list)
+			list = append(list, inc)
+		}
+	}
+	return list
+}
+
 // IncidentID is the deterministic ID of an incident of target and kind
 // whose first failing check is the event firstEventID.
 func IncidentID(target, kind, firstEventID string) string {
