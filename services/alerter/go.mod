@@ -8,3 +8,22 @@ replace (
 	github.com/sitewatch/sitewatch/services/internal => ../internal
 	github.com/sitewatch/sitewatch/services/testing => ../testing
 )
+
+require (
+	github.com/PagerDuty/go-pagerduty v1.8.0
+	github.com/sitewatch/sitewatch/services/internal v0.0.0
+	github.com/slack-go/slack v0.36.0
+	github.com/wneessen/go-mail v0.8.1
+)
+
+require (
+	github.com/fsnotify/fsnotify v1.10.1 // indirect
+	github.com/google/go-querystring v1.1.0 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/sitewatch/sitewatch/gen v0.0.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/crypto v0.54.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/text v0.40.0 // indirect
+	google.golang.org/protobuf v1.36.13-0.20261016172727-e9ee2a76ab8e // indirect
+)

@@ -1,0 +1,140 @@
+package notify
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sitewatch/sitewatch/services/internal/targets"
+)
+
+// Sender delivers a notification to one channel. idempotencyKey is the
+// outbox row's (Notification.IdempotencyKey of the channel): a receiver that
+// counts each key once counts each transition once, however often a sender
+// retries. A failed delivery returns an *Error.
+type Sender interface {
+	Send(ctx context.Context, n *Notification, idempotencyKey string) error
+}
+
+// DefaultTimeout bounds one delivery attempt when the channel sets none.
+const DefaultTimeout = 10 * time.Second
+
+// Options are what a sender takes besides its channel.
+type Options struct {
+	// HTTPClient posts to the HTTP channels; nil: a client of the sender's
+	// own. Each attempt is bounded by the channel's Timeout either way.
+	HTTPClient *http.Client
+	// TLSConfig verifies the SMTP server after STARTTLS; nil: the system's
+	// roots and the server's host name. Tests pass their own root.
+	TLSConfig *tls.Config
+}
+
+// New returns the sender of the channel's type.
+func New(ch targets.Channel, opts Options) (Sender, error) {
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{}
+	}
+	switch ch.Type {
+	case targets.ChannelWebhook:
+		return NewWebhook(ch, opts)
+	case targets.ChannelSlack:
+		return NewSlack(ch, opts)
+	case targets.ChannelPagerDuty:
+		return NewPagerDuty(ch, opts)
+	case targets.ChannelAlertmanager:
+		return NewAlertmanager(ch, opts)
+	case targets.ChannelEmail:
+		return NewEmail(ch, opts)
+	}
+	return nil, fmt.Errorf("channel %s: unknown type %q", ch.Name, ch.Type)
+}
+
+// Senders returns a sender per channel name, for outbox.New.
+func Senders(channels []targets.Channel, opts Options) (map[string]Sender, error) {
+	senders := make(map[string]Sender, len(channels))
+	for _, ch := range channels {
+		s, err := New(ch, opts)
+		if err != nil {
+			return nil, err
+		}
+		senders[ch.Name] = s
+	}
+	return senders, nil
+}
+
+// Error is a failed delivery. Its text names the channel and never holds one
+// of the channel's secrets (URL, HMAC secret, routing key, password): those
+// are replaced by their names (targets.Secret.String).
+type Error struct {
+	// Permanent is true when a retry cannot help: the receiver refused the
+	// request (an HTTP 4xx other than 408 and 429, an SMTP 5xx reply) or
+	// the channel's settings cannot work.
+	Permanent bool
+	msg       string
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// Permanent reports whether err is an *Error that a retry cannot mend.
+// Every other error (a network failure, a 5xx, a timeout) is worth a retry.
+func Permanent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Permanent
+}
+
+// fail returns the *Error of a delivery to ch that failed with err. The
+// error is flattened to text, its secrets replaced, so that no caller can
+// unwrap its way back to them.
+func fail(ch targets.Channel, permanent bool, err error) *Error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// net/http names the URL it failed to reach; the URL of a Slack
+		// or generic webhook is itself a secret.
+		err = fmt.Errorf("%s %s: %w", ue.Op, redactedURL(ch), ue.Err)
+	}
+	msg := fmt.Sprintf("%s channel %s: %v", ch.Type, ch.Name, err)
+	for _, s := range []targets.Secret{ch.URL, ch.Secret, ch.RoutingKey, ch.Password} {
+		v := s.Value()
+		if len(v) < 4 { // a tiny value would blank out ordinary words
+			continue
+		}
+		msg = strings.ReplaceAll(msg, v, s.String())
+		msg = strings.ReplaceAll(msg, url.QueryEscape(v), s.String())
+		if u, err := url.Parse(v); err == nil {
+			msg = strings.ReplaceAll(msg, u.String(), s.String())
+		}
+	}
+	return &Error{Permanent: permanent, msg: msg}
+}
+
+// redactedURL names the channel's URL without it: its scheme and host stay
+// (the host helps an operator), its path and query (where webhook services
+// keep their tokens) go.
+func redactedURL(ch targets.Channel) string {
+	u, err := url.Parse(ch.URL.Value())
+	if err != nil || u.Host == "" {
+		return ch.URL.String()
+	}
+	return u.Scheme + "://" + u.Host + "/" + ch.URL.String()
+}
+
+// permanentStatus reports whether an HTTP status refuses the request for
+// good: a client error other than 408 Request Timeout and 429 Too Many
+// Requests, which ask to try again.
+func permanentStatus(code int) bool {
+	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
+
+// attempt bounds one delivery by the channel's timeout.
+func attempt(ctx context.Context, ch targets.Channel) (context.Context, context.CancelFunc) {
+	d := ch.Timeout
+	if d <= 0 {
+		d = DefaultTimeout
+	}
+	return context.WithTimeout(ctx, d)
+}
