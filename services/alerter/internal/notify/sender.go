@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,6 +88,9 @@ func Permanent(err error) bool {
 	return errors.As(err, &e) && e.Permanent
 }
 
+// PermanentError returns err as an *Error that a retry cannot mend.
+func PermanentError(err error) error { return &Error{Permanent: true, msg: err.Error()} }
+
 // fail returns the *Error of a delivery to ch that failed with err. The
 // error is flattened to text, its secrets replaced, so that no caller can
 // unwrap its way back to them.
@@ -99,17 +103,34 @@ func fail(ch targets.Channel, permanent bool, err error) *Error {
 	}
 	msg := fmt.Sprintf("%s channel %s: %v", ch.Type, ch.Name, err)
 	for _, s := range []targets.Secret{ch.URL, ch.Secret, ch.RoutingKey, ch.Password} {
-		v := s.Value()
-		if len(v) < 4 { // a tiny value would blank out ordinary words
-			continue
-		}
-		msg = strings.ReplaceAll(msg, v, s.String())
-		msg = strings.ReplaceAll(msg, url.QueryEscape(v), s.String())
-		if u, err := url.Parse(v); err == nil {
-			msg = strings.ReplaceAll(msg, u.String(), s.String())
+		for _, v := range secretForms(s.Value()) {
+			msg = strings.ReplaceAll(msg, v, s.String())
 		}
 	}
-	return &Error{Permanent: permanent, msg: msg}
+	return &Error{Permanent: permanent, msg: truncate(msg, 600)}
+}
+
+// secretForms are the ways a secret value may show in an error: itself,
+// query-escaped, and, for a URL, its path and query alone (a receiver's
+// error page may echo the path it was asked for). Forms shorter than 4
+// bytes are left out: they would blank out ordinary words.
+func secretForms(v string) []string {
+	forms := []string{v, url.QueryEscape(v)}
+	if u, err := url.Parse(v); err == nil && u.Host != "" {
+		forms = append(forms, u.String(), u.EscapedPath(), u.Path, u.RawQuery)
+		if p, ok := u.User.Password(); ok {
+			forms = append(forms, p)
+		}
+	}
+	var long []string
+	for _, f := range forms {
+		if len(f) >= 4 {
+			long = append(long, f)
+		}
+	}
+	// The longest first, so a part never leaves the rest of a whole.
+	slices.SortFunc(long, func(a, b string) int { return len(b) - len(a) })
+	return long
 }
 
 // redactedURL names the channel's URL without it: its scheme and host stay

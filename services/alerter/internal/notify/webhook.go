@@ -88,7 +88,7 @@ func postJSON(ctx context.Context, client *http.Client, ch targets.Channel, url 
 	}
 	msg := resp.Status
 	if t := strings.TrimSpace(string(text)); t != "" {
-		msg += ": " + truncate(t, 200)
+		msg += ": " + t // fail redacts, then truncates
 	}
 	return fail(ch, permanentStatus(resp.StatusCode), fmt.Errorf("%s", msg))
 }
