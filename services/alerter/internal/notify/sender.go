@@ -95,19 +95,24 @@ func PermanentError(err error) error { return &Error{Permanent: true, msg: err.E
 // error is flattened to text, its secrets replaced, so that no caller can
 // unwrap its way back to them.
 func fail(ch targets.Channel, permanent bool, err error) *Error {
+	text := redact(ch, err.Error())
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		// net/http names the URL it failed to reach; the URL of a Slack
 		// or generic webhook is itself a secret.
-		err = fmt.Errorf("%s %s: %w", ue.Op, redactedURL(ch), ue.Err)
+		text = ue.Op + " " + redactedURL(ch) + ": " + redact(ch, ue.Err.Error())
 	}
-	msg := fmt.Sprintf("%s channel %s: %v", ch.Type, ch.Name, err)
+	return &Error{Permanent: permanent, msg: truncate(ch.Type+" channel "+ch.Name+": "+text, 600)}
+}
+
+// redact replaces the channel's secrets in text by their names.
+func redact(ch targets.Channel, text string) string {
 	for _, s := range []targets.Secret{ch.URL, ch.Secret, ch.RoutingKey, ch.Password} {
 		for _, v := range secretForms(s.Value()) {
-			msg = strings.ReplaceAll(msg, v, s.String())
+			text = strings.ReplaceAll(text, v, s.String())
 		}
 	}
-	return &Error{Permanent: permanent, msg: truncate(msg, 600)}
+	return text
 }
 
 // secretForms are the ways a secret value may show in an error: itself,
