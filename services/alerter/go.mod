@@ -14,7 +14,7 @@ require (
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/pressly/goose/v3 v3.30.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/sitewatch/sitewatch/migrations v0.0.0-00010101000000-000000000000
+	github.com/sitewatch/sitewatch/migrations v0.0.0
 	github.com/sitewatch/sitewatch/services/internal v0.0.0
 	github.com/sitewatch/sitewatch/services/testing v0.0.0
 	github.com/slack-go/slack v0.36.0
