@@ -474,4 +474,3 @@ func TestExpiredClaimIsTakenOver(t *testing.T) {
 		t.Errorf("row %+v after %s", got, took)
 	}
 }
-
