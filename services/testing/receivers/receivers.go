@@ -12,32 +12,14 @@ import (
 	"time"
 
 	"github.com/sitewatch/sitewatch/services/testing/internal/need"
+	"github.com/sitewatch/sitewatch/services/testing/stackenv"
 )
 
 // AlertmanagerVersion is the version deploy/native/receivers.sh builds.
 const AlertmanagerVersion = "v0.28.1"
 
-// top returns the repository's top directory: the first at or above the
-// working directory with a go.work file.
-func top() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
-// freeAddr returns a loopback address no one listened on a moment ago.
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a loopback address no one listened on a moment ago.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -124,7 +106,7 @@ func Alertmanager(t testing.TB) string {
 	need.Stack(t)
 	bin := os.Getenv("SITEWATCH_ALERTMANAGER")
 	if bin == "" {
-		bin = filepath.Join(top(), ".stack", "alertmanager", "alertmanager")
+		bin = filepath.Join(stackenv.Top(), ".stack", "alertmanager", "alertmanager")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		need.Unavailable(t, "no Alertmanager binary at %s (build it with `deploy/stack.sh receivers build`)", bin)
@@ -139,7 +121,7 @@ receivers:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := FreeAddr(t)
 	start(t, "alertmanager", exec.Command(bin,
 		"--config.file="+config,
 		"--storage.path="+filepath.Join(dir, "data"),

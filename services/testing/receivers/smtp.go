@@ -59,7 +59,7 @@ func SMTP(t testing.TB, username, password string) *SMTPServer {
 	if err := os.WriteFile(script, smtpdScript, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &SMTPServer{Addr: freeAddr(t), Roots: roots, Username: username, Password: password,
+	s := &SMTPServer{Addr: FreeAddr(t), Roots: roots, Username: username, Password: password,
 		dir: filepath.Join(dir, "messages")}
 	if err := os.Mkdir(s.dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -38,16 +37,14 @@ const AlertmanagerHold = 24 * time.Hour
 
 // NewAlertmanager returns the sender of an alertmanager channel.
 func NewAlertmanager(ch targets.Channel, opts Options) (*Alertmanager, error) {
-	if ch.URL.Value() == "" {
-		return nil, fmt.Errorf("alertmanager channel %s: no url", ch.Name)
-	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{}
+	client, err := httpClient(ch, opts)
+	if err != nil {
+		return nil, err
 	}
 	return &Alertmanager{
 		ch:     ch,
 		url:    strings.TrimSuffix(ch.URL.Value(), "/") + "/api/v2/alerts",
-		client: opts.HTTPClient,
+		client: client,
 		hold:   AlertmanagerHold,
 	}, nil
 }

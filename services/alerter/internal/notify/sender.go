@@ -156,6 +156,17 @@ func permanentStatus(code int) bool {
 	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
 }
 
+// httpClient is the client of an HTTP channel, which needs a URL.
+func httpClient(ch targets.Channel, opts Options) (*http.Client, error) {
+	if ch.URL.Value() == "" {
+		return nil, fmt.Errorf("%s channel %s: no url", ch.Type, ch.Name)
+	}
+	if opts.HTTPClient == nil {
+		return &http.Client{}, nil
+	}
+	return opts.HTTPClient, nil
+}
+
 // attempt bounds one delivery by the channel's timeout.
 func attempt(ctx context.Context, ch targets.Channel) (context.Context, context.CancelFunc) {
 	d := ch.Timeout

@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/slack-go/slack"
@@ -24,13 +23,11 @@ type Slack struct {
 
 // NewSlack returns the sender of a slack channel.
 func NewSlack(ch targets.Channel, opts Options) (*Slack, error) {
-	if ch.URL.Value() == "" {
-		return nil, fmt.Errorf("slack channel %s: no url", ch.Name)
+	client, err := httpClient(ch, opts)
+	if err != nil {
+		return nil, err
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{}
-	}
-	return &Slack{ch: ch, client: opts.HTTPClient}, nil
+	return &Slack{ch: ch, client: client}, nil
 }
 
 func slackMessage(n *Notification, key string) *slack.WebhookMessage {

@@ -31,13 +31,11 @@ type Webhook struct {
 
 // NewWebhook returns the sender of a webhook channel.
 func NewWebhook(ch targets.Channel, opts Options) (*Webhook, error) {
-	if ch.URL.Value() == "" {
-		return nil, fmt.Errorf("webhook channel %s: no url", ch.Name)
+	client, err := httpClient(ch, opts)
+	if err != nil {
+		return nil, err
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{}
-	}
-	return &Webhook{ch: ch, client: opts.HTTPClient}, nil
+	return &Webhook{ch: ch, client: client}, nil
 }
 
 // Signature is the X-Sitewatch-Signature header's value of a body: "sha256="

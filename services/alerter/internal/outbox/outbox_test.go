@@ -25,6 +25,7 @@ import (
 	"github.com/sitewatch/sitewatch/services/alerter/internal/notify"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/outbox"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
+	"github.com/sitewatch/sitewatch/services/testing/receivers"
 	"github.com/sitewatch/sitewatch/services/testing/stackdb"
 )
 
@@ -292,12 +293,7 @@ func TestRetriesUntilDelivered(t *testing.T) {
 // A receiver that is down for a while gets the row once it is up.
 func TestReceiverDownThenUp(t *testing.T) {
 	pool := database(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // down: nothing listens
+	addr := receivers.FreeAddr(t) // down: nothing listens
 	run(t, outbox.New(pool, map[string]notify.Sender{"hook": webhook(t, "hook", "http://"+addr+"/")}, fast("a", nil)))
 	keys := enqueue(t, pool, "inc-down", []int{0}, map[string]string{"hook": "webhook"})
 
@@ -309,8 +305,9 @@ func TestReceiverDownThenUp(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	h := newHook()
+	h.Listener.Close() // its own, on another port
+	var err error
 	if h.Listener, err = net.Listen("tcp", addr); err != nil {
-		h.Listener.Close()
 		t.Fatalf("listen again on %s: %v", addr, err)
 	}
 	h.Start()
