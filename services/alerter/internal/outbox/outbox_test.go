@@ -471,3 +471,20 @@ func TestExpiredClaimIsTakenOver(t *testing.T) {
 		t.Errorf("row %+v after %s", got, took)
 	}
 }
+
+// The NOTIFY of the inserting transaction wakes an idle sender: the row goes
+// out long before the sender's next poll.
+func TestNotifyWakesTheSender(t *testing.T) {
+	pool := database(t)
+	h := newHook()
+	h.Start()
+	defer h.Close()
+	o := fast("a", nil)
+	o.Poll = time.Hour
+	run(t, outbox.New(pool, map[string]notify.Sender{"hook": webhook(t, "hook", h.URL)}, o))
+	time.Sleep(500 * time.Millisecond) // idle: listening, the next poll an hour away
+	keys := enqueue(t, pool, "inc-wake", []int{0}, map[string]string{"hook": "webhook"})
+	if got := waitSettled(t, pool, 10*time.Second)[keys[0]]; !got.Delivered || got.Attempts != 1 {
+		t.Errorf("row %+v", got)
+	}
+}
