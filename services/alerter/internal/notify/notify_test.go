@@ -382,3 +382,35 @@ func TestNewRefusesUnusableChannels(t *testing.T) {
 		}
 	}
 }
+
+// A 429 or 503 answer's Retry-After reaches the sender's error.
+func TestRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		typ       string
+		status    int
+		header    string
+		want      time.Duration
+		permanent bool
+	}{
+		{targets.ChannelWebhook, 429, "7", 7 * time.Second, false},
+		{targets.ChannelWebhook, 503, "2", 2 * time.Second, false},
+		{targets.ChannelWebhook, 500, "2", 0, false},
+		{targets.ChannelWebhook, 429, "", 0, false},
+		{targets.ChannelAlertmanager, 503, "3", 3 * time.Second, false},
+		{targets.ChannelSlack, 429, "3", 3 * time.Second, false},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tt.header != "" {
+				w.Header().Set("Retry-After", tt.header)
+			}
+			w.WriteHeader(tt.status)
+		}))
+		err := newSender(t, targets.Channel{Name: "c", Type: tt.typ, URL: targets.NewSecret("", srv.URL)}).
+			Send(context.Background(), opened(), "k")
+		srv.Close()
+		if got := notify.RetryAfter(err); got != tt.want || notify.Permanent(err) != tt.permanent {
+			t.Errorf("%s %d Retry-After %q: RetryAfter %s, permanent %v (%v); want %s", tt.typ, tt.status, tt.header,
+				got, notify.Permanent(err), err, tt.want)
+		}
+	}
+}

@@ -76,10 +76,23 @@ type Error struct {
 	// request (an HTTP 4xx other than 408 and 429, an SMTP 5xx reply) or
 	// the channel's settings cannot work.
 	Permanent bool
-	msg       string
+	// RetryAfter is the wait the receiver asked for (HTTP Retry-After on
+	// a 429 or 503); 0 when it asked for none.
+	RetryAfter time.Duration
+	msg        string
 }
 
 func (e *Error) Error() string { return e.msg }
+
+// RetryAfter returns the wait the receiver of a failed delivery asked for,
+// or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
 
 // Permanent reports whether err is an *Error that a retry cannot mend.
 // Every other error (a network failure, a 5xx, a timeout) is worth a retry.

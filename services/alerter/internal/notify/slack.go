@@ -84,7 +84,9 @@ func (s *Slack) Send(ctx context.Context, n *Notification, key string) error {
 	case errors.As(err, &status):
 		return fail(s.ch, permanentStatus(status.Code), err)
 	case errors.As(err, &limited):
-		return fail(s.ch, false, err)
+		e := fail(s.ch, false, err)
+		e.RetryAfter = limited.RetryAfter
+		return e
 	}
 	return fail(s.ch, false, err)
 }

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sitewatch/sitewatch/services/internal/targets"
 )
@@ -61,6 +63,22 @@ func (w *Webhook) Send(ctx context.Context, n *Notification, key string) error {
 	return postJSON(ctx, w.client, w.ch, w.ch.URL.Value(), header, body)
 }
 
+// retryAfter is the wait a 429 or 503 answer asks for in its Retry-After
+// header (RFC 9110 10.2.3), in seconds or as a date; 0 for none.
+func retryAfter(resp *http.Response) time.Duration {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return 0
+	}
+	v := resp.Header.Get("Retry-After")
+	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(time.Until(at), 0)
+	}
+	return 0
+}
+
 // postJSON posts body and accepts any 2xx answer; the error of another
 // answer says its status and the start of its body.
 func postJSON(ctx context.Context, client *http.Client, ch targets.Channel, url string, header http.Header, body []byte) error {
@@ -88,5 +106,7 @@ func postJSON(ctx context.Context, client *http.Client, ch targets.Channel, url 
 	if t := strings.TrimSpace(string(text)); t != "" {
 		msg += ": " + t // fail redacts, then truncates
 	}
-	return fail(ch, permanentStatus(resp.StatusCode), fmt.Errorf("%s", msg))
+	e := fail(ch, permanentStatus(resp.StatusCode), fmt.Errorf("%s", msg))
+	e.RetryAfter = retryAfter(resp)
+	return e
 }

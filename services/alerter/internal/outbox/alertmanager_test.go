@@ -55,7 +55,7 @@ func TestAlertmanagerReceivesAndResolves(t *testing.T) {
 	run(t, outbox.New(pool, map[string]notify.Sender{"am": s}, fast("a", nil)))
 
 	enqueue(t, pool, "inc-am", []int{0}, map[string]string{"am": "alertmanager"})
-	waitSettled(t, pool, 20*time.Second)
+	waitSettled(t, pool, 30*time.Second)
 	alerts := alertsOf(t, am, "inc-am")
 	if len(alerts) != 1 {
 		t.Fatalf("%d alerts with incident_id inc-am, want 1: %+v", len(alerts), alerts)
@@ -82,7 +82,7 @@ func TestAlertmanagerReceivesAndResolves(t *testing.T) {
 	}
 
 	enqueue(t, pool, "inc-am", []int{1}, map[string]string{"am": "alertmanager"})
-	waitSettled(t, pool, 20*time.Second)
+	waitSettled(t, pool, 30*time.Second)
 	if alerts := alertsOf(t, am, "inc-am"); len(alerts) != 0 {
 		t.Errorf("alerts after resolved: %+v", alerts)
 	}

@@ -349,7 +349,8 @@ RETURNING now() - created_at`, r.id).Scan(&latency); err != nil && !errors.Is(er
 		log.Info("outbox: delivered", "latency", latency)
 		return
 	}
-	wait := s.retryWait(r.attempts)
+	// A receiver's Retry-After is honoured, up to the longest wait.
+	wait := max(s.retryWait(r.attempts), min(notify.RetryAfter(err), s.o.MaxRetry))
 	var gaveUp bool
 	if err := s.pool.QueryRow(mctx, `
 UPDATE notification_outbox SET

@@ -269,7 +269,7 @@ func TestRetriesUntilDelivered(t *testing.T) {
 	run(t, outbox.New(pool, map[string]notify.Sender{"hook": webhook(t, "hook", h.URL)}, fast("a", reg)))
 	keys := enqueue(t, pool, "inc-retry", []int{0}, map[string]string{"hook": "webhook"})
 
-	got := waitSettled(t, pool, 20*time.Second)[keys[0]]
+	got := waitSettled(t, pool, 30*time.Second)[keys[0]]
 	want := outboxRow{Key: keys[0], Attempts: 4, Delivered: true,
 		LastError: "webhook channel hook: 500 Internal Server Error"}
 	if got != want {
@@ -297,10 +297,10 @@ func TestReceiverDownThenUp(t *testing.T) {
 	run(t, outbox.New(pool, map[string]notify.Sender{"hook": webhook(t, "hook", "http://"+addr+"/")}, fast("a", nil)))
 	keys := enqueue(t, pool, "inc-down", []int{0}, map[string]string{"hook": "webhook"})
 
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for rows(t, pool)[keys[0]].Attempts < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 3 attempts after 10s: %+v", rows(t, pool))
+			t.Fatalf("fewer than 3 attempts after 30s: %+v", rows(t, pool))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -312,7 +312,7 @@ func TestReceiverDownThenUp(t *testing.T) {
 	}
 	h.Start()
 	defer h.Close()
-	got := waitSettled(t, pool, 20*time.Second)[keys[0]]
+	got := waitSettled(t, pool, 30*time.Second)[keys[0]]
 	if !got.Delivered || got.Attempts < 4 || !strings.HasPrefix(got.LastError, "webhook channel hook: Post http://"+addr+"/xxxxx: dial tcp") {
 		t.Errorf("row %+v", got)
 	}
@@ -330,7 +330,7 @@ func TestTransitionsInOrder(t *testing.T) {
 	defer h.Close()
 	run(t, outbox.New(pool, map[string]notify.Sender{"hook": webhook(t, "hook", h.URL)}, fast("a", nil)))
 	keys := enqueue(t, pool, "inc-order", []int{0, 1}, map[string]string{"hook": "webhook"})
-	waitSettled(t, pool, 20*time.Second)
+	waitSettled(t, pool, 30*time.Second)
 	if got := strings.Join(h.delivered(), " "); got != "inc-order/0-opened/hook inc-order/1-resolved/hook" {
 		t.Errorf("delivered %s; want opened, then resolved", got)
 	}
@@ -357,7 +357,7 @@ func TestGivesUp(t *testing.T) {
 		"refuse": webhook(t, "refuse", refuse.URL), "broken": webhook(t, "broken", broken.URL),
 	}, o))
 	keys := enqueue(t, pool, "inc-fail", []int{0, 1}, map[string]string{"refuse": "webhook", "broken": "webhook", "gone": "webhook"})
-	m := waitSettled(t, pool, 20*time.Second)
+	m := waitSettled(t, pool, 30*time.Second)
 	for _, k := range keys {
 		r := m[k]
 		if !r.Failed || r.Delivered {
@@ -466,7 +466,7 @@ func TestExpiredClaimIsTakenOver(t *testing.T) {
 	}
 	start := time.Now()
 	run(t, outbox.New(pool, map[string]notify.Sender{"hook": webhook(t, "hook", h.URL)}, fast("b", nil)))
-	got := waitSettled(t, pool, 10*time.Second)[keys[0]]
+	got := waitSettled(t, pool, 30*time.Second)[keys[0]]
 	if took := time.Since(start); !got.Delivered || got.Attempts != 2 || got.ClaimedBy != "" || took < 250*time.Millisecond {
 		t.Errorf("row %+v after %s", got, took)
 	}
@@ -484,7 +484,34 @@ func TestNotifyWakesTheSender(t *testing.T) {
 	run(t, outbox.New(pool, map[string]notify.Sender{"hook": webhook(t, "hook", h.URL)}, o))
 	time.Sleep(500 * time.Millisecond) // idle: listening, the next poll an hour away
 	keys := enqueue(t, pool, "inc-wake", []int{0}, map[string]string{"hook": "webhook"})
-	if got := waitSettled(t, pool, 10*time.Second)[keys[0]]; !got.Delivered || got.Attempts != 1 {
+	if got := waitSettled(t, pool, 30*time.Second)[keys[0]]; !got.Delivered || got.Attempts != 1 {
 		t.Errorf("row %+v", got)
+	}
+}
+
+// A receiver's Retry-After is waited out before the next attempt.
+func TestHonoursRetryAfter(t *testing.T) {
+	pool := database(t)
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		at = append(at, time.Now())
+		if len(at) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	defer srv.Close()
+	o := fast("a", nil)
+	o.MaxRetry = 5 * time.Second
+	run(t, outbox.New(pool, map[string]notify.Sender{"hook": webhook(t, "hook", srv.URL)}, o))
+	keys := enqueue(t, pool, "inc-429", []int{0}, map[string]string{"hook": "webhook"})
+	got := waitSettled(t, pool, 30*time.Second)[keys[0]]
+	mu.Lock()
+	defer mu.Unlock()
+	if !got.Delivered || got.Attempts != 2 || len(at) != 2 || at[1].Sub(at[0]) < time.Second {
+		t.Errorf("row %+v; requests at %v", got, at)
 	}
 }
