@@ -66,7 +66,7 @@ func newReceiver(t *testing.T, body string, statuses ...int) *receiver {
 		status := statuses[min(len(r.requests), len(statuses))-1]
 		r.mu.Unlock()
 		w.WriteHeader(status)
-		io.WriteString(w, body)
+		_, _ = io.WriteString(w, body)
 	}))
 	t.Cleanup(r.Close)
 	return r
@@ -312,7 +312,7 @@ func TestSecretsNeverInErrorsOrLogs(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
-		json.NewEncoder(w).Encode(map[string]string{"message": r.URL.String() + " " + r.Header.Get("X-Sitewatch-Signature") + " " + string(b)})
+		_ = json.NewEncoder(w).Encode(map[string]string{"message": r.URL.String() + " " + r.Header.Get("X-Sitewatch-Signature") + " " + string(b)})
 	}))
 	defer echo.Close()
 	down := httptest.NewServer(http.NotFoundHandler())

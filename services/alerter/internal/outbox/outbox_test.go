@@ -82,7 +82,7 @@ func enqueue(t *testing.T, pool *pgxpool.Pool, incident string, seqs []int, chan
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx)
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit: a no-op
 	if _, err := tx.Exec(ctx, `
 INSERT INTO incidents (incident_id, target_id, kind, started_at, first_event_id, confirmed_at, regions,
 	first_failure_kind, first_error, last_failure_kind, last_error, last_failure_at)
