@@ -414,3 +414,23 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestSenders(t *testing.T) {
+	got, err := notify.Senders([]*targets.Channel{
+		{Name: "hook", Type: targets.ChannelWebhook, URL: targets.NewSecret("", "http://127.0.0.1:9/")},
+		{Name: "pd", Type: targets.ChannelPagerDuty, RoutingKey: targets.NewSecret("PD_KEY", "k")},
+	}, notify.Options{})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("senders %v, err %v", got, err)
+	}
+	if _, ok := got["hook"].(*notify.Webhook); !ok {
+		t.Errorf("hook: %T", got["hook"])
+	}
+	if _, ok := got["pd"].(*notify.PagerDuty); !ok {
+		t.Errorf("pd: %T", got["pd"])
+	}
+	_, err = notify.Senders([]*targets.Channel{{Name: "bad", Type: targets.ChannelSlack}}, notify.Options{})
+	if err == nil || err.Error() != "slack channel bad: no url" {
+		t.Errorf("err %v", err)
+	}
+}

@@ -55,11 +55,12 @@ func New(ch targets.Channel, opts Options) (Sender, error) {
 	return nil, fmt.Errorf("channel %s: unknown type %q", ch.Name, ch.Type)
 }
 
-// Senders returns a sender per channel name, for outbox.New.
-func Senders(channels []targets.Channel, opts Options) (map[string]Sender, error) {
+// Senders returns a sender per channel name (targets.File.Channels), for
+// outbox.New.
+func Senders(channels []*targets.Channel, opts Options) (map[string]Sender, error) {
 	senders := make(map[string]Sender, len(channels))
 	for _, ch := range channels {
-		s, err := New(ch, opts)
+		s, err := New(*ch, opts)
 		if err != nil {
 			return nil, err
 		}
