@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/sitewatch/sitewatch/services/alerter/internal/backtest"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/consume"
+	"github.com/sitewatch/sitewatch/services/alerter/internal/notify"
+	"github.com/sitewatch/sitewatch/services/alerter/internal/outbox"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/policy"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/store"
 	"github.com/sitewatch/sitewatch/services/internal/cmdline"
@@ -121,19 +124,24 @@ func (c *config) database(getenv func(string) string) []error {
 
 // sender delivers the outbox's notifications: it claims rows of
 // notification_outbox, delivers them to their channels with retries, and
-// marks them. newSender builds it from the channels of the file.
+// marks them (internal/outbox).
 type sender interface {
 	Run(ctx context.Context) error
 }
 
-// newSender returns the outbox sender, or nil to leave the rows for another
-// process to send.
-//
-// TODO(lead): plug in services/alerter/internal/outbox here (branch
-// notify), built from pool and src.Load().Channels(); src holds the
-// channels of the latest valid file, secrets resolved.
-func newSender(_ *pgxpool.Pool, _ *policy.Source, _ prometheus.Registerer, _ *slog.Logger) (sender, error) {
-	return nil, nil
+// newSender returns the outbox sender of the channels, on a pool of its
+// own: its claims and deliveries never wait for the evaluator's
+// connections, nor the evaluator for its.
+func newSender(ctx context.Context, databaseURL string, channels []*targets.Channel, reg prometheus.Registerer, logger *slog.Logger) (sender, func(), error) {
+	senders, err := notify.Senders(channels, notify.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := pgxpool.New(ctx, databaseURL)
+	if err != nil {
+		return nil, nil, errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
+	}
+	return outbox.New(pool, senders, outbox.Options{Logger: logger.With("component", "outbox"), Registerer: reg}), pool.Close, nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -204,10 +212,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer cons.Close()
-	snd, err := newSender(st.Pool(), src, reg, logger)
+	// The channels are those of the file at start: a reload applies
+	// policies and maintenance windows, a change of channels needs a
+	// restart (the sender holds their connections and secrets).
+	snd, closeSender, err := newSender(ctx, cfg.databaseURL, file.Channels, reg, logger)
 	if err != nil {
 		return err
 	}
+	defer closeSender()
 
 	ops, err := opshttp.Listen(cfg.listen, reg, func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
@@ -253,6 +265,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			src.Store(policy.FromFile(f))
 			logger.Info("targets file reloaded", "targets", len(f.Targets), "channels", len(f.Channels), "maintenance", len(f.Maintenance))
+			if !reflect.DeepEqual(f.Channels, file.Channels) {
+				logger.Warn("the channels changed: restart the alerter to send through the new ones; until then the policies may name channels the sender does not have (their rows are retried, then given up)")
+			}
 		}, func(err error) { logger.Warn("watching the targets file", "err", err) })
 		if err != nil {
 			logger.Warn("the targets file is not watched: restart the alerter to apply changes", "err", err)
@@ -269,13 +284,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		}
 	}
-	if snd != nil {
-		wg.Go(func() {
-			if err := snd.Run(bg); err != nil {
-				logger.Error("the outbox sender stopped", "err", err)
-			}
-		})
-	}
+	wg.Go(func() {
+		if err := snd.Run(bg); err != nil {
+			logger.Error("the outbox sender stopped", "err", err)
+		}
+	})
 	err = cons.Run(ctx)
 	stopBG()
 	wg.Wait()

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sitewatch/sitewatch/services/alerter/internal/evaluate"
+	"github.com/sitewatch/sitewatch/services/alerter/internal/outbox"
 )
 
 // Store is the alerter's database.
@@ -35,9 +36,6 @@ func Open(ctx context.Context, url string) (*Store, error) {
 
 // Close closes the connections.
 func (s *Store) Close() { s.pool.Close() }
-
-// Pool is the connection pool, for the outbox sender and the backtest.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
@@ -256,6 +254,12 @@ func (s *Store) Write(ctx context.Context, b *Batch) (Written, error) {
 	if batch.Len() > 0 {
 		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 			return Written{}, fmt.Errorf("store the batch: %w", err)
+		}
+	}
+	if w.Outbox > 0 {
+		// The senders claim the rows as the transaction commits.
+		if err := outbox.Wake(ctx, tx); err != nil {
+			return Written{}, fmt.Errorf("wake the outbox senders: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
