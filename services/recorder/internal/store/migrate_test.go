@@ -29,7 +29,10 @@ func TestMigrationsUpDownUp(t *testing.T) {
 			t.Errorf("close: %v", err)
 		}
 	}()
-	want := int64(len(p.ListSources()))
+	// The last migration's version: numbers are given out ahead to work
+	// under way, so the files may skip some for a while.
+	sources := p.ListSources()
+	want := sources[len(sources)-1].Version
 
 	for _, step := range []string{"up", "down", "up"} {
 		switch step {
