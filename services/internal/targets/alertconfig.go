@@ -264,58 +264,57 @@ var channelKeys = map[string]struct{ allowed, required []string }{
 const channelTypes = "webhook, slack, pagerduty, alertmanager or email"
 
 // channels validates the top-level `channels:` list. Every name found is
-// kept in p.channels, even that of a channel with errors, so that a
+// kept in p.channelNames, even that of a channel with errors, so that a
 // notify list naming it is not reported as well.
 func (p *parser) channels(v *yaml.Node) []*Channel {
 	p.channelNames = map[string]bool{}
+	var out []*Channel
+	p.eachNamed(v, "channels", "channel", "the channel", "a list of channels, each with name and type", "at least name and type",
+		func(n *yaml.Node, where, name string) {
+			if name != "" {
+				p.channelNames[name] = true
+			}
+			if c := p.channel(n, where); c != nil {
+				out = append(out, c)
+			}
+		})
+	return out
+}
+
+// eachNamed calls fn for each mapping of the list v (the top-level
+// section), named in errors by its name (`KIND "NAME"`, else `KIND #N`),
+// reporting what is not a mapping and a name given twice; name is "" when
+// the item has none.
+func (p *parser) eachNamed(v *yaml.Node, section, kind, the, list, mapping string, fn func(n *yaml.Node, where, name string)) {
 	if v.Kind != yaml.SequenceNode {
-		p.errorf(v, "", "channels", "must be a list of channels, each with name and type")
-		return nil
+		p.errorf(v, "", section, "must be %s", list)
+		return
 	}
 	seen := map[string]int{}
-	var out []*Channel
 	for i, n := range v.Content {
-		where := fmt.Sprintf("channel #%d", i+1)
+		where := fmt.Sprintf("%s #%d", kind, i+1)
 		if n.Kind != yaml.MappingNode {
-			p.errorf(n, where, "", "must be a mapping with at least name and type")
+			p.errorf(n, where, "", "must be a mapping with %s", mapping)
 			continue
 		}
+		name := ""
 		if nn := lookup(n, "name"); nn != nil && nn.Kind == yaml.ScalarNode && nn.Value != "" {
-			where = fmt.Sprintf("channel %q", nn.Value)
-			if line, dup := seen[nn.Value]; dup {
-				p.errorf(nn, where, "name", "duplicate: already used by the channel at line %d", line)
+			name = nn.Value
+			where = fmt.Sprintf("%s %q", kind, name)
+			if line, dup := seen[name]; dup {
+				p.errorf(nn, where, "name", "duplicate: already used by %s at line %d", the, line)
 			} else {
-				seen[nn.Value] = nn.Line
+				seen[name] = nn.Line
 			}
-			p.channelNames[nn.Value] = true
 		}
-		if c := p.channel(n, where); c != nil {
-			out = append(out, c)
-		}
+		fn(n, where, name)
 	}
-	return out
 }
 
 func (p *parser) channel(n *yaml.Node, where string) *Channel {
 	before := len(p.errs)
-	nodes := map[string]*yaml.Node{}
-	p.eachKey(n, where, func(key string, k, v *yaml.Node) {
-		switch key {
-		case "name", "type", "timeout", "url", "secret", "routing_key", "smtp", "from", "to", "username", "password", "starttls":
-			nodes[key] = v
-		default:
-			p.errorf(k, where, key, "unknown key (known: name, type, timeout, url, secret, routing_key, smtp, from, to, username, password, starttls)")
-		}
-	})
-	c := &Channel{Timeout: defaultChannelTimeout}
-	if v := nodes["name"]; v == nil {
-		p.errorf(n, where, "name", "missing")
-	} else if s, ok := p.scalar(v, where, "name"); ok {
-		if !nameRule.MatchString(s) {
-			p.errorf(v, where, "name", "%q is not a channel name (%s)", s, nameRuleText)
-		}
-		c.Name = s
-	}
+	nodes := p.fields(n, where, "name", "type", "timeout", "url", "secret", "routing_key", "smtp", "from", "to", "username", "password", "starttls")
+	c := &Channel{Timeout: defaultChannelTimeout, Name: p.name(n, nodes["name"], where, "channel")}
 	kind, ok := "", false
 	if v := nodes["type"]; v == nil {
 		p.errorf(n, where, "type", "missing (%s)", channelTypes)
@@ -422,6 +421,33 @@ func (p *parser) channel(n *yaml.Node, where string) *Channel {
 	return c
 }
 
+// fields returns the value nodes of mapping n by key, reporting keys not
+// in known.
+func (p *parser) fields(n *yaml.Node, where string, known ...string) map[string]*yaml.Node {
+	nodes := map[string]*yaml.Node{}
+	p.eachKey(n, where, func(key string, k, v *yaml.Node) {
+		if !slices.Contains(known, key) {
+			p.errorf(k, where, key, "unknown key (known: %s)", strings.Join(known, ", "))
+			return
+		}
+		nodes[key] = v
+	})
+	return nodes
+}
+
+// name validates the name (node v) of a channel or window n.
+func (p *parser) name(n, v *yaml.Node, where, kind string) string {
+	if v == nil {
+		p.errorf(n, where, "name", "missing")
+		return ""
+	}
+	s, ok := p.scalar(v, where, "name")
+	if ok && !nameRule.MatchString(s) {
+		p.errorf(v, where, "name", "%q is not a %s name (%s)", s, kind, nameRuleText)
+	}
+	return s
+}
+
 // address parses one e-mail address, returning it as net/mail writes it.
 func (p *parser) address(v *yaml.Node, where, field, s string) string {
 	a, err := mail.ParseAddress(s)
@@ -523,53 +549,22 @@ func urlProblem(s string) string {
 // maintenance validates the top-level `maintenance:` list; ids holds the
 // IDs of the file's targets (line of each).
 func (p *parser) maintenance(v *yaml.Node, ids map[string]int) []*Maintenance {
-	if v.Kind != yaml.SequenceNode {
-		p.errorf(v, "", "maintenance", "must be a list of maintenance windows, each with name, targets or labels, and cron and duration or from and to")
-		return nil
-	}
-	seen := map[string]int{}
 	var out []*Maintenance
-	for i, n := range v.Content {
-		where := fmt.Sprintf("maintenance #%d", i+1)
-		if n.Kind != yaml.MappingNode {
-			p.errorf(n, where, "", "must be a mapping with name, targets or labels, and cron and duration or from and to")
-			continue
-		}
-		if nn := lookup(n, "name"); nn != nil && nn.Kind == yaml.ScalarNode && nn.Value != "" {
-			where = fmt.Sprintf("maintenance %q", nn.Value)
-			if line, dup := seen[nn.Value]; dup {
-				p.errorf(nn, where, "name", "duplicate: already used by the window at line %d", line)
-			} else {
-				seen[nn.Value] = nn.Line
+	p.eachNamed(v, "maintenance", "maintenance", "the window",
+		"a list of maintenance windows, each with name, targets or labels, and cron and duration or from and to",
+		"name, targets or labels, and cron and duration or from and to",
+		func(n *yaml.Node, where, _ string) {
+			if m := p.window(n, where, ids); m != nil {
+				out = append(out, m)
 			}
-		}
-		if m := p.window(n, where, ids); m != nil {
-			out = append(out, m)
-		}
-	}
+		})
 	return out
 }
 
 func (p *parser) window(n *yaml.Node, where string, ids map[string]int) *Maintenance {
 	before := len(p.errs)
-	nodes := map[string]*yaml.Node{}
-	p.eachKey(n, where, func(key string, k, v *yaml.Node) {
-		switch key {
-		case "name", "targets", "labels", "cron", "duration", "from", "to":
-			nodes[key] = v
-		default:
-			p.errorf(k, where, key, "unknown key (known: name, targets, labels, cron, duration, from, to)")
-		}
-	})
-	m := &Maintenance{}
-	if v := nodes["name"]; v == nil {
-		p.errorf(n, where, "name", "missing")
-	} else if s, ok := p.scalar(v, where, "name"); ok {
-		if !nameRule.MatchString(s) {
-			p.errorf(v, where, "name", "%q is not a window name (%s)", s, nameRuleText)
-		}
-		m.Name = s
-	}
+	nodes := p.fields(n, where, "name", "targets", "labels", "cron", "duration", "from", "to")
+	m := &Maintenance{Name: p.name(n, nodes["name"], where, "window")}
 
 	if v := nodes["targets"]; v != nil {
 		if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
