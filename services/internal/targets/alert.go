@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // The alerting sections of a targets file (docs/design.md, "Alerting
@@ -150,4 +152,7 @@ type Maintenance struct {
 	Cron     string
 	Duration time.Duration
 	From, To time.Time
+
+	// sched is Cron parsed, by Parse; nil in a window built by hand.
+	sched cron.Schedule
 }

@@ -605,10 +605,11 @@ func (p *parser) window(n *yaml.Node, where string, ids map[string]int) *Mainten
 			m.Duration = d
 		}
 		if s, ok := p.scalar(cronNode, where, "cron"); ok {
-			if _, err := parseCron(s); err != nil {
+			sched, err := parseCron(s)
+			if err != nil {
 				p.errorf(cronNode, where, "cron", "%q: %v", s, err)
 			}
-			m.Cron = s
+			m.Cron, m.sched = s, sched
 		}
 	case fromNode != nil || toNode != nil:
 		if durNode != nil {

@@ -33,8 +33,14 @@ func (m *Maintenance) Active(at time.Time) bool {
 	if m.Cron == "" {
 		return !at.Before(m.From) && at.Before(m.To)
 	}
-	sched, err := parseCron(m.Cron)
-	if err != nil || m.Duration <= 0 {
+	sched := m.sched
+	if sched == nil {
+		var err error
+		if sched, err = parseCron(m.Cron); err != nil {
+			return false
+		}
+	}
+	if m.Duration <= 0 {
 		return false
 	}
 	// The first start after at-Duration is the only one that can still be
