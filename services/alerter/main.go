@@ -305,7 +305,9 @@ func loadFile(path string, getenv func(string) string) (*targets.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = getenv // TODO(alerter): f.ResolveSecrets(getenv) once the parser of channels is merged
+	if err := f.ResolveSecrets(getenv); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 

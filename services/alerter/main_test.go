@@ -3,22 +3,34 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/sr"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/alertertest"
+	"github.com/sitewatch/sitewatch/services/alerter/internal/evaluate"
+	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
+	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
 	"github.com/sitewatch/sitewatch/services/testing/stackdb"
 	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
@@ -184,4 +196,182 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 30 s")
 		}
 	}
+}
+
+// alertingFile returns a targets file with a webhook channel whose secret
+// comes from the environment, a maintenance window over the "ops" team's
+// targets from base for 10 minutes, and three targets: web and maint
+// confirm after 2 failures and recover after a success; silent's alerts
+// are off.
+func alertingFile(base time.Time, hook string) string {
+	return fmt.Sprintf(`channels:
+  - name: hook
+    type: webhook
+    url: %s
+    secret: ${HOOK_SECRET}
+maintenance:
+  - name: ops-window
+    labels: {team: ops}
+    from: %s
+    to: %s
+defaults:
+  alert:
+    failure_threshold: 2
+    success_threshold: 1
+    notify: [hook]
+targets:
+  - id: web
+    url: http://127.0.0.1:1/web
+  - id: maint
+    url: http://127.0.0.1:1/maint
+    labels: {team: ops}
+  - id: silent
+    url: http://127.0.0.1:1/silent
+    alert: false
+`, hook, base.Format(time.RFC3339), base.Add(10*time.Minute).Format(time.RFC3339))
+}
+
+// The alerter run as a command: policies, channels and maintenance from
+// the file, its secrets from the environment; -validate accepts the file
+// without them, a run refuses to start without them.
+func TestRunWithTheFilesPolicies(t *testing.T) { runScenario(t, false) }
+
+// In fleet mode the policies come from the targets topic, the channels and
+// maintenance windows from the file.
+func TestRunWithTheTopicsPolicies(t *testing.T) { runScenario(t, true) }
+
+func runScenario(t *testing.T, fleet bool) {
+	s := alertertest.New(t, 2)
+	base := time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
+	var mu sync.Mutex
+	var delivered []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mac := hmac.New(sha256.New, []byte("s3cret"))
+		mac.Write(body)
+		mu.Lock()
+		defer mu.Unlock()
+		delivered = append(delivered, fmt.Sprintf("%s signed=%v", r.Header.Get("Idempotency-Key"),
+			r.Header.Get("X-Sitewatch-Signature") == "sha256="+hex.EncodeToString(mac.Sum(nil))))
+	}))
+	defer hook.Close()
+	path := writeFile(t, alertingFile(base, hook.URL+"/hook"))
+	e := map[string]string{"DATABASE_URL": s.DBURL, "KAFKA_BROKERS": stacktest.Getenv("KAFKA_BROKERS")}
+	args := []string{"-config", path, "-topic", s.Topic, "-group", s.Group, "-listen", "127.0.0.1:0"}
+	if fleet {
+		args = append(args, "-fleet", "-targets-topic", publishTargets(t, path))
+	}
+
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-config", path, "-validate"}, env(nil), &out, io.Discard); err != nil || out.String() != path+": 3 targets, valid\n" {
+		t.Errorf("-validate without the secret: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), args, env(e), io.Discard, io.Discard); err == nil ||
+		err.Error() != path+`:5: channel "hook": secret: ${HOOK_SECRET} is not set` {
+		t.Errorf("run without the secret: %v", err)
+	}
+
+	var evs []*sitewatchv1.CheckResult
+	for m, outcome := range []sitewatchv1.Outcome{sitewatchv1.Outcome_OUTCOME_DOWN, sitewatchv1.Outcome_OUTCOME_DOWN, sitewatchv1.Outcome_OUTCOME_UP} {
+		for _, id := range []string{"web", "maint", "silent"} {
+			ev := &sitewatchv1.CheckResult{
+				EventId: fmt.Sprintf("00000000-0000-7000-8000-%012d", len(evs)), Target: &sitewatchv1.Target{Id: id, Url: "http://127.0.0.1:1/" + id},
+				StartedAt: timestamppb.New(base.Add(time.Duration(m) * time.Minute)), ResponseTime: durationpb.New(0), Outcome: outcome,
+			}
+			if outcome == sitewatchv1.Outcome_OUTCOME_DOWN {
+				ev.FailureKind, ev.Error = sitewatchv1.FailureKind_FAILURE_KIND_CONNECT, "connection refused"
+			}
+			evs = append(evs, ev)
+		}
+	}
+	s.Produce(evs)
+	e["HOOK_SECRET"] = "s3cret"
+	logs := &stacktest.Log{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, env(e), io.Discard, logs) }()
+	s.WaitEvaluated(int64(len(evs)))
+	web := evaluate.IncidentID("web", "down", evs[0].GetEventId())
+	// The sender in the alerter delivers each notification, in order.
+	wantDelivered := []string{web + "/0-opened/hook signed=true", web + "/1-resolved/hook signed=true"}
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(delivered) >= len(wantDelivered)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	}
+	if strings.Contains(logs.String(), "s3cret") {
+		t.Error("the secret is in the logs")
+	}
+
+	rows, err := s.DB.Query(context.Background(), `SELECT i.target_id, coalesce(i.maintenance, ''), t.transition, coalesce(t.suppressed, ''),
+			coalesce(o.idempotency_key, ''), coalesce(o.channel_type, '')
+		FROM incidents i JOIN incident_transitions t USING (incident_id)
+		LEFT JOIN notification_outbox o ON o.incident_id = t.incident_id AND o.seq = t.seq
+		ORDER BY i.target_id, t.seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var target, maint, transition, suppressed, key, typ string
+	if _, err := pgx.ForEachRow(rows, []any{&target, &maint, &transition, &suppressed, &key, &typ}, func() error {
+		got = append(got, strings.Join([]string{target, maint, transition, suppressed, key, typ}, " | "))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if !slices.Equal(delivered, wantDelivered) {
+		t.Errorf("delivered %q, want %q", delivered, wantDelivered)
+	}
+	mu.Unlock()
+	want := []string{
+		"maint | ops-window | opened | ops-window |  | ",
+		"maint | ops-window | resolved | ops-window |  | ",
+		"web |  | opened |  | " + web + "/0-opened/hook | webhook",
+		"web |  | resolved |  | " + web + "/1-resolved/hook | webhook",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("incidents, transitions and outbox rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// publishTargets writes the targets of the file to a new targets topic, as
+// `prober targets apply` does, and returns the topic.
+func publishTargets(t *testing.T, path string) string {
+	t.Helper()
+	ctx := context.Background()
+	topic := stacktest.Name("targets")
+	cl := stacktest.KafkaClient(t)
+	adm := kadm.NewClient(cl)
+	if err := targetstopic.Ensure(ctx, adm, topic, 3); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
+	reg := stacktest.Registry(t)
+	t.Cleanup(func() {
+		_, _ = reg.DeleteSubject(context.Background(), kafkaenv.Subject(topic), sr.SoftDelete)
+		_, _ = reg.DeleteSubject(context.Background(), kafkaenv.Subject(topic), sr.HardDelete)
+	})
+	codec, err := targetstopic.Register(ctx, reg, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := targets.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range file.Targets {
+		r, err := codec.Record(topic, targets.ToProto(tg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return topic
 }

@@ -51,7 +51,7 @@ func (s *Set) Lookup(id string) (evaluate.Policy, evaluate.Maintenance, bool) {
 	}
 	var windows []*targets.Maintenance
 	for _, m := range s.maintenance {
-		if matches(m, t) {
+		if m.Matches(t) {
 			windows = append(windows, m)
 		}
 	}
@@ -59,7 +59,7 @@ func (s *Set) Lookup(id string) (evaluate.Policy, evaluate.Maintenance, bool) {
 	if len(windows) > 0 {
 		maint = func(at time.Time) string {
 			for _, m := range windows {
-				if active(m, at) {
+				if m.Active(at) {
 					return m.Name
 				}
 			}

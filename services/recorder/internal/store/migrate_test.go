@@ -29,8 +29,8 @@ func TestMigrationsUpDownUp(t *testing.T) {
 			t.Errorf("close: %v", err)
 		}
 	}()
-	// The last migration's version: numbers are given out ahead to work
-	// under way, so the files may skip some for a while.
+	// The highest version, not the count: migration numbers are given out
+	// ahead to work landing at different times, so they may have gaps.
 	sources := p.ListSources()
 	want := sources[len(sources)-1].Version
 
