@@ -20,17 +20,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/sr"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/alertertest"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/evaluate"
-	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
-	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
 	"github.com/sitewatch/sitewatch/services/testing/stackdb"
 	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
@@ -343,35 +339,11 @@ func runScenario(t *testing.T, fleet bool) {
 // `prober targets apply` does, and returns the topic.
 func publishTargets(t *testing.T, path string) string {
 	t.Helper()
-	ctx := context.Background()
-	topic := stacktest.Name("targets")
-	cl := stacktest.KafkaClient(t)
-	adm := kadm.NewClient(cl)
-	if err := targetstopic.Ensure(ctx, adm, topic, 3); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
-	reg := stacktest.Registry(t)
-	t.Cleanup(func() {
-		_, _ = reg.DeleteSubject(context.Background(), kafkaenv.Subject(topic), sr.SoftDelete)
-		_, _ = reg.DeleteSubject(context.Background(), kafkaenv.Subject(topic), sr.HardDelete)
-	})
-	codec, err := targetstopic.Register(ctx, reg, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
 	file, err := targets.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tg := range file.Targets {
-		r, err := codec.Record(topic, targets.ToProto(tg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return topic
+	tt := alertertest.NewTargetsTopic(t)
+	tt.Set(t, file.Targets)
+	return tt.Name
 }

@@ -28,6 +28,8 @@ import (
 	"github.com/sitewatch/sitewatch/services/alerter/internal/store"
 	"github.com/sitewatch/sitewatch/services/internal/checkevent"
 	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
+	"github.com/sitewatch/sitewatch/services/internal/targets"
+	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
 	"github.com/sitewatch/sitewatch/services/testing/stackdb"
 	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
@@ -222,5 +224,51 @@ func (s *Stack) InsertChecks(evs []*sitewatchv1.CheckResult) {
 			ev.GetResponseTime().AsDuration().Microseconds(), msg, ev.GetProber().GetInstance(), ev.GetProber().GetRegion(), notAfter); err != nil {
 			s.t.Fatalf("insert check %s: %v", ev.GetEventId(), err)
 		}
+	}
+}
+
+// TargetsTopic is a targets topic of the test's own, its schema registered.
+type TargetsTopic struct {
+	Name   string
+	Client *kgo.Client
+	Codec  *targetstopic.Codec
+}
+
+// NewTargetsTopic creates a compacted targets topic, as `prober targets
+// apply` does, deleted with its subject at the end of the test.
+func NewTargetsTopic(t testing.TB) *TargetsTopic {
+	t.Helper()
+	ctx := context.Background()
+	tt := &TargetsTopic{Name: stacktest.Name("targets"), Client: stacktest.KafkaClient(t)}
+	adm := kadm.NewClient(tt.Client)
+	if err := targetstopic.Ensure(ctx, adm, tt.Name, 3); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), tt.Name) })
+	reg := stacktest.Registry(t)
+	t.Cleanup(func() {
+		_, _ = reg.DeleteSubject(context.Background(), kafkaenv.Subject(tt.Name), sr.SoftDelete)
+		_, _ = reg.DeleteSubject(context.Background(), kafkaenv.Subject(tt.Name), sr.HardDelete)
+	})
+	var err error
+	if tt.Codec, err = targetstopic.Register(ctx, reg, tt.Name); err != nil {
+		t.Fatal(err)
+	}
+	return tt
+}
+
+// Set publishes the targets, and then the other records.
+func (tt *TargetsTopic) Set(t testing.TB, ts []*targets.Target, other ...*kgo.Record) {
+	t.Helper()
+	var recs []*kgo.Record
+	for _, tg := range ts {
+		r, err := tt.Codec.Record(tt.Name, targets.ToProto(tg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	if err := tt.Client.ProduceSync(context.Background(), append(recs, other...)...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/sitewatch/sitewatch/services/alerter/internal/alertertest"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/policy"
-	"github.com/sitewatch/sitewatch/services/internal/kafkaenv"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
 	"github.com/sitewatch/sitewatch/services/internal/targetstopic"
 	"github.com/sitewatch/sitewatch/services/testing/stacktest"
@@ -27,22 +25,8 @@ import (
 func TestFleetFollowsTheTargetsTopic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	topic := stacktest.Name("targets")
-	cl := stacktest.KafkaClient(t)
-	adm := kadm.NewClient(cl)
-	if err := targetstopic.Ensure(ctx, adm, topic, 3); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
-	reg := stacktest.Registry(t)
-	t.Cleanup(func() {
-		_, _ = reg.DeleteSubject(context.Background(), kafkaenv.Subject(topic), sr.SoftDelete)
-		_, _ = reg.DeleteSubject(context.Background(), kafkaenv.Subject(topic), sr.HardDelete)
-	})
-	codec, err := targetstopic.Register(ctx, reg, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tt := alertertest.NewTargetsTopic(t)
+	topic, codec, cl := tt.Name, tt.Codec, tt.Client
 	file, err := targets.Parse("t.yaml", []byte(`targets:
   - id: a
     url: http://127.0.0.1:1/a
@@ -54,18 +38,7 @@ func TestFleetFollowsTheTargetsTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []*kgo.Record
-	for _, tg := range file.Targets {
-		r, err := codec.Record(topic, targets.ToProto(tg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, r)
-	}
-	recs = append(recs, targetstopic.Tombstone(topic, "b"), &kgo.Record{Topic: topic, Key: []byte("c"), Value: []byte("garbage")})
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	tt.Set(t, file.Targets, targetstopic.Tombstone(topic, "b"), &kgo.Record{Topic: topic, Key: []byte("c"), Value: []byte("garbage")})
 
 	opts, err := stacktest.KafkaConfig(t).ClientOpts()
 	if err != nil {
