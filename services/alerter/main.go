@@ -196,7 +196,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var fleet *policy.Fleet
 	if cfg.fleet {
 		fleet = policy.NewFleet(cfg.targetsTopic, opts, func(ts map[string]*targets.Target) {
-			src.Store(src.Load().WithTargets(ts))
+			src.Update(func(s *policy.Set) *policy.Set { return s.WithTargets(ts) })
 		}, logger)
 	}
 	cons, err := consume.New(consume.Config{
@@ -256,22 +256,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				logger.Error("reading the targets topic stopped", "err", err)
 			}
 		})
-	} else {
-		err := targets.Watch(bg, cfg.path, time.Second, func() {
-			f, err := loadFile(cfg.path, getenv)
-			if err != nil {
-				logger.Error("targets file not reloaded; the previous policies stay", "err", err)
-				return
-			}
-			src.Store(policy.FromFile(f))
-			logger.Info("targets file reloaded", "targets", len(f.Targets), "channels", len(f.Channels), "maintenance", len(f.Maintenance))
-			if !reflect.DeepEqual(f.Channels, file.Channels) {
-				logger.Warn("the channels changed: restart the alerter to send through the new ones; until then the policies may name channels the sender does not have (their rows are retried, then given up)")
-			}
-		}, func(err error) { logger.Warn("watching the targets file", "err", err) })
+	}
+	// Fleet mode too: the file's maintenance windows apply on change.
+	err = targets.Watch(bg, cfg.path, time.Second, func() {
+		f, err := loadFile(cfg.path, getenv)
 		if err != nil {
-			logger.Warn("the targets file is not watched: restart the alerter to apply changes", "err", err)
+			logger.Error("targets file not reloaded; the previous policies stay", "err", err)
+			return
 		}
+		src.Update(func(s *policy.Set) *policy.Set {
+			if fleet != nil {
+				return s.WithFile(f)
+			}
+			return policy.FromFile(f)
+		})
+		logger.Info("targets file reloaded", "targets", len(f.Targets), "channels", len(f.Channels), "maintenance", len(f.Maintenance))
+		if !reflect.DeepEqual(f.Channels, file.Channels) {
+			logger.Warn("the channels changed: restart the alerter to send through the new ones; until then the policies may name channels the sender does not have (their rows are retried, then given up)")
+		}
+	}, func(err error) { logger.Warn("watching the targets file", "err", err) })
+	if err != nil {
+		logger.Warn("the targets file is not watched: restart the alerter to apply changes", "err", err)
 	}
 
 	if err := waitForSchema(ctx, st, cfg.schemaWait, logger); err != nil {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,14 @@ func FromFile(f *targets.File) *Set {
 // targets ts (fleet mode: from the targets topic).
 func (s *Set) WithTargets(ts map[string]*targets.Target) *Set {
 	return &Set{targets: ts, channels: s.channels, maintenance: s.maintenance}
+}
+
+// WithFile returns a set with the targets of s and the channels and
+// windows of f (fleet mode: the file changed).
+func (s *Set) WithFile(f *targets.File) *Set {
+	n := FromFile(f)
+	n.targets = s.targets
+	return n
 }
 
 // Targets is the number of targets.
@@ -91,7 +100,10 @@ func (s *Set) Channels() []*targets.Channel {
 }
 
 // Source holds the current set; safe for concurrent use.
-type Source struct{ p atomic.Pointer[Set] }
+type Source struct {
+	p  atomic.Pointer[Set]
+	mu sync.Mutex // serializes Update
+}
 
 // NewSource returns a source holding s.
 func NewSource(s *Set) *Source {
@@ -105,3 +117,11 @@ func (src *Source) Load() *Set { return src.p.Load() }
 
 // Store makes s the current set.
 func (src *Source) Store(s *Set) { src.p.Store(s) }
+
+// Update makes fn's set from the current one the current set: the
+// targets topic and the file change parts of it independently.
+func (src *Source) Update(fn func(*Set) *Set) {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	src.p.Store(fn(src.p.Load()))
+}

@@ -70,4 +70,18 @@ func TestLookup(t *testing.T) {
 	if _, ok := fleet.ChannelType("hook"); !ok {
 		t.Error("WithTargets lacks the file's channels")
 	}
+	changed := fleet.WithFile(&targets.File{Targets: []*targets.Target{{ID: "web", Alert: alert}},
+		Channels: []*targets.Channel{{Name: "pager", Type: targets.ChannelPagerDuty}}})
+	if _, _, ok := changed.Lookup("web"); ok {
+		t.Error("WithFile takes the file's targets")
+	}
+	if _, _, ok := changed.Lookup("other"); !ok {
+		t.Error("WithFile lacks the topic's targets")
+	}
+	if _, ok := changed.ChannelType("hook"); ok {
+		t.Error("WithFile keeps the old channels")
+	}
+	if typ, _ := changed.ChannelType("pager"); typ != targets.ChannelPagerDuty {
+		t.Error("WithFile lacks the file's channels")
+	}
 }
