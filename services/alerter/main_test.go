@@ -152,6 +152,10 @@ func TestRunWaitsForTheSchema(t *testing.T) {
 	if code, body := get("/readyz"); code != 503 || body != "not ready: table incidents: the alerter's tables are missing (migrations 00011 and 00015): run `recorder migrate`\n" {
 		t.Errorf("/readyz before the migrations: %d %q", code, body)
 	}
+	if err := run(context.Background(), []string{"healthcheck", "http://" + addr + "/readyz"}, env(nil), io.Discard, io.Discard); err == nil ||
+		err.Error() != "healthcheck: http://"+addr+"/readyz answered 503 Service Unavailable" {
+		t.Errorf("healthcheck before the migrations: %v", err)
+	}
 	alertertest.Migrate(t, dbURL)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if code, _ := get("/readyz"); code == 200 {
@@ -161,6 +165,9 @@ func TestRunWaitsForTheSchema(t *testing.T) {
 			code, body := get("/readyz")
 			t.Fatalf("/readyz after the migrations: %d %q", code, body)
 		}
+	}
+	if err := run(context.Background(), []string{"healthcheck", "http://" + addr + "/readyz"}, env(nil), io.Discard, io.Discard); err != nil {
+		t.Errorf("healthcheck once ready: %v", err)
 	}
 	var evs []*sitewatchv1.CheckResult
 	for i := range 3 {
