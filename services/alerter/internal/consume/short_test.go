@@ -259,7 +259,7 @@ func TestTwoOwnersAreFenced(t *testing.T) {
 	gi, gt, gob := st.rows()
 	compareRows(t, gi, gt, gob)
 	// Not asserted: an alerter that joins after the other has read
-	// everything has nothing to be fenced for (13 to 32 in 20 runs here).
+	// everything has nothing to be fenced for (4 to 32 in 20 runs here).
 	fenced := 0.0
 	for _, reg := range []*prometheus.Registry{regA, regB} {
 		mfs, _ := reg.Gather()
