@@ -165,7 +165,7 @@ func TestSlack(t *testing.T) {
 	s := newSender(t, targets.Channel{Name: "team", Type: targets.ChannelSlack,
 		URL: targets.NewSecret("SLACK_URL", rcv.URL+"/services/T000/B000/XXXX")})
 	n := opened()
-	n.Error = "status 503 <html>"
+	n.Error = "status 503 <!channel> <https://evil.example|log in> &"
 	if err := s.Send(context.Background(), n, n.IdempotencyKey("team")); err != nil {
 		t.Fatal(err)
 	}
@@ -177,11 +177,11 @@ func TestSlack(t *testing.T) {
 		return map[string]any{"type": "mrkdwn", "text": "*" + name + "*\n" + value}
 	}
 	same(t, "body", decode(t, r.body), map[string]any{
-		"text": "example-home is down: status 503 <html>",
+		"text": "example-home is down: status 503 &lt;!channel&gt; &lt;https://evil.example|log in&gt; &amp;",
 		"blocks": []any{
 			map[string]any{
 				"type": "section",
-				"text": map[string]any{"type": "mrkdwn", "text": "*example-home is down: status 503 &lt;html&gt;*"},
+				"text": map[string]any{"type": "mrkdwn", "text": "*example-home is down: status 503 &lt;!channel&gt; &lt;https://evil.example|log in&gt; &amp;*"},
 				"fields": []any{
 					field("Transition", "opened"), field("Kind", "down"), field("Target", "example-home"),
 					field("URL", "https://example.com/"), field("Regions", "eu, us"),
