@@ -434,3 +434,27 @@ func TestSenders(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// The summary is one line whatever the error holds: an e-mail subject, a
+// PagerDuty summary and Slack's notification text have no room for more.
+func TestSummaryIsOneLine(t *testing.T) {
+	rcv := newReceiver(t, `{"status":"success"}`, http.StatusAccepted)
+	s := newSender(t, targets.Channel{Name: "pd", Type: targets.ChannelPagerDuty,
+		URL: targets.NewSecret("", rcv.URL), RoutingKey: targets.NewSecret("", "R0UT1NGKEY")})
+	n := opened()
+	n.Error = "body does not match:\r\n<h1>Down</h1>\n\tfor\x00maintenance\x1b[0m "
+	if err := s.Send(context.Background(), n, n.IdempotencyKey("pd")); err != nil {
+		t.Fatal(err)
+	}
+	var event struct {
+		Payload struct {
+			Summary string `json:"summary"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal(rcv.got(t)[0].body, &event); err != nil {
+		t.Fatal(err)
+	}
+	if want := "example-home is down: body does not match: <h1>Down</h1> for maintenance [0m"; event.Payload.Summary != want {
+		t.Errorf("summary %q, want %q", event.Payload.Summary, want)
+	}
+}
