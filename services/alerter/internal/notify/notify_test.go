@@ -458,3 +458,29 @@ func TestSummaryIsOneLine(t *testing.T) {
 		t.Errorf("summary %q, want %q", event.Payload.Summary, want)
 	}
 }
+
+// A receiver that redirects (an http:// URL answered with 301 to https://)
+// is not followed: net/http would resend the POST as a bodiless GET, and
+// the GET's 200 would count as delivered. The redirect is refused for good,
+// with where it points.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	for _, typ := range []string{targets.ChannelWebhook, targets.ChannelSlack, targets.ChannelPagerDuty, targets.ChannelAlertmanager} {
+		var mu sync.Mutex
+		var got []string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			got = append(got, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			if !strings.HasPrefix(r.URL.Path, "/moved") {
+				http.Redirect(w, r, "/moved"+r.URL.Path, http.StatusMovedPermanently)
+			}
+		}))
+		s := newSender(t, targets.Channel{Name: "c", Type: typ, URL: targets.NewSecret("", srv.URL+"/hook"),
+			RoutingKey: targets.NewSecret("", "key")})
+		err := s.Send(context.Background(), opened(), "k")
+		srv.Close()
+		if err == nil || !notify.Permanent(err) || !strings.Contains(err.Error(), "301") || len(got) != 1 {
+			t.Errorf("%s: err %v, permanent %v; requests %q; want one request, refused for good", typ, err, notify.Permanent(err), got)
+		}
+	}
+}
