@@ -541,12 +541,12 @@ func TestDeliveryEndsWithItsLease(t *testing.T) {
 		if first { // slower than the lease
 			select {
 			case <-r.Context().Done():
-			case <-time.After(3 * time.Second):
+			case <-time.After(6 * time.Second):
 			}
 		}
 	}))
 	defer srv.Close()
-	// The channel's timeout (10 s) outlasts the lease (1 s).
+	// The channel's timeout (10 s) outlasts the lease (2 s).
 	ch, err := notify.New(targets.Channel{Name: "hook", Type: targets.ChannelWebhook,
 		URL: targets.NewSecret("", srv.URL), Timeout: 10 * time.Second}, notify.Options{})
 	if err != nil {
@@ -554,7 +554,7 @@ func TestDeliveryEndsWithItsLease(t *testing.T) {
 	}
 	for _, name := range []string{"a", "b"} {
 		o := fast(name, nil)
-		o.Lease = time.Second
+		o.Lease = 2 * time.Second
 		run(t, outbox.New(pool, map[string]notify.Sender{"hook": ch}, o))
 	}
 	keys := enqueue(t, pool, "inc-slow", []int{0}, map[string]string{"hook": "webhook"})
