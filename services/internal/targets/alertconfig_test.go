@@ -100,6 +100,81 @@ func TestParseAlert(t *testing.T) {
 	}
 }
 
+// designFile is docs/design.md's targets file with its alerting sections,
+// as a user would copy them, and targets that override the defaults.
+const designFile = `
+channels:
+  - name: ops-hook
+    type: webhook            # webhook | slack | pagerduty | alertmanager | email
+    url: http://127.0.0.1:9000/hook
+    secret: ${SITEWATCH_HOOK_SECRET}   # ${VAR} is read from the environment; never logged
+maintenance:
+  - name: weekly-deploy
+    targets: [example-home]  # or labels: {team: web}
+    cron: "0 3 * * SUN"      # recurring start (UTC); or from/to for a one-off window
+    duration: 1h
+defaults:            # optional; any per-target key below
+  interval: 30s      # Go duration strings
+  timeout: 10s
+  alert:
+    failure_threshold: 3     # failed checks in a region that confirm "down"
+    failure_window: 3        # ... out of the last N checks (equal to the threshold = consecutive)
+    success_threshold: 2     # successful checks that resolve
+    regions: 1               # regions that must agree (a count, or all)
+    reminder_interval: 1h    # 0 = no reminders
+    tls_expiry_days: 14      # certificate-expiry incident this many days before NotAfter; 0 = off
+    notify: [ops-hook]
+targets:
+  - id: example-home # stable, unique; the Kafka key and the database key
+    url: https://example.com/
+    pattern: "Example Domain"
+  - id: slow
+    url: https://example.org/
+    alert: {failure_threshold: 5}
+  - id: sparse
+    url: https://example.org/sparse
+    alert: {failure_threshold: 5, failure_window: 8}
+  - id: silenced
+    url: https://example.net/
+    alert: {notify: []}
+  - id: off
+    url: https://example.net/off
+    alert: false
+`
+
+// TestParseDesignExample parses the file of docs/design.md. A target that
+// raises only the threshold above the defaults' window gets a window as
+// large (consecutive failures) instead of an error about a key it did not
+// write.
+func TestParseDesignExample(t *testing.T) {
+	f, err := Parse("targets.yaml", []byte(designFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`example-home: {FailureThreshold:3 FailureWindow:3 SuccessThreshold:2 Regions:1 ReminderInterval:1h0m0s TLSExpiryDays:14 NoData:true Notify:[ops-hook]}`,
+		`slow: {FailureThreshold:5 FailureWindow:5 SuccessThreshold:2 Regions:1 ReminderInterval:1h0m0s TLSExpiryDays:14 NoData:true Notify:[ops-hook]}`,
+		`sparse: {FailureThreshold:5 FailureWindow:8 SuccessThreshold:2 Regions:1 ReminderInterval:1h0m0s TLSExpiryDays:14 NoData:true Notify:[ops-hook]}`,
+		`silenced: <nil>`,
+		`off: <nil>`,
+	}
+	if len(f.Targets) != len(want) {
+		t.Fatalf("%d targets, want %d", len(f.Targets), len(want))
+	}
+	for i, tg := range f.Targets {
+		got := tg.ID + ": <nil>"
+		if tg.Alert != nil {
+			got = fmt.Sprintf("%s: %+v", tg.ID, *tg.Alert)
+		}
+		if got != want[i] {
+			t.Errorf("got  %s\nwant %s", got, want[i])
+		}
+	}
+	if got := fmt.Sprintf("%d channel(s), %s, window %s %q %v", len(f.Channels), f.Channels[0].Secret, f.Maintenance[0].Name, f.Maintenance[0].Cron, f.Maintenance[0].Duration); got != `1 channel(s), ${SITEWATCH_HOOK_SECRET}, window weekly-deploy "0 3 * * SUN" 1h0m0s` {
+		t.Errorf("got %s", got)
+	}
+}
+
 func TestParseAlertDefaults(t *testing.T) {
 	tests := []struct{ name, yaml, want string }{
 		{"no alert anywhere", "targets:\n  - id: a\n    url: https://example.com/\n", "<nil>"},
@@ -305,6 +380,16 @@ func TestParseAlertingBadFiles(t *testing.T) {
 				`bad.yaml:4: target "d": alert: failure_threshold: "0" is not a whole number from 1 to 100`,
 				`bad.yaml:29: target "d": alert: regions: "none" is not a whole number from 1 to 64`,
 				`bad.yaml:28: target "d": alert: notify: must be a list of channel names such as [ops-hook]`,
+			},
+		},
+		{
+			// Each error names the line of the empty block the target has or inherits.
+			name: "empty alert blocks",
+			yaml: "defaults:\n  alert: {}\ntargets:\n  - id: a\n    url: https://example.com/\n" +
+				"  - id: b\n    url: https://example.org/\n    alert: {}\n",
+			want: []string{
+				`bad.yaml:2: target "a": alert: notify: missing: list the channels to notify, or [] to switch the target's alerts off`,
+				`bad.yaml:8: target "b": alert: notify: missing: list the channels to notify, or [] to switch the target's alerts off`,
 			},
 		},
 		{
