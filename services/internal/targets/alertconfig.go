@@ -151,7 +151,10 @@ func (p *parser) alert(where string, own, def *alertRaw, targetRegions []string)
 		if s, ok := p.scalar(v, where, f+"regions"); ok && s == "all" {
 			a.Regions = AllRegions
 		} else if ok {
-			if n, ok := p.integer(v, where, f+"regions", 1, maxRegions); ok {
+			// Not p.integer: its message would not say that all is taken.
+			if n, err := strconv.Atoi(s); err != nil || n < 1 || n > maxRegions {
+				p.errorf(v, where, f+"regions", "%q is not a count from 1 to %d, or all", s, maxRegions)
+			} else {
 				a.Regions = n
 				if targetRegions != nil && n > len(targetRegions) {
 					p.errorf(v, where, f+"regions", "%d is more than the %d regions the target lists: no incident could open (all says every region)", n, len(targetRegions))

@@ -378,7 +378,7 @@ func TestParseAlertingBadFiles(t *testing.T) {
 				`bad.yaml:21: target "b": alert: notify: "bad name" is not a channel name (letters, digits, _ and -, starting with a letter, at most 63)`,
 				`bad.yaml:24: target "c": alert: must be a mapping of alert settings, or false`,
 				`bad.yaml:4: target "d": alert: failure_threshold: "0" is not a whole number from 1 to 100`,
-				`bad.yaml:29: target "d": alert: regions: "none" is not a whole number from 1 to 64`,
+				`bad.yaml:29: target "d": alert: regions: "none" is not a count from 1 to 64, or all`,
 				`bad.yaml:28: target "d": alert: notify: must be a list of channel names such as [ops-hook]`,
 			},
 		},
