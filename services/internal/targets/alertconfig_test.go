@@ -521,6 +521,12 @@ func TestMaintenanceActive(t *testing.T) {
 		{"once, across midnight", once, "2026-12-25T00:59:59Z", true},
 		{"once, to", once, "2026-12-25T01:00:00Z", false},
 		{"unparsable cron", &Maintenance{Cron: "nope", Duration: time.Hour}, "2026-12-25T01:00:00Z", false},
+		// Windows as long as their period or longer overlap: always open.
+		{"hourly for 1h, at a start", &Maintenance{Cron: "0 * * * *", Duration: time.Hour}, "2026-12-25T01:00:00Z", true},
+		{"hourly for 1h, just before a start", &Maintenance{Cron: "0 * * * *", Duration: time.Hour}, "2026-12-25T00:59:59.999Z", true},
+		{"hourly for 90m", &Maintenance{Cron: "0 * * * *", Duration: 90 * time.Minute}, "2026-12-25T00:59:59Z", true},
+		{"weekly for 8 days, a weekday", &Maintenance{Cron: "0 23 * * SAT", Duration: 8 * 24 * time.Hour}, "2026-11-25T12:00:00Z", true},
+		{"hourly for 59m, the last minute", &Maintenance{Cron: "0 * * * *", Duration: 59 * time.Minute}, "2026-12-25T00:59:00Z", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
