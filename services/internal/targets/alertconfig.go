@@ -528,7 +528,8 @@ func (p *parser) secretURL(v *yaml.Node, where, field string) Secret {
 		return s // the whole URL comes from the environment
 	}
 	// A placeholder where the reference is: https://hooks.slack.com/${X}.
-	if msg := urlProblem(envRef.ReplaceAllString(s.v.text, "x")); msg != "" {
+	// A digit, which a host, a port, a path and userinfo all take.
+	if msg := urlProblem(envRef.ReplaceAllString(s.v.text, "1")); msg != "" {
 		p.errorf(v, where, field, "%s", msg)
 		return Secret{}
 	}

@@ -581,3 +581,37 @@ func TestMaintenanceAt(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretURLReferences: a reference may stand for any part of a URL,
+// its port included; the URL is checked in full once resolved.
+func TestSecretURLReferences(t *testing.T) {
+	const file = `
+channels:
+  - {name: port, type: alertmanager, url: "http://127.0.0.1:${AM_PORT}/"}
+  - {name: host, type: webhook, url: "http://${HOOK_HOST}:9000/hook"}
+  - {name: path, type: slack, url: "https://hooks.slack.com/services/${SLACK_PATH}"}
+targets:
+  - id: a
+    url: https://example.com/
+`
+	f, err := Parse("t.yaml", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"AM_PORT": "9093", "HOOK_HOST": "127.0.0.2", "SLACK_PATH": "T0/B0/X"}
+	if err := f.ResolveSecrets(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range f.Channels {
+		got = append(got, c.URL.Value())
+	}
+	if want := "http://127.0.0.1:9093/ http://127.0.0.2:9000/hook https://hooks.slack.com/services/T0/B0/X"; strings.Join(got, " ") != want {
+		t.Errorf("urls %s, want %s", strings.Join(got, " "), want)
+	}
+	env["AM_PORT"] = "99999"
+	if err := f.ResolveSecrets(func(k string) string { return env[k] }); err == nil ||
+		err.Error() != `t.yaml:3: channel "port": url: with ${AM_PORT} set: the URL's port is outside 1-65535` {
+		t.Errorf("err %v", err)
+	}
+}
