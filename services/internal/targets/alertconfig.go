@@ -59,9 +59,9 @@ var (
 )
 
 // alertRaw holds the value nodes of one `alert:` mapping; off is set for
-// `alert: false`.
+// `alert: false`; node is the mapping, for the line of what is missing.
 type alertRaw struct {
-	off                                                                  *yaml.Node
+	off, node                                                            *yaml.Node
 	failureThreshold, failureWindow, successThreshold, regions, reminder *yaml.Node
 	tlsExpiryDays, noData, notify                                        *yaml.Node
 }
@@ -70,7 +70,7 @@ const alertKeys = "failure_threshold, failure_window, success_threshold, regions
 
 // alertRaw splits an `alert:` value into its keys, reporting unknown ones.
 func (p *parser) alertRaw(v *yaml.Node, where string) *alertRaw {
-	a := &alertRaw{}
+	a := &alertRaw{node: v}
 	if v.Kind == yaml.ScalarNode && v.Tag == "!!bool" && v.Value != "" {
 		var b bool
 		if v.Decode(&b) == nil && !b {
@@ -133,7 +133,13 @@ func (p *parser) alert(where string, own, def *alertRaw, targetRegions []string)
 	if v := pick(own.failureWindow, def.failureWindow); v != nil {
 		if n, ok := p.integer(v, where, f+"failure_window", 1, maxAlertChecks); ok {
 			a.FailureWindow = n
-			if n < a.FailureThreshold {
+			if n < a.FailureThreshold && own.failureWindow == nil && own.failureThreshold != nil {
+				// The target raised the threshold above the defaults'
+				// window (design.md's defaults say 3 of 3): the
+				// failures it asks for, consecutive, not an error
+				// about a key it did not write.
+				a.FailureWindow = a.FailureThreshold
+			} else if n < a.FailureThreshold {
 				p.errorf(v, where, f+"failure_window", "%d is below failure_threshold %d: the window holds the failures that confirm", n, a.FailureThreshold)
 			}
 		}
@@ -145,7 +151,10 @@ func (p *parser) alert(where string, own, def *alertRaw, targetRegions []string)
 		if s, ok := p.scalar(v, where, f+"regions"); ok && s == "all" {
 			a.Regions = AllRegions
 		} else if ok {
-			if n, ok := p.integer(v, where, f+"regions", 1, maxRegions); ok {
+			// Not p.integer: its message would not say that all is taken.
+			if n, err := strconv.Atoi(s); err != nil || n < 1 || n > maxRegions {
+				p.errorf(v, where, f+"regions", "%q is not a count from 1 to %d, or all", s, maxRegions)
+			} else {
 				a.Regions = n
 				if targetRegions != nil && n > len(targetRegions) {
 					p.errorf(v, where, f+"regions", "%d is more than the %d regions the target lists: no incident could open (all says every region)", n, len(targetRegions))
@@ -174,15 +183,12 @@ func (p *parser) alert(where string, own, def *alertRaw, targetRegions []string)
 	}
 	v := pick(own.notify, def.notify)
 	if v == nil {
-		at := own.failureThreshold // any node of the target's block, else of the defaults'
-		for _, n := range []*yaml.Node{own.failureWindow, own.successThreshold, own.regions, own.reminder, own.tlsExpiryDays, own.noData,
-			def.failureThreshold, def.failureWindow, def.successThreshold, def.regions, def.reminder, def.tlsExpiryDays, def.noData} {
-			if at == nil {
-				at = n
-			}
+		at := own.node // the target's block, else the defaults'
+		if at == nil {
+			at = def.node
 		}
 		if at == nil {
-			at = &yaml.Node{} // an empty `alert: {}` everywhere: no line to name
+			at = &yaml.Node{} // a record of the topic: no line to name
 		}
 		p.errorf(at, where, f+"notify", "missing: list the channels to notify, or [] to switch the target's alerts off")
 		return nil
@@ -522,7 +528,8 @@ func (p *parser) secretURL(v *yaml.Node, where, field string) Secret {
 		return s // the whole URL comes from the environment
 	}
 	// A placeholder where the reference is: https://hooks.slack.com/${X}.
-	if msg := urlProblem(envRef.ReplaceAllString(s.v.text, "x")); msg != "" {
+	// A digit, which a host, a port, a path and userinfo all take.
+	if msg := urlProblem(envRef.ReplaceAllString(s.v.text, "1")); msg != "" {
 		p.errorf(v, where, field, "%s", msg)
 		return Secret{}
 	}

@@ -100,6 +100,81 @@ func TestParseAlert(t *testing.T) {
 	}
 }
 
+// designFile is docs/design.md's targets file with its alerting sections,
+// as a user would copy them, and targets that override the defaults.
+const designFile = `
+channels:
+  - name: ops-hook
+    type: webhook            # webhook | slack | pagerduty | alertmanager | email
+    url: http://127.0.0.1:9000/hook
+    secret: ${SITEWATCH_HOOK_SECRET}   # ${VAR} is read from the environment; never logged
+maintenance:
+  - name: weekly-deploy
+    targets: [example-home]  # or labels: {team: web}
+    cron: "0 3 * * SUN"      # recurring start (UTC); or from/to for a one-off window
+    duration: 1h
+defaults:            # optional; any per-target key below
+  interval: 30s      # Go duration strings
+  timeout: 10s
+  alert:
+    failure_threshold: 3     # failed checks in a region that confirm "down"
+    failure_window: 3        # ... out of the last N checks (equal to the threshold = consecutive)
+    success_threshold: 2     # successful checks that resolve
+    regions: 1               # regions that must agree (a count, or all)
+    reminder_interval: 1h    # 0 = no reminders
+    tls_expiry_days: 14      # certificate-expiry incident this many days before NotAfter; 0 = off
+    notify: [ops-hook]
+targets:
+  - id: example-home # stable, unique; the Kafka key and the database key
+    url: https://example.com/
+    pattern: "Example Domain"
+  - id: slow
+    url: https://example.org/
+    alert: {failure_threshold: 5}
+  - id: sparse
+    url: https://example.org/sparse
+    alert: {failure_threshold: 5, failure_window: 8}
+  - id: silenced
+    url: https://example.net/
+    alert: {notify: []}
+  - id: off
+    url: https://example.net/off
+    alert: false
+`
+
+// TestParseDesignExample parses the file of docs/design.md. A target that
+// raises only the threshold above the defaults' window gets a window as
+// large (consecutive failures) instead of an error about a key it did not
+// write.
+func TestParseDesignExample(t *testing.T) {
+	f, err := Parse("targets.yaml", []byte(designFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`example-home: {FailureThreshold:3 FailureWindow:3 SuccessThreshold:2 Regions:1 ReminderInterval:1h0m0s TLSExpiryDays:14 NoData:true Notify:[ops-hook]}`,
+		`slow: {FailureThreshold:5 FailureWindow:5 SuccessThreshold:2 Regions:1 ReminderInterval:1h0m0s TLSExpiryDays:14 NoData:true Notify:[ops-hook]}`,
+		`sparse: {FailureThreshold:5 FailureWindow:8 SuccessThreshold:2 Regions:1 ReminderInterval:1h0m0s TLSExpiryDays:14 NoData:true Notify:[ops-hook]}`,
+		`silenced: <nil>`,
+		`off: <nil>`,
+	}
+	if len(f.Targets) != len(want) {
+		t.Fatalf("%d targets, want %d", len(f.Targets), len(want))
+	}
+	for i, tg := range f.Targets {
+		got := tg.ID + ": <nil>"
+		if tg.Alert != nil {
+			got = fmt.Sprintf("%s: %+v", tg.ID, *tg.Alert)
+		}
+		if got != want[i] {
+			t.Errorf("got  %s\nwant %s", got, want[i])
+		}
+	}
+	if got := fmt.Sprintf("%d channel(s), %s, window %s %q %v", len(f.Channels), f.Channels[0].Secret, f.Maintenance[0].Name, f.Maintenance[0].Cron, f.Maintenance[0].Duration); got != `1 channel(s), ${SITEWATCH_HOOK_SECRET}, window weekly-deploy "0 3 * * SUN" 1h0m0s` {
+		t.Errorf("got %s", got)
+	}
+}
+
 func TestParseAlertDefaults(t *testing.T) {
 	tests := []struct{ name, yaml, want string }{
 		{"no alert anywhere", "targets:\n  - id: a\n    url: https://example.com/\n", "<nil>"},
@@ -303,8 +378,18 @@ func TestParseAlertingBadFiles(t *testing.T) {
 				`bad.yaml:21: target "b": alert: notify: "bad name" is not a channel name (letters, digits, _ and -, starting with a letter, at most 63)`,
 				`bad.yaml:24: target "c": alert: must be a mapping of alert settings, or false`,
 				`bad.yaml:4: target "d": alert: failure_threshold: "0" is not a whole number from 1 to 100`,
-				`bad.yaml:29: target "d": alert: regions: "none" is not a whole number from 1 to 64`,
+				`bad.yaml:29: target "d": alert: regions: "none" is not a count from 1 to 64, or all`,
 				`bad.yaml:28: target "d": alert: notify: must be a list of channel names such as [ops-hook]`,
+			},
+		},
+		{
+			// Each error names the line of the empty block the target has or inherits.
+			name: "empty alert blocks",
+			yaml: "defaults:\n  alert: {}\ntargets:\n  - id: a\n    url: https://example.com/\n" +
+				"  - id: b\n    url: https://example.org/\n    alert: {}\n",
+			want: []string{
+				`bad.yaml:2: target "a": alert: notify: missing: list the channels to notify, or [] to switch the target's alerts off`,
+				`bad.yaml:8: target "b": alert: notify: missing: list the channels to notify, or [] to switch the target's alerts off`,
 			},
 		},
 		{
@@ -436,6 +521,12 @@ func TestMaintenanceActive(t *testing.T) {
 		{"once, across midnight", once, "2026-12-25T00:59:59Z", true},
 		{"once, to", once, "2026-12-25T01:00:00Z", false},
 		{"unparsable cron", &Maintenance{Cron: "nope", Duration: time.Hour}, "2026-12-25T01:00:00Z", false},
+		// Windows as long as their period or longer overlap: always open.
+		{"hourly for 1h, at a start", &Maintenance{Cron: "0 * * * *", Duration: time.Hour}, "2026-12-25T01:00:00Z", true},
+		{"hourly for 1h, just before a start", &Maintenance{Cron: "0 * * * *", Duration: time.Hour}, "2026-12-25T00:59:59.999Z", true},
+		{"hourly for 90m", &Maintenance{Cron: "0 * * * *", Duration: 90 * time.Minute}, "2026-12-25T00:59:59Z", true},
+		{"weekly for 8 days, a weekday", &Maintenance{Cron: "0 23 * * SAT", Duration: 8 * 24 * time.Hour}, "2026-11-25T12:00:00Z", true},
+		{"hourly for 59m, the last minute", &Maintenance{Cron: "0 * * * *", Duration: 59 * time.Minute}, "2026-12-25T00:59:00Z", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -488,5 +579,39 @@ func TestMaintenanceAt(t *testing.T) {
 		if got := both.Matches(tt.t); got != tt.want {
 			t.Errorf("Matches(%s %v) = %t, want %t", tt.t.ID, tt.t.Labels, got, tt.want)
 		}
+	}
+}
+
+// TestSecretURLReferences: a reference may stand for any part of a URL,
+// its port included; the URL is checked in full once resolved.
+func TestSecretURLReferences(t *testing.T) {
+	const file = `
+channels:
+  - {name: port, type: alertmanager, url: "http://127.0.0.1:${AM_PORT}/"}
+  - {name: host, type: webhook, url: "http://${HOOK_HOST}:9000/hook"}
+  - {name: path, type: slack, url: "https://hooks.slack.com/services/${SLACK_PATH}"}
+targets:
+  - id: a
+    url: https://example.com/
+`
+	f, err := Parse("t.yaml", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"AM_PORT": "9093", "HOOK_HOST": "127.0.0.2", "SLACK_PATH": "T0/B0/X"}
+	if err := f.ResolveSecrets(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range f.Channels {
+		got = append(got, c.URL.Value())
+	}
+	if want := "http://127.0.0.1:9093/ http://127.0.0.2:9000/hook https://hooks.slack.com/services/T0/B0/X"; strings.Join(got, " ") != want {
+		t.Errorf("urls %s, want %s", strings.Join(got, " "), want)
+	}
+	env["AM_PORT"] = "99999"
+	if err := f.ResolveSecrets(func(k string) string { return env[k] }); err == nil ||
+		err.Error() != `t.yaml:3: channel "port": url: with ${AM_PORT} set: the URL's port is outside 1-65535` {
+		t.Errorf("err %v", err)
 	}
 }

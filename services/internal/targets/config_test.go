@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -331,6 +332,39 @@ func TestShippedTargetsFileIsValid(t *testing.T) {
 	}
 	if len(f.Targets) < 3 {
 		t.Errorf("the shipped file has %d targets; it should show a few", len(f.Targets))
+	}
+}
+
+// TestShippedAlertExampleUncommented uncomments the alerting example of the
+// shipped file, as a user would (each run of "# " lines that starts with
+// "channels:" or "alert:"), and parses it.
+func TestShippedAlertExampleUncommented(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "targets.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := regexp.MustCompile(`^ *# (channels|alert):`)
+	commented := regexp.MustCompile(`^( *)# `)
+	lines := strings.Split(string(data), "\n")
+	runs := 0
+	for i := 0; i < len(lines); i++ {
+		if !start.MatchString(lines[i]) {
+			continue
+		}
+		runs++
+		for ; i < len(lines) && commented.MatchString(lines[i]); i++ {
+			lines[i] = commented.ReplaceAllString(lines[i], "$1")
+		}
+	}
+	if runs != 2 {
+		t.Fatalf("%d runs to uncomment, want 2 (channels and maintenance, alert in defaults)", runs)
+	}
+	f, err := Parse("targets.yaml", []byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(lines, "\n"))
+	}
+	if got := fmt.Sprintf("%+v %d %d", *f.Targets[0].Alert, len(f.Channels), len(f.Maintenance)); got != "{FailureThreshold:3 FailureWindow:3 SuccessThreshold:2 Regions:1 ReminderInterval:0s TLSExpiryDays:14 NoData:true Notify:[ops-hook]} 1 1" {
+		t.Errorf("got %s", got)
 	}
 }
 

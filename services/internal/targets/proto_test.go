@@ -2,8 +2,11 @@ package targets
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
@@ -248,4 +251,50 @@ func FuzzFromProto(f *testing.F) {
 			t.Fatal("ToProto differs after a trip")
 		}
 	})
+}
+
+// TestProtoAlertRoundTripProperty sends random valid policies, limits
+// included, through ToProto and FromProto: every field comes back as it
+// went.
+func TestProtoAlertRoundTripProperty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 1))
+	base := &sitewatchv1.Target{Id: "a", Url: "https://example.com/", Method: "GET", Interval: durationpb.New(60e9), Timeout: durationpb.New(10e9),
+		ExpectStatus: []*sitewatchv1.StatusRange{{Min: 200, Max: 399}}}
+	for i := range 2000 {
+		tg, err := FromProto("r", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rng.IntN(2) == 0 {
+			for r := range 1 + rng.IntN(maxRegions) {
+				tg.Regions = append(tg.Regions, fmt.Sprintf("r%d", r))
+			}
+		}
+		a := &Alert{FailureThreshold: 1 + rng.IntN(maxAlertChecks), SuccessThreshold: 1 + rng.IntN(maxAlertChecks),
+			TLSExpiryDays: rng.IntN(maxTLSExpiryDays + 1), NoData: rng.IntN(2) == 0, Regions: AllRegions}
+		a.FailureWindow = a.FailureThreshold + rng.IntN(maxAlertChecks-a.FailureThreshold+1)
+		if i%3 != 0 {
+			a.Regions = 1 + rng.IntN(maxRegions)
+			if tg.Regions != nil {
+				a.Regions = 1 + rng.IntN(len(tg.Regions))
+			}
+		}
+		switch i % 4 {
+		case 1:
+			a.ReminderInterval = time.Duration(1 + rng.Int64N(int64(1000*time.Hour)))
+		case 2:
+			a.ReminderInterval = time.Duration(1+rng.IntN(48)) * time.Hour
+		}
+		for n := range 1 + rng.IntN(maxNotify) {
+			a.Notify = append(a.Notify, fmt.Sprintf("c%d-x_%d", rng.IntN(100), n))
+		}
+		tg.Alert = a
+		back, err := FromProto("r", ToProto(tg))
+		if err != nil {
+			t.Fatalf("%+v: %v", *a, err)
+		}
+		if back.Alert == nil || !reflect.DeepEqual(*back.Alert, *a) {
+			t.Fatalf("sent %+v\ngot  %+v", *a, back.Alert)
+		}
+	}
 }
