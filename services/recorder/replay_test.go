@@ -55,20 +55,14 @@ func (f *fixture) viewsSnapshot() (string, map[string]int) {
 // of the database reads the same rows after as before. The events cover
 // what the views derive: targets up, down and flapping in two regions, a
 // slot checked by two probers, a region gone quiet (stale), events of a
-// prober older than the interval and slot fields (file mode, region '', the
+// prober older than the interval and slot fields (file mode, the empty region, the
 // default interval), configured targets pending and never checked (stale in
-// every region a prober was seen in, '' included), one removed with its
+// every region a prober was seen in, the empty one included), one removed with its
 // history, four probers.
 func TestReplayLeavesEveryViewIdentical(t *testing.T) {
 	f := newFixture(t, 3)
 	ctx := context.Background()
-	if err := targetstopic.Ensure(ctx, f.adm, f.targets, 2); err != nil {
-		t.Fatal(err)
-	}
-	codec, err := targetstopic.Register(ctx, f.reg, f.targets)
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := f.targetsTopic(2)
 	now := time.Now().UTC().Truncate(time.Second)
 	target := func(id string, interval time.Duration, at time.Time, regions ...string) *kgo.Record {
 		r, err := codec.Record(f.targets, &sitewatchv1.Target{Id: id, Url: "http://" + id + ".test/", Method: "GET",

@@ -68,7 +68,7 @@ func TestViewsTargetReAdded(t *testing.T) {
 // A target configured but never checked is pending until 3 intervals have
 // passed since configured_at, then stale (migration 00012): in its
 // configured regions, or, on every region, in every region a prober was
-// seen in ('' before any was). It is in no outage and no per-region row
+// seen in (the empty region before any was). It is in no outage and no per-region row
 // (nothing was checked); removed, it leaves target_status for
 // removed_targets.
 func TestViewsNeverCheckedTurnsStale(t *testing.T) {
