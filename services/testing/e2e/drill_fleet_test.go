@@ -316,6 +316,27 @@ func (f *fleetRun) waitHeld(t testing.TB, r string, timeout time.Duration) time.
 	return time.Since(begin)
 }
 
+// waitSettled waits until no live prober's partition count has changed for
+// quiet: the group's rebalances are over.
+func (f *fleetRun) waitSettled(t testing.TB, quiet, timeout time.Duration) {
+	t.Helper()
+	last, since := "", time.Now()
+	waitFor(t, timeout, "the groups settle", func() (bool, string) {
+		var each []string
+		for inst, p := range f.probers {
+			if p.running() {
+				each = append(each, fmt.Sprintf("%s=%v", inst, metric(t, p, "sitewatch_prober_fleet_partitions")))
+			}
+		}
+		slices.Sort(each)
+		now := strings.Join(each, " ")
+		if now != last {
+			last, since = now, time.Now()
+		}
+		return time.Since(since) >= quiet, "partitions " + now
+	})
+}
+
 // stop stops a prober with SIGTERM, logging the checks it skipped.
 func (f *fleetRun) stop(t testing.TB, instance string) {
 	t.Helper()
@@ -620,10 +641,10 @@ func TestDrillFleetFailover(t *testing.T) {
 	f.start(t, "b", "b1")
 	t.Logf("region a held in %s, b in %s", f.waitHeld(t, "a", 60*time.Second).Round(time.Millisecond),
 		f.waitHeld(t, "b", 60*time.Second).Round(time.Millisecond))
-	// The first assignments may move once more (cooperative rebalancing
-	// in two rounds, each learnt at a heartbeat); count from when they
-	// settled.
-	time.Sleep(6 * time.Second)
+	// The first assignments move several times (each prober's join is a
+	// rebalance, cooperative ones in two rounds): the phases count from
+	// when they settled.
+	f.waitSettled(t, 3*time.Second, 60*time.Second)
 	var phases []phase
 	f.takeSkips(t) // the skips of the start are no phase's
 	mark := time.Now()
@@ -898,7 +919,7 @@ targets:
 	want := "prober: " + bad + `:7: target "f0000": id: duplicate: already used by the target at line 5
 ` + bad + `:10: target "no-scheme": url: invalid: first path segment in URL cannot contain colon
 ` + bad + `:13: target "slow": interval: 0s is not positive
-` + bad + `:16: target "typo": intervall: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels)
+` + bad + `:16: target "typo": intervall: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels, alert)
 ` + bad + `:19: target "bad-region": regions: "EU_West" is not a region name (lowercase letters, digits and -, starting with a letter or digit, at most 63)
 `
 	if stdout != "" || stderr != want {
