@@ -437,8 +437,15 @@ func (s *Scheduler) takeDue(runs []run) []run {
 		e.next = due.Add(e.interval)
 		heap.Fix(&s.queue, 0)
 		if e.running {
-			if e.lateRun && e.waiting.IsZero() {
-				e.waiting = due // run when the catch-up run ends
+			if e.lateRun {
+				// Run when the catch-up run ends. A slot that waited
+				// already gives way to this later one: it is the slot
+				// skipped, so that each slot counts once, run or
+				// skipped, and at most one slot ever waits.
+				if !e.waiting.IsZero() && s.opts.OnSkip != nil {
+					s.opts.OnSkip(e.target, SkipOverlap, 1)
+				}
+				e.waiting = due
 				continue
 			}
 			if s.opts.OnSkip != nil {
