@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,27 +110,6 @@ func (s *slotSite) total() int {
 		n += len(a)
 	}
 	return n
-}
-
-// slotOffset is schedule.Offset (services/prober/internal/schedule, out of
-// reach of this package): FNV-1a 64 of the ID modulo the interval. It never
-// changes (TestOffsetIsStable pins it there).
-func slotOffset(id string, interval time.Duration) time.Duration {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	return time.Duration(h.Sum64() % uint64(interval))
-}
-
-// slotAt returns the slot a request that came at t belongs to: the latest
-// grid point at or before t (a check never starts before its slot, and one
-// later than an interval is skipped as behind).
-func slotAt(offset, interval time.Duration, t time.Time) int64 {
-	n := t.UnixNano()
-	r := (n - int64(offset)) % int64(interval)
-	if r < 0 {
-		r += int64(interval)
-	}
-	return n - r
 }
 
 // slotsIn returns the slots of a target in [from, to), as Unix nanoseconds.
