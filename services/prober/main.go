@@ -141,7 +141,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 // partitions; about 1 s, more on a busy machine), and the restart of a
 // region's only prober (stop, start, join: 2 to 4 s in the fleet drill).
 // Larger values only add duplicates the recorder drops: a hand-over of
-// targets checked every I runs about catchUp/I of them twice.
+// targets checked every I runs about min(1, catchUp/I) of them twice, each
+// once more at most (only the latest slot is caught up).
 const defaultCatchUp = 10 * time.Second
 
 // catchUpWindow is -catch-up in fleet mode, where targets move between
