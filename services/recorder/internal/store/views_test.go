@@ -122,6 +122,49 @@ func TestViewsNeverCheckedTurnsStale(t *testing.T) {
 	expect(t, "removed_targets", query(t, conn, `SELECT target_id, last_checked_at FROM removed_targets`), "gone | NULL")
 }
 
+// A region added to a target's list long after the target was configured
+// has had no chance to check it yet: it turns stale 3 intervals after the
+// change (updated_at), not at once with a stale_since of days ago (from
+// configured_at). A region that did check it still counts from its last
+// check, however recent the change.
+func TestViewsRegionAddedLaterIsNotStaleAtOnce(t *testing.T) {
+	ctx := context.Background()
+	_, conn := openStore(t, store.Config{})
+	now := time.Now().UTC().Truncate(time.Second)
+	ago := func(d time.Duration) string { return "'" + now.Add(-d).Format(time.RFC3339) + "'::timestamptz" }
+	if _, err := conn.Exec(ctx, `
+		INSERT INTO target_config VALUES ('alpha', 'http://alpha.test/', 'GET', 60000000, 5000000, '{}', false,
+			'{200-399}', NULL, false, false, 1048576, '{eu,us}', '{}', `+ago(24*time.Hour)+`, `+ago(10*time.Second)+`, NULL);
+		INSERT INTO target_config VALUES ('beta', 'http://beta.test/', 'GET', 60000000, 5000000, '{}', false,
+			'{200-399}', NULL, false, false, 1048576, '{eu,us}', '{}', `+ago(24*time.Hour)+`, `+ago(10*time.Second)+`, NULL);
+		INSERT INTO targets (target_id, url, method, first_seen, last_seen, last_event_id, last_outcome,
+			last_response_time_us, check_interval_us)
+		VALUES ('alpha', 'http://alpha.test/', 'GET', `+ago(24*time.Hour)+`, `+ago(20*time.Second)+`,
+			'0190a000-0000-7000-8000-000000000001', 'up', 5000, 60000000),
+		       ('beta', 'http://beta.test/', 'GET', `+ago(24*time.Hour)+`, `+ago(20*time.Second)+`,
+			'0190a000-0000-7000-8000-000000000002', 'up', 5000, 60000000);
+		INSERT INTO target_regions (target_id, region, first_seen, last_seen, last_event_id, last_outcome,
+			last_response_time_us, check_interval_us)
+		VALUES ('alpha', 'eu', `+ago(24*time.Hour)+`, `+ago(20*time.Second)+`,
+			'0190a000-0000-7000-8000-000000000001', 'up', 5000, 60000000),
+		       ('beta', 'eu', `+ago(24*time.Hour)+`, `+ago(20*time.Second)+`,
+			'0190a000-0000-7000-8000-000000000002', 'up', 5000, 60000000),
+		       ('beta', 'us', `+ago(24*time.Hour)+`, `+ago(10*time.Minute)+`,
+			'0190a000-0000-7000-8000-000000000003', 'up', 5000, 60000000)`); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "target_status", query(t, conn, `SELECT target_id, status, stale_since = `+ago(10*time.Minute)+` + interval '3 minutes',
+		quiet_regions::text FROM target_status ORDER BY 1`), `
+		alpha | up | NULL | NULL
+		beta | stale | true | {us}`)
+	expect(t, "freshness", query(t, conn, `SELECT target_id, region, stale,
+		(stale_since - `+ago(0)+`)::text FROM target_region_freshness ORDER BY 1, 2`), `
+		alpha | eu | false | 00:02:40
+		alpha | us | false | 00:02:50
+		beta | eu | false | 00:02:40
+		beta | us | true | -00:07:00`)
+}
+
 // prober_status (and region_status over it) reads the raw rows of the last
 // 10 minutes only: through an index on checked_at, not by scanning the day's
 // partition (on 10,000 targets every minute in 3 regions, 43 million rows by
