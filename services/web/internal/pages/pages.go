@@ -54,7 +54,7 @@ type Pages struct {
 
 	mu       sync.Mutex
 	statusAt time.Time
-	status   []query.StatusTarget
+	status   []byte // the rendered status page
 }
 
 // New parses the templates.
@@ -196,14 +196,26 @@ type page struct {
 }
 
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, code int, name string, data any) {
-	var buf bytes.Buffer
-	if err := p.tmpl[name].ExecuteTemplate(&buf, name+".html", data); err != nil {
-		p.fail(w, r, fmt.Errorf("render %s: %w", name, err))
+	b, err := p.execute(name, data)
+	if err != nil {
+		p.fail(w, r, err)
 		return
 	}
+	writeHTML(w, code, b)
+}
+
+func (p *Pages) execute(name string, data any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := p.tmpl[name].ExecuteTemplate(&buf, name+".html", data); err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func writeHTML(w http.ResponseWriter, code int, b []byte) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(b)
 }
 
 // fail answers 500 and logs why; the page says nothing of the cause.
@@ -458,19 +470,46 @@ type statusGroup struct {
 
 // Status is the public `/status`: states and 90-day bars, grouped by a
 // label; URLs and errors only with StatusShowDetails. It needs no script.
+// The page is rendered at most once per StatusCache and the bytes reused:
+// the public page must not cost a query per visitor.
 func (p *Pages) Status(w http.ResponseWriter, r *http.Request) {
-	targets, err := p.statusTargets(r.Context())
-	if err != nil {
-		p.fail(w, r, err)
-		return
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.cfg.Now()
+	if p.status == nil || now.Sub(p.statusAt) >= p.cfg.StatusCache {
+		targets, err := p.db.Status(r.Context(), p.cfg.StatusGroupLabel, now)
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		b, err := p.execute("status", p.statusData(targets, now))
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		p.status, p.statusAt = b, now
 	}
-	data := struct {
-		page
-		StatusTitle       string
-		Overall, Headline string
-		Groups            []statusGroup
-		ShowDetails       bool
-	}{page: page{Title: p.cfg.StatusTitle, Now: p.cfg.Now(), Public: true},
+	w.Header().Set("Cache-Control", "public, max-age=30")
+	writeHTML(w, http.StatusOK, p.status)
+}
+
+type statusPage struct {
+	page
+	StatusTitle       string
+	Overall, Headline string
+	Groups            []statusGroup
+	ShowDetails       bool
+}
+
+func (p *Pages) statusData(targets []query.StatusTarget, now time.Time) statusPage {
+	if !p.cfg.StatusShowDetails {
+		// Dropped here, not only in the template: what is not in the data
+		// cannot leak through a template change.
+		for i := range targets {
+			targets[i].URL, targets[i].LastError = "", nil
+		}
+	}
+	data := statusPage{page: page{Title: p.cfg.StatusTitle, Now: now, Public: true},
 		StatusTitle: p.cfg.StatusTitle, ShowDetails: p.cfg.StatusShowDetails}
 	down, degraded, unknown := 0, 0, 0
 	for _, t := range targets {
@@ -500,29 +539,5 @@ func (p *Pages) Status(w http.ResponseWriter, r *http.Request) {
 	default:
 		data.Overall, data.Headline = "up", "All systems operational"
 	}
-	w.Header().Set("Cache-Control", "public, max-age=30")
-	p.render(w, r, http.StatusOK, "status", data)
-}
-
-// statusTargets reuses the figures for StatusCache.
-func (p *Pages) statusTargets(ctx context.Context) ([]query.StatusTarget, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.cfg.Now()
-	if p.status != nil && now.Sub(p.statusAt) < p.cfg.StatusCache {
-		return p.status, nil
-	}
-	ts, err := p.db.Status(ctx, p.cfg.StatusGroupLabel, now)
-	if err != nil {
-		return nil, err
-	}
-	if !p.cfg.StatusShowDetails {
-		// Dropped here, not only in the template: what is not in the data
-		// cannot leak through a template change.
-		for i := range ts {
-			ts[i].URL, ts[i].LastError = "", nil
-		}
-	}
-	p.status, p.statusAt = ts, now
-	return ts, nil
+	return data
 }

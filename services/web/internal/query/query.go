@@ -253,18 +253,23 @@ func (db *DB) Target(ctx context.Context, id string) (Target, error) {
 // one page only ($1), so that a page costs the same whatever the number of
 // targets.
 var detailsSQL = []string{
-	// Uptimes and the 24-hour p95 from the rollup: at most 720 rows a target.
-	`SELECT target_id,
-	        round(100.0 * sum(up) FILTER (WHERE hour > now24) / nullif(sum(checks) FILTER (WHERE hour > now24), 0), 3)::float8,
-	        round(100.0 * sum(up) FILTER (WHERE hour > now7d) / nullif(sum(checks) FILTER (WHERE hour > now7d), 0), 3)::float8,
+	// Uptimes and the 24-hour p95 from the rollup: at most 720 rows a
+	// target. The window's bounds come from a materialized CTE: written as
+	// expressions, the planner inlines date_trunc(..., 'UTC') into every
+	// FILTER of every row, ten times slower on 1,000 targets.
+	`WITH w AS MATERIALIZED (
+	     SELECT date_trunc('hour', now(), 'UTC') - interval '24 hours' AS h24,
+	            date_trunc('hour', now(), 'UTC') - interval '7 days' AS h7d,
+	            date_trunc('hour', now(), 'UTC') - interval '30 days' AS h30d)
+	 SELECT target_id,
+	        round(100.0 * sum(up) FILTER (WHERE hour > h24) / nullif(sum(checks) FILTER (WHERE hour > h24), 0), 3)::float8,
+	        round(100.0 * sum(up) FILTER (WHERE hour > h7d) / nullif(sum(checks) FILTER (WHERE hour > h7d), 0), 3)::float8,
 	        round(100.0 * sum(up) / nullif(sum(checks), 0), 3)::float8,
-	        round((latency_quantile_us(latency_histogram_sum(latency_histogram) FILTER (WHERE hour > now24), 0.95,
-	                  min(response_time_min_us) FILTER (WHERE hour > now24),
-	                  max(response_time_max_us) FILTER (WHERE hour > now24)) / 1000)::numeric, 3)::float8
-	 FROM check_results_hourly,
-	      LATERAL (SELECT date_trunc('hour', now(), 'UTC') - interval '24 hours' AS now24,
-	                      date_trunc('hour', now(), 'UTC') - interval '7 days' AS now7d) w
-	 WHERE target_id = ANY($1) AND hour > date_trunc('hour', now(), 'UTC') - interval '30 days'
+	        round((latency_quantile_us(latency_histogram_sum(latency_histogram) FILTER (WHERE hour > h24), 0.95,
+	                  min(response_time_min_us) FILTER (WHERE hour > h24),
+	                  max(response_time_max_us) FILTER (WHERE hour > h24)) / 1000)::numeric, 3)::float8
+	 FROM w JOIN check_results_hourly ON hour > w.h30d
+	 WHERE target_id = ANY($1)
 	 GROUP BY target_id`,
 	`SELECT target_id, region, CASE WHEN stale THEN 'stale' ELSE state END
 	 FROM target_region_status WHERE target_id = ANY($1) ORDER BY target_id, region`,
