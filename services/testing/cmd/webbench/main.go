@@ -189,7 +189,9 @@ func quantile(sorted []float64, q float64) float64 {
 // load writes what the recorder and the alerter would have: every 33rd
 // target down, every 50th (from 7) down in region us only, 120 checks an
 // hour with a few failures, open incidents for the down ones, and 20 raw
-// rows a target in the last hour (certificate expiry, phases).
+// rows a target in the last hour (certificate expiry, phases). The
+// configured interval is an hour, so that no target turns stale while the
+// pages are measured.
 func load(ctx context.Context, dbURL string, targets, days int) (int64, error) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -206,7 +208,7 @@ func load(ctx context.Context, dbURL string, targets, days int) (int64, error) {
 		`CREATE TEMP TABLE ids AS SELECT i, format('target-%s', lpad(i::text, 4, '0')) AS id FROM generate_series(0, $1::int - 1) AS i`,
 		`INSERT INTO target_config (target_id, url, method, interval_us, timeout_us, header_names, has_body, expect_status,
 		     follow_redirects, tls_skip_verify, max_body_bytes, regions, labels, configured_at, updated_at)
-		 SELECT id, 'https://' || id || '.example/', 'GET', 30000000, 10000000, '{}', false, '{200-399}', true, false, 1048576,
+		 SELECT id, 'https://' || id || '.example/', 'GET', 3600000000, 10000000, '{}', false, '{200-399}', true, false, 1048576,
 		        '{}', jsonb_build_object('team', 'team-' || i % 10), now() - make_interval(days => $1::int + 1), now() - make_interval(days => $1::int + 1)
 		 FROM ids`,
 		`INSERT INTO targets (target_id, url, method, first_seen, last_seen, last_event_id, last_outcome, last_failure_kind,
