@@ -189,7 +189,7 @@ func TestTargetPage(t *testing.T) {
 		`<td class="error">dial tcp 127.0.0.1:1: connection refused</td>`,
 		`data-incident-id="inc-alpha-1" data-transition="resolved"`,
 		`data-incident-id="inc-alpha-1" data-transition="opened"`,
-		`<script src="/static/uplot/uPlot.iife.min.js"></script>`,
+		`<script src="/static/uplot/uPlot.iife.min.js?v=`,
 	} {
 		if !strings.Contains(a.body, want) {
 			t.Errorf("no %s", want)

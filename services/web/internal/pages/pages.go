@@ -3,6 +3,8 @@ package pages
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"embed"
 	"errors"
 	"fmt"
@@ -66,14 +68,42 @@ func New(db *query.DB, cfg Config, logger *slog.Logger) (*Pages, error) {
 		cfg.PerPage = 100
 	}
 	p := &Pages{db: db, cfg: cfg, logger: logger, tmpl: map[string]*template.Template{}}
+	version, err := staticVersion()
+	if err != nil {
+		return nil, err
+	}
+	// Static files are cached for an hour; their URLs carry a digest of
+	// them all, so that a new release is fetched at once.
+	asset := func(name string) string { return "/static/" + name + "?v=" + version }
 	for _, name := range []string{"overview", "target", "status", "notfound"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).Funcs(template.FuncMap{"asset": asset}).ParseFS(templateFS, "templates/base.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", name, err)
 		}
 		p.tmpl[name] = t
 	}
 	return p, nil
+}
+
+// staticVersion is a short digest of every static file.
+func staticVersion() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(staticFS, "static", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := staticFS.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", path, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("static files: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // Static serves the embedded CSS, JavaScript and the vendored uPlot under
@@ -327,6 +357,12 @@ func contains(list []string, s string) bool {
 // chartData is the JSON the detail page embeds for charts.js: uPlot's
 // column format, the first column times in Unix seconds, null for gaps.
 type chartData struct {
+	// The x axis of the hourly charts spans the whole range, and the
+	// phases' the last day, however few hours have data.
+	From       int64 `json:"from"`
+	To         int64 `json:"to"`
+	PhasesFrom int64 `json:"phases_from"`
+
 	Latency     [][]*float64 `json:"latency"`
 	Phases      [][]*float64 `json:"phases"`
 	Checks      [][]*float64 `json:"checks"`
@@ -343,9 +379,13 @@ func num(n int64) *float64 {
 	return &f
 }
 
-// Charts builds the columns of the three charts.
-func Charts(hours []query.Hour, phases []query.Phase) chartData {
+// Charts builds the columns of the three charts over rg up to now.
+func Charts(hours []query.Hour, phases []query.Phase, rg query.Range, now time.Time) chartData {
+	to := now.Truncate(time.Hour)
 	c := chartData{
+		From:        to.Add(-time.Duration(rg.Hours-1) * time.Hour).Unix(),
+		To:          to.Unix(),
+		PhasesFrom:  to.Add(-23 * time.Hour).Unix(),
 		Latency:     make([][]*float64, 4),
 		Phases:      make([][]*float64, 5),
 		Checks:      make([][]*float64, 2+len(query.FailureKinds)),
@@ -454,7 +494,7 @@ func (p *Pages) Target(w http.ResponseWriter, r *http.Request) {
 		Target: t, Range: rg, Hours: hours, Phases: phases,
 		Days:     query.FillDays(days, now, query.StatusDays),
 		Failures: failures, Timeline: timeline,
-		ChartData: Charts(hours, phases),
+		ChartData: Charts(hours, phases, rg, now),
 	}
 	for _, x := range query.Ranges {
 		data.Ranges = append(data.Ranges, rangeLink{x.Name,

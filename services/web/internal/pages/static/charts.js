@@ -11,7 +11,7 @@
   var d = JSON.parse(el.textContent);
   var colors = ["#2e7dd7", "#e07a1f", "#d7373f", "#2e9d3a", "#8e44ad", "#7f8c8d", "#16a085", "#c0392b"];
 
-  function draw(id, unit, names, columns, opts) {
+  function draw(id, unit, names, columns, from, opts) {
     var box = document.getElementById(id);
     if (!box || !columns || columns.length === 0 || columns[0].length === 0) {
       return;
@@ -30,12 +30,12 @@
       height: 240,
       series: series,
       axes: [{}, { label: unit, size: 60 }],
-      scales: { x: { time: true } }
+      scales: { x: { time: true, auto: false, range: function () { return [from - 1800, d.to + 1800]; } } }
     }, columns, box);
     box.dataset.rendered = "true";
   }
 
-  draw("chart-latency", "ms", ["p50", "p95", "p99"], d.latency);
-  draw("chart-phases", "ms", ["DNS", "connect", "TLS", "TTFB"], d.phases);
-  draw("chart-checks", "checks", d.check_series, d.checks, { bars: true });
+  draw("chart-latency", "ms", ["p50", "p95", "p99"], d.latency, d.from);
+  draw("chart-phases", "ms", ["DNS", "connect", "TLS", "TTFB"], d.phases, d.phases_from);
+  draw("chart-checks", "checks", d.check_series, d.checks, d.from, { bars: true });
 })();
