@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -18,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sitewatch/sitewatch/services/testing/stacktest"
-	"github.com/sitewatch/sitewatch/services/web/internal/api"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -89,7 +90,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		OpenAPI string                                `json:"openapi"`
 		Paths   map[string]map[string]json.RawMessage `json:"paths"`
 	}
-	if err := json.Unmarshal(api.OpenAPI, &doc); err != nil {
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
@@ -234,6 +235,61 @@ func TestReadOnlyRole(t *testing.T) {
 		"/api/v1/incidents", "/readyz"} {
 		if a := get(t, base+path); a.code != 200 {
 			t.Errorf("%s as the web role: %d %s", path, a.code, a.body)
+		}
+	}
+}
+
+// run serves until its context ends, then shuts down and returns nil; the
+// healthcheck command probes /readyz as the container's healthcheck does.
+func TestRunServesAndStops(t *testing.T) {
+	dbURL := migrated(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr strings.Builder
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", addr}, func(k string) string {
+			return map[string]string{"DATABASE_URL": dbURL}[k]
+		}, io.Discard, &stderr)
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for run(context.Background(), []string{"healthcheck", base + "/readyz"}, nil, io.Discard, io.Discard) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a := get(t, base+"/healthz"); a.code != 200 || a.body != "ok\n" {
+		t.Errorf("/healthz: %d %q", a.code, a.body)
+	}
+	get(t, base+"/status")
+	if a := get(t, base+"/metrics"); !strings.Contains(a.body, `sitewatch_web_request_duration_seconds_count{code="200",route="GET /status"} 1`) {
+		t.Errorf("/metrics lacks the /status request:\n%s", a.body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop")
+	}
+	if err := run(context.Background(), []string{"healthcheck", base + "/readyz"}, nil, io.Discard, io.Discard); err == nil {
+		t.Error("healthcheck of a stopped server succeeded")
+	}
+	// Read only now that run has returned: its logger wrote from another
+	// goroutine until then.
+	for _, want := range []string{`"msg":"listening","url":"http://` + addr + `/"`, `"msg":"stopped"`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, stderr.String())
 		}
 	}
 }

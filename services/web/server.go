@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,11 @@ import (
 	"github.com/sitewatch/sitewatch/services/web/internal/pages"
 	"github.com/sitewatch/sitewatch/services/web/internal/query"
 )
+
+// openAPI describes the routes under /api/v1 (a test holds the two equal).
+//
+//go:embed openapi.json
+var openAPI []byte
 
 // contentSecurityPolicy allows nothing from another origin, no inline
 // script or style (the charts' data travel as JSON in a non-script element
@@ -69,7 +75,7 @@ func newHandler(db *query.DB, cfg config, reg *prometheus.Registry, logger *slog
 			fmt.Fprintln(w, "ready")
 		}},
 	}
-	for _, r := range api.New(db, cfg.perPage, logger).Routes() {
+	for _, r := range api.New(db, cfg.perPage, openAPI, logger).Routes() {
 		s.routes = append(s.routes, route{r.Pattern, false, r.Handler})
 	}
 	durations := prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -14,22 +13,18 @@ import (
 	"github.com/sitewatch/sitewatch/services/web/internal/query"
 )
 
-// OpenAPI is the API's description (OpenAPI 3.0).
-//
-//go:embed openapi.json
-var OpenAPI []byte
-
 // API serves the JSON endpoints.
 type API struct {
 	db      *query.DB
 	perPage int
+	doc     []byte
 	logger  *slog.Logger
 }
 
 // New returns the API over db; perPage is the default page size of
-// /api/v1/targets.
-func New(db *query.DB, perPage int, logger *slog.Logger) *API {
-	return &API{db: db, perPage: perPage, logger: logger}
+// /api/v1/targets, openAPI the document served at /api/v1/openapi.json.
+func New(db *query.DB, perPage int, openAPI []byte, logger *slog.Logger) *API {
+	return &API{db: db, perPage: perPage, doc: openAPI, logger: logger}
 }
 
 // Route is one endpoint: its ServeMux pattern and handler.
@@ -42,7 +37,7 @@ type Route struct {
 // openapi.json (a test holds them equal).
 func (a *API) Routes() []Route {
 	return []Route{
-		{"GET /api/v1/openapi.json", a.openAPI},
+		{"GET /api/v1/openapi.json", a.serveOpenAPI},
 		{"GET /api/v1/targets", a.targets},
 		{"GET /api/v1/targets/{id}", a.target},
 		{"GET /api/v1/targets/{id}/hourly", a.hourly},
@@ -54,9 +49,9 @@ func (a *API) Routes() []Route {
 	}
 }
 
-func (a *API) openAPI(w http.ResponseWriter, _ *http.Request) {
+func (a *API) serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(OpenAPI)
+	_, _ = w.Write(a.doc)
 }
 
 // Error is the body of every answer other than 200.

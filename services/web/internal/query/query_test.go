@@ -19,4 +19,3 @@ func FuzzValidID(f *testing.F) {
 		}
 	})
 }
-
