@@ -128,6 +128,14 @@ func TestSecurityHeaders(t *testing.T) {
 				t.Errorf("%s: %s %q, want %q", path, k, got, want)
 			}
 		}
+		wantCache := map[string]string{"/status": "public, max-age=30", "/badges/alpha/status.svg": "public, max-age=60",
+			"/static/app.css": "public, max-age=3600"}[path]
+		if wantCache == "" {
+			wantCache = "no-store"
+		}
+		if got := a.header.Get("Cache-Control"); got != wantCache {
+			t.Errorf("%s: Cache-Control %q, want %q", path, got, wantCache)
+		}
 		// No page carries an inline script or style the CSP would block.
 		if strings.Contains(a.body, "<script>") || strings.Contains(a.body, " style=") || strings.Contains(a.body, "<style") {
 			t.Errorf("%s: inline script or style", path)

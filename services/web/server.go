@@ -101,6 +101,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
+	// Private data stays out of shared caches; the public status page,
+	// the badges and the static files set their own.
+	h.Set("Cache-Control", "no-store")
 	s.mux.ServeHTTP(w, r)
 }
 
