@@ -151,7 +151,7 @@ func serve(t testing.TB, url string, args []string, env map[string]string) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := query.Open(context.Background(), url)
+	db, err := query.Open(context.Background(), url, cfg.uptimeCache)
 	if err != nil {
 		t.Fatal(err)
 	}

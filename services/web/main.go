@@ -27,6 +27,7 @@ func main() { cmdline.Main("web", run) }
 type config struct {
 	listen        string
 	perPage       int
+	uptimeCache   time.Duration
 	shutdownGrace time.Duration
 	logLevel      slog.Level
 	status        pages.Config
@@ -45,6 +46,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9103", "address of the pages, the API, the badges, /metrics, /healthz and /readyz (loopback by default: put a reverse proxy in front to publish /status)")
 	fs.IntVar(&c.perPage, "per-page", 100, "targets per page of the overview and the API")
+	fs.DurationVar(&c.uptimeCache, "uptime-cache", 5*time.Minute, "how long a target's 7- and 30-day uptimes are reused (the overview's largest cost); 0 computes them for every page")
 	fs.StringVar(&c.status.StatusTitle, "status-title", "Service status", "heading of the public status page")
 	fs.StringVar(&c.status.StatusGroupLabel, "status-group-label", "", "group the status page by the value of this target label (such as team); empty: one group")
 	fs.BoolVar(&c.status.StatusShowDetails, "status-show-details", false, "show target URLs and the last errors on the public status page")
@@ -66,8 +68,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if c.perPage < 1 || c.perPage > 1000 {
 		errs = append(errs, fmt.Errorf("-per-page: %d is not between 1 and 1000", c.perPage))
 	}
-	if c.status.StatusCache < 0 || c.shutdownGrace < 0 {
-		errs = append(errs, errors.New("-status-cache, -shutdown-grace: must not be negative"))
+	if c.status.StatusCache < 0 || c.uptimeCache < 0 || c.shutdownGrace < 0 {
+		errs = append(errs, errors.New("-status-cache, -uptime-cache, -shutdown-grace: must not be negative"))
 	}
 	c.status.PerPage = c.perPage
 	if c.databaseURL = getenv("DATABASE_URL"); c.databaseURL == "" {
@@ -93,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
-	db, err := query.Open(ctx, cfg.databaseURL)
+	db, err := query.Open(ctx, cfg.databaseURL, cfg.uptimeCache)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -458,5 +459,38 @@ func TestBadges(t *testing.T) {
 		if !strings.Contains(a.body, `aria-label="`+html.EscapeString(c.label)+`"`) || !strings.Contains(a.body, `fill="`+c.color+`"`) {
 			t.Errorf("%s: want %q in %s: %s", c.path, c.label, c.color, a.body)
 		}
+	}
+}
+
+// The 7- and 30-day uptimes are reused for -uptime-cache; the 24-hour
+// figures are always read afresh.
+func TestUptimeCache(t *testing.T) {
+	url := migrated(t)
+	fixture(t, url)
+	cached := serve(t, url, nil, nil)
+	fresh := serve(t, url, []string{"-uptime-cache", "0"}, nil)
+	uptimes := func(base string) string {
+		var tg struct {
+			U24 float64 `json:"uptime_24h"`
+			U7  float64 `json:"uptime_7d"`
+			U30 float64 `json:"uptime_30d"`
+		}
+		a := get(t, base+"/api/v1/targets/alpha")
+		if err := json.Unmarshal([]byte(a.body), &tg); err != nil {
+			t.Fatalf("%v: %s", err, a.body)
+		}
+		return fmt.Sprint(tg.U24, " ", tg.U7, " ", tg.U30)
+	}
+	if got := uptimes(cached); got != "99.583 99.94 99.986" {
+		t.Fatalf("before: %s", got)
+	}
+	// Two hours ago every check failed.
+	exec(t, url, `UPDATE check_results_hourly SET up = 0, down = 60, failures_timeout = 60
+		WHERE target_id = 'alpha' AND hour = date_trunc('hour', now(), 'UTC') - interval '2 hours'`)
+	if got := uptimes(cached); got != "95.417 99.94 99.986" {
+		t.Errorf("cached: %s, want 95.417 99.94 99.986 (the 24 hours afresh, the rest as before)", got)
+	}
+	if got := uptimes(fresh); got != "95.417 99.345 99.847" {
+		t.Errorf("-uptime-cache 0: %s, want 95.417 99.345 99.847", got)
 	}
 }

@@ -15,7 +15,10 @@
 //
 //	targets, days, hourly_rows, load_s       the data set and the time to load it
 //	requests                                 requests per page
-//	pages[]                                  per page: name, path, p50_ms, p95_ms, max_ms, bytes
-//	overview_p50_ms, overview_p95_ms         the same figures of `/` (first page of 100 targets)
+//	pages[]                                  per page: name, path, first_ms (the first request, before
+//	                                         the warm-up: the web service's caches empty), p50_ms,
+//	                                         p95_ms, max_ms, bytes
+//	overview_p50_ms, overview_p95_ms,        the same figures of `/` (first page of 100 targets)
+//	overview_first_ms
 //	web_rss_mib                              the web process's largest VmRSS afterwards
 package main

@@ -29,6 +29,7 @@ func main() { cmdline.Main("webbench", run) }
 type page struct {
 	Name  string  `json:"name"`
 	Path  string  `json:"path"`
+	First float64 `json:"first_ms"`
 	P50   float64 `json:"p50_ms"`
 	P95   float64 `json:"p95_ms"`
 	Max   float64 `json:"max_ms"`
@@ -36,15 +37,16 @@ type page struct {
 }
 
 type result struct {
-	Targets     int     `json:"targets"`
-	Days        int     `json:"days"`
-	HourlyRows  int64   `json:"hourly_rows"`
-	LoadS       float64 `json:"load_s"`
-	Requests    int     `json:"requests"`
-	Pages       []page  `json:"pages"`
-	OverviewP50 float64 `json:"overview_p50_ms"`
-	OverviewP95 float64 `json:"overview_p95_ms"`
-	WebRSSMiB   float64 `json:"web_rss_mib"`
+	Targets      int     `json:"targets"`
+	Days         int     `json:"days"`
+	HourlyRows   int64   `json:"hourly_rows"`
+	LoadS        float64 `json:"load_s"`
+	Requests     int     `json:"requests"`
+	Pages        []page  `json:"pages"`
+	OverviewP50  float64 `json:"overview_p50_ms"`
+	OverviewP95  float64 `json:"overview_p95_ms"`
+	OverviewCold float64 `json:"overview_first_ms"`
+	WebRSSMiB    float64 `json:"web_rss_mib"`
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -141,17 +143,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.Path, err)
 			}
+			ms := float64(time.Since(t0).Microseconds()) / 1000
+			if i == -5 {
+				p.First = ms
+			}
 			if i >= 0 {
-				times = append(times, float64(time.Since(t0).Microseconds())/1000)
+				times = append(times, ms)
 			}
 			p.Bytes = n
 		}
 		slices.Sort(times)
 		p.P50, p.P95, p.Max = quantile(times, 0.5), quantile(times, 0.95), times[len(times)-1]
 		res.Pages = append(res.Pages, p)
-		fmt.Fprintf(stderr, "webbench: %-28s p50 %7.1f ms  p95 %7.1f ms  (%d bytes)\n", p.Name, p.P50, p.P95, p.Bytes)
+		fmt.Fprintf(stderr, "webbench: %-28s first %7.1f ms  p50 %7.1f ms  p95 %7.1f ms  (%d bytes)\n", p.Name, p.First, p.P50, p.P95, p.Bytes)
 	}
-	res.OverviewP50, res.OverviewP95 = res.Pages[0].P50, res.Pages[0].P95
+	res.OverviewP50, res.OverviewP95, res.OverviewCold = res.Pages[0].P50, res.Pages[0].P95, res.Pages[0].First
 	if _, peak, err := benchhost.Memory(cmd.Process.Pid); err == nil {
 		res.WebRSSMiB = math.Round(float64(peak)/(1<<20)*10) / 10
 	}

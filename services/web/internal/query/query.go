@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -45,14 +46,16 @@ func ParseRange(s string) (Range, bool) {
 
 // DB reads through a pool; Open makes one whose sessions are read-only.
 type DB struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	uptimes uptimeCache
 }
 
-// Open connects to url. Every session starts with
+// Open connects to url; the 7- and 30-day uptimes of a target are reused
+// for uptimeTTL (0: never). Every session starts with
 // default_transaction_read_only on, so even a role allowed to write cannot
 // through the web service (the migration's sitewatch_web role is the real
 // fence; this is the second).
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string, uptimeTTL time.Duration) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message can quote the URL, password included.
@@ -66,7 +69,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	return &DB{pool: pool}, nil
+	return &DB{pool: pool, uptimes: uptimeCache{ttl: uptimeTTL}}, nil
 }
 
 // Close closes the pool.
@@ -253,26 +256,12 @@ func (db *DB) Target(ctx context.Context, id string) (Target, error) {
 // one page only ($1), so that a page costs the same whatever the number of
 // targets.
 var detailsSQL = []string{
-	// Uptimes from the rollup: at most 720 rows a target. The window's
-	// bounds come from a materialized CTE: written as expressions, the
-	// planner inlines date_trunc(..., 'UTC') into every FILTER of every
-	// row, ten times slower on 1,000 targets.
-	`WITH w AS MATERIALIZED (
-	     SELECT date_trunc('hour', now(), 'UTC') - interval '24 hours' AS h24,
-	            date_trunc('hour', now(), 'UTC') - interval '7 days' AS h7d,
-	            date_trunc('hour', now(), 'UTC') - interval '30 days' AS h30d)
-	 SELECT target_id,
-	        round(100.0 * sum(up) FILTER (WHERE hour > h24) / nullif(sum(checks) FILTER (WHERE hour > h24), 0), 3)::float8,
-	        round(100.0 * sum(up) FILTER (WHERE hour > h7d) / nullif(sum(checks) FILTER (WHERE hour > h7d), 0), 3)::float8,
-	        round(100.0 * sum(up) / nullif(sum(checks), 0), 3)::float8
-	 FROM w JOIN check_results_hourly ON hour > w.h30d
-	 WHERE target_id = ANY($1)
-	 GROUP BY target_id`,
-	// The p95 of the last 24 hours: histograms summed bucket by bucket as
-	// plain sums, as availability_daily does (twice as fast as the
-	// latency_histogram_sum aggregate, a PL/pgSQL call a row); 29 are the
-	// buckets of latency_bounds_us() (migration 00003), as in that view.
+	// The last 24 hours: uptime and p95, the histograms summed bucket by
+	// bucket as plain sums, as availability_daily does (twice as fast as
+	// the latency_histogram_sum aggregate, a PL/pgSQL call a row); 29 are
+	// the buckets of latency_bounds_us() (migration 00003).
 	`SELECT target_id,
+	        round(100.0 * sum(up) / nullif(sum(checks), 0), 3)::float8,
 	        round((latency_quantile_us(ARRAY[sum(latency_histogram[1]), sum(latency_histogram[2]), sum(latency_histogram[3]), sum(latency_histogram[4]),
 	                                    sum(latency_histogram[5]), sum(latency_histogram[6]), sum(latency_histogram[7]), sum(latency_histogram[8]),
 	                                    sum(latency_histogram[9]), sum(latency_histogram[10]), sum(latency_histogram[11]), sum(latency_histogram[12]),
@@ -300,10 +289,113 @@ var detailsSQL = []string{
 	               ORDER BY checked_at DESC LIMIT 1) c`,
 }
 
-// details fills in the per-target figures of ts in one round trip.
+// longUptimeSQL is the 7- and 30-day uptime of the IDs $1: up to 720 rows
+// a target, and as the recorder writes the rollup hour by hour, a target's
+// rows lie in as many table blocks (a page of 100 targets spread over the
+// table reads some 40,000 blocks). Hence the cache in front of it. The
+// window's bounds come from a materialized CTE: written as expressions,
+// the planner inlines date_trunc(..., 'UTC') into every FILTER of every
+// row, ten times slower.
+const longUptimeSQL = `
+WITH w AS MATERIALIZED (
+    SELECT date_trunc('hour', now(), 'UTC') - interval '7 days' AS h7d,
+           date_trunc('hour', now(), 'UTC') - interval '30 days' AS h30d)
+SELECT target_id,
+       round(100.0 * sum(up) FILTER (WHERE hour > h7d) / nullif(sum(checks) FILTER (WHERE hour > h7d), 0), 3)::float8,
+       round(100.0 * sum(up) / nullif(sum(checks), 0), 3)::float8
+FROM w JOIN check_results_hourly ON hour > w.h30d
+WHERE target_id = ANY($1)
+GROUP BY target_id`
+
+// longUptime is a target's 7- and 30-day uptime as computed at a time.
+type longUptime struct {
+	at      time.Time
+	u7, u30 *float64
+}
+
+// uptimeCache keeps the 7- and 30-day uptimes for a while: over so many
+// hours, a few minutes move them by little, and reading them is the
+// overview's largest cost.
+type uptimeCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]longUptime
+}
+
+// maxCached bounds the cache: past it, the cache starts over (targets
+// come and go; their entries should not pile up).
+const maxCached = 100_000
+
+func (c *uptimeCache) get(id string, now time.Time) (longUptime, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u, ok := c.m[id]
+	return u, ok && now.Sub(u.at) < c.ttl
+}
+
+func (c *uptimeCache) put(us map[string]longUptime) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m)+len(us) > maxCached {
+		c.m = make(map[string]longUptime, len(us))
+	}
+	for id, u := range us {
+		c.m[id] = u
+	}
+}
+
+// longUptimes fills in the 7- and 30-day uptimes of ts, from the cache
+// where it has them.
+func (db *DB) longUptimes(ctx context.Context, ts []Target) error {
+	now := time.Now()
+	var missing []string
+	for i := range ts {
+		if u, ok := db.uptimes.get(ts[i].ID, now); ok {
+			ts[i].Uptime7d, ts[i].Uptime30d = u.u7, u.u30
+		} else {
+			missing = append(missing, ts[i].ID)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err := db.pool.Query(ctx, longUptimeSQL, missing)
+	if err != nil {
+		return fmt.Errorf("uptime: %w", err)
+	}
+	defer rows.Close()
+	got := make(map[string]longUptime, len(missing))
+	for _, id := range missing {
+		got[id] = longUptime{at: now} // no rows: no checks, nil uptimes
+	}
+	for rows.Next() {
+		var id string
+		u := longUptime{at: now}
+		if err := rows.Scan(&id, &u.u7, &u.u30); err != nil {
+			return fmt.Errorf("uptime: %w", err)
+		}
+		got[id] = u
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("uptime: %w", err)
+	}
+	db.uptimes.put(got)
+	for i := range ts {
+		if u, ok := got[ts[i].ID]; ok {
+			ts[i].Uptime7d, ts[i].Uptime30d = u.u7, u.u30
+		}
+	}
+	return nil
+}
+
+// details fills in the per-target figures of ts in one round trip, and
+// the long uptimes in a second where the cache lacks them.
 func (db *DB) details(ctx context.Context, ts []Target) error {
 	if len(ts) == 0 {
 		return nil
+	}
+	if err := db.longUptimes(ctx, ts); err != nil {
+		return err
 	}
 	ids := make([]string, len(ts))
 	byID := make(map[string]*Target, len(ts))
@@ -335,22 +427,12 @@ func (db *DB) details(ctx context.Context, ts []Target) error {
 		return nil
 	}
 	var id string
-	if err := scan("uptime", func(r pgx.Rows) error {
-		var u24, u7, u30 *float64
-		if err := r.Scan(&id, &u24, &u7, &u30); err != nil {
+	if err := scan("uptime 24h", func(r pgx.Rows) error {
+		var u24, p95 *float64
+		if err := r.Scan(&id, &u24, &p95); err != nil {
 			return err
 		}
-		byID[id].Uptime24h, byID[id].Uptime7d, byID[id].Uptime30d = u24, u7, u30
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := scan("p95", func(r pgx.Rows) error {
-		var p95 *float64
-		if err := r.Scan(&id, &p95); err != nil {
-			return err
-		}
-		byID[id].P95MS = p95
+		byID[id].Uptime24h, byID[id].P95MS = u24, p95
 		return nil
 	}); err != nil {
 		return err
