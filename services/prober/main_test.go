@@ -46,6 +46,26 @@ func TestValidate(t *testing.T) {
 			wantOut: "2 targets, valid\n",
 		},
 		{
+			// The secrets are the alerter's: the prober accepts the file
+			// with none of them set (run gets no environment).
+			name: "alerting sections, secrets not set",
+			file: "channels:\n  - name: ops-hook\n    type: webhook\n    url: http://127.0.0.1:9000/hook\n    secret: ${SITEWATCH_HOOK_SECRET}\n" +
+				"  - name: chat\n    type: slack\n    url: ${SLACK_WEBHOOK_URL}\n" +
+				"maintenance:\n  - name: weekly-deploy\n    targets: [a]\n    cron: \"0 3 * * SUN\"\n    duration: 1h\n" +
+				"  - name: migration\n    labels: {team: web}\n    from: 2026-12-24T22:00:00Z\n    to: 2026-12-25T02:00:00Z\n" +
+				"defaults:\n  alert:\n    failure_threshold: 3\n    regions: 1\n    reminder_interval: 1h\n    notify: [ops-hook]\n" +
+				"targets:\n  - id: a\n    url: https://example.com/\n    labels: {team: web}\n  - id: b\n    url: http://example.org/\n    alert: {notify: [ops-hook, chat], regions: all}\n",
+			wantOut: "2 targets, valid\n",
+		},
+		{
+			name: "a channel that does not exist",
+			file: "channels:\n  - name: ops-hook\n    type: webhook\n    url: http://127.0.0.1:9000/hook\n" +
+				"targets:\n  - id: a\n    url: https://example.com/\n    alert: {notify: [ops-hoook]}\n",
+			wantErr: []string{
+				`:8: target "a": alert: notify: "ops-hoook" is no channel of the file (channels: ops-hook)`,
+			},
+		},
+		{
 			name: "invalid, every error reported",
 			file: "targets:\n  - id: a\n    url: https://example.com/\n    timeout: 2m\n  - id: a\n    url: https://example.org/\n    pattern: \"[\"\n",
 			wantErr: []string{

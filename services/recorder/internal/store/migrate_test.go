@@ -29,8 +29,8 @@ func TestMigrationsUpDownUp(t *testing.T) {
 			t.Errorf("close: %v", err)
 		}
 	}()
-	// The newest migration's version, not their count: numbers are handed
-	// out per issue, so one can land before a lower one.
+	// The highest version, not the count: migration numbers are given out
+	// ahead to work landing at different times, so they may have gaps.
 	sources := p.ListSources()
 	want := sources[len(sources)-1].Version
 
