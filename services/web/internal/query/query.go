@@ -214,6 +214,7 @@ func (db *DB) Overview(ctx context.Context, f Filter) (Page, error) {
 
 func (db *DB) counts(ctx context.Context, search string) ([5]int, error) {
 	var c [5]int
+	// searchSQL names the search $2, as in overviewSQL; $1 is a stand-in.
 	rows, err := db.pool.Query(ctx, `WITH s AS (`+statusSQL+`)
 SELECT state, count(*)::int FROM s WHERE $1::text IS NOT NULL AND `+searchSQL+` GROUP BY state`, "", strings.TrimSpace(search))
 	if err != nil {
