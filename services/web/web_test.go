@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -291,6 +292,20 @@ func TestStatusPage(t *testing.T) {
 		if !strings.Contains(a.body, want) {
 			t.Errorf("no %s", want)
 		}
+	}
+	// alpha's bar: runs of days as wide as their days, 90 in all: the days
+	// before its first rollup, the full days at 100 %, the day with the
+	// six failures, and today when it is whole.
+	li := a.body[strings.Index(a.body, `data-target-id="alpha"`):]
+	li = li[:strings.Index(li, "</li>")]
+	widths := regexp.MustCompile(`<span class="day (none|ok|minor) w(\d+)"`).FindAllStringSubmatch(li, -1)
+	total := 0
+	for _, w := range widths {
+		n, _ := strconv.Atoi(w[2])
+		total += n
+	}
+	if total != 90 || len(widths) < 3 || len(widths) > 5 || widths[0][1] != "none" {
+		t.Errorf("alpha's bar: %q", widths)
 	}
 	for _, secret := range []string{"alpha.example", "secret-path", "unexpected status 503", "<script", "/api/", "href=\"/\""} {
 		if strings.Contains(a.body, secret) {

@@ -172,6 +172,7 @@ var funcs = template.FuncMap{
 	},
 	"join":     func(s []string) string { return strings.Join(s, ", ") },
 	"dayClass": DayClass,
+	"runs":     Runs,
 }
 
 // Duration says d in its two largest units: "3d 4h", "5m 2s".
@@ -215,6 +216,34 @@ func DayClass(d query.Day) string {
 		return "partial"
 	}
 	return "bad"
+}
+
+// Run is a stretch of days of an uptime bar that look the same: one
+// element of the status page's bar, as wide as its days (class wN), so
+// that a page of many targets does not carry 90 elements each.
+type Run struct {
+	Class    string
+	Days     int
+	From, To string
+	Checks   int64
+	Pct      float64
+}
+
+// Runs merges consecutive days with the same class and availability (or
+// no checks).
+func Runs(days []query.Day) []Run {
+	var out []Run
+	for _, d := range days {
+		c := DayClass(d)
+		if n := len(out); n > 0 && out[n-1].Class == c && (d.Checks == 0 || out[n-1].Pct == d.AvailabilityPct) {
+			out[n-1].Days++
+			out[n-1].To = d.Day
+			out[n-1].Checks += d.Checks
+			continue
+		}
+		out = append(out, Run{Class: c, Days: 1, From: d.Day, To: d.Day, Checks: d.Checks, Pct: d.AvailabilityPct})
+	}
+	return out
 }
 
 // page is what every template gets besides its own data.

@@ -93,3 +93,28 @@ func TestFillDays(t *testing.T) {
 		t.Fatalf("%d days, first %+v, last two %+v %+v", len(days), days[0], days[88], days[89])
 	}
 }
+
+func TestRuns(t *testing.T) {
+	days := []query.Day{
+		{Day: "d1"}, {Day: "d2"},
+		{Day: "d3", Checks: 10, Up: 10, AvailabilityPct: 100}, {Day: "d4", Checks: 20, Up: 20, AvailabilityPct: 100},
+		{Day: "d5", Checks: 10, Up: 9, AvailabilityPct: 90}, {Day: "d6", Checks: 10, Up: 8, AvailabilityPct: 80},
+		{Day: "d7", Checks: 10, Up: 10, AvailabilityPct: 100},
+	}
+	want := []Run{
+		{Class: "none", Days: 2, From: "d1", To: "d2"},
+		{Class: "ok", Days: 2, From: "d3", To: "d4", Checks: 30, Pct: 100},
+		{Class: "bad", Days: 1, From: "d5", To: "d5", Checks: 10, Pct: 90},
+		{Class: "bad", Days: 1, From: "d6", To: "d6", Checks: 10, Pct: 80},
+		{Class: "ok", Days: 1, From: "d7", To: "d7", Checks: 10, Pct: 100},
+	}
+	got := Runs(days)
+	if len(got) != len(want) {
+		t.Fatalf("%+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("run %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
