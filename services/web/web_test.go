@@ -146,7 +146,9 @@ func TestOverview(t *testing.T) {
 			t.Errorf("%s: no %q", c.query, c.info)
 		}
 	}
-	for _, q := range []string{"?state=sideways", "?page=0", "?page=x"} {
+	// A NUL or a byte that is not UTF-8 in the search: PostgreSQL refuses
+	// such text, so it is the request that is bad, not the server.
+	for _, q := range []string{"?state=sideways", "?page=0", "?page=x", "?q=%00", "?q=a%00b", "?q=%ff", "?q=%c3"} {
 		if a := get(t, base+"/"+q); a.code != 400 {
 			t.Errorf("%s: %d, want 400", q, a.code)
 		}
@@ -423,6 +425,8 @@ func TestAPI(t *testing.T) {
 		{"/api/v1/targets/alpha/hourly?range=2d", 400, `{"error":"range must be one of 24h, 7d, 30d, 90d"}`},
 		{"/api/v1/targets?per_page=5000", 400, `{"error":"per_page must be a number from 1 to 1000"}`},
 		{"/api/v1/incidents?state=closed", 400, `{"error":"state must be open or all"}`},
+		{"/api/v1/targets?q=%00", 400, `{"error":"state must be one of down, degraded, stale, pending, up; page a number from 1; q at most 200 bytes of UTF-8 text without control characters"}`},
+		{"/api/v1/targets?q=%ff", 400, `{"error":"state must be one of down, degraded, stale, pending, up; page a number from 1; q at most 200 bytes of UTF-8 text without control characters"}`},
 	} {
 		a := get(t, base+c.path)
 		if compact := strings.Join(strings.Fields(a.body), ""); a.code != c.code || compact != strings.ReplaceAll(c.body, " ", "") {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sitewatch/sitewatch/services/web/internal/badge"
 	"github.com/sitewatch/sitewatch/services/web/internal/query"
@@ -309,7 +311,7 @@ func (p *Pages) Overview(w http.ResponseWriter, r *http.Request) {
 	}
 	f, ok := ParseFilter(r.URL.Query(), p.cfg.PerPage)
 	if !ok {
-		http.Error(w, "bad filter: state must be one of "+strings.Join(query.States, ", ")+", page a number from 1", http.StatusBadRequest)
+		http.Error(w, "bad filter: state must be one of "+strings.Join(query.States, ", ")+", page a number from 1, q at most 200 bytes of UTF-8 text without control characters", http.StatusBadRequest)
 		return
 	}
 	pg, err := p.db.Overview(r.Context(), f)
@@ -361,7 +363,9 @@ func ParseFilter(v url.Values, perPage int) (query.Filter, bool) {
 	if f.State != "" && !contains(query.States, f.State) {
 		return f, false
 	}
-	if len(f.Search) > 200 {
+	// PostgreSQL refuses text with a NUL or bytes that are not UTF-8: such
+	// a search is the request's fault (400), not the database's (500).
+	if len(f.Search) > 200 || !utf8.ValidString(f.Search) || strings.IndexFunc(f.Search, unicode.IsControl) >= 0 {
 		return f, false
 	}
 	if s := v.Get("page"); s != "" {
