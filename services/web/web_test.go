@@ -512,4 +512,35 @@ func TestUptimeCache(t *testing.T) {
 	if got := uptimes(fresh); got != "95.417 99.345 99.847" {
 		t.Errorf("-uptime-cache 0: %s, want 95.417 99.345 99.847", got)
 	}
+
+	// A target without checks is not cached as such: once its first hour
+	// is recorded, its 7 and 30 days show it at once, as its 24 hours do
+	// (not "—" next to a 24-hour figure for the cache's lifetime).
+	delta := func() string {
+		var tg struct {
+			U24 *float64 `json:"uptime_24h"`
+			U7  *float64 `json:"uptime_7d"`
+			U30 *float64 `json:"uptime_30d"`
+		}
+		a := get(t, cached+"/api/v1/targets/delta")
+		if err := json.Unmarshal([]byte(a.body), &tg); err != nil {
+			t.Fatalf("%v: %s", err, a.body)
+		}
+		f := func(p *float64) string {
+			if p == nil {
+				return "-"
+			}
+			return fmt.Sprint(*p)
+		}
+		return f(tg.U24) + " " + f(tg.U7) + " " + f(tg.U30)
+	}
+	if got := delta(); got != "- - -" {
+		t.Fatalf("delta before its first check: %s", got)
+	}
+	exec(t, url, `INSERT INTO check_results_hourly
+		SELECT 'delta', date_trunc('hour', now(), 'UTC'), 4, 3, 1, 0, 1, 0, 0, 0, 0, 0,
+		       100000, 100000, 4 * 100000, array_fill(0, ARRAY[12]) || 4 || array_fill(0, ARRAY[16])`)
+	if got := delta(); got != "75 75 75" {
+		t.Errorf("delta after its first checks: %s, want 75 75 75", got)
+	}
 }
