@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sitewatch/sitewatch/services/web/internal/query"
 )
@@ -25,6 +26,9 @@ func TestParseFilter(t *testing.T) {
 		{"page=1e3", query.Filter{}, false},
 		{"page=1000001", query.Filter{}, false},
 		{"q=" + strings.Repeat("x", 201), query.Filter{}, false},
+		{"q=%00", query.Filter{}, false},
+		{"q=%ff%fe", query.Filter{}, false},
+		{"q=caf%C3%A9", query.Filter{Search: "café", Page: 1, PerPage: 100}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -56,7 +60,8 @@ func FuzzParseFilter(f *testing.F) {
 		if !ok {
 			return
 		}
-		if got.State != "" && !contains(query.States, got.State) || got.Page < 1 || got.PerPage != 100 || len(got.Search) > 200 {
+		if got.State != "" && !contains(query.States, got.State) || got.Page < 1 || got.PerPage != 100 || len(got.Search) > 200 ||
+			!utf8.ValidString(got.Search) || strings.ContainsRune(got.Search, 0) {
 			t.Fatalf("accepted %q as %+v", raw, got)
 		}
 	})
