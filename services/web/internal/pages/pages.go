@@ -388,7 +388,8 @@ func contains(list []string, s string) bool {
 }
 
 // chartData is the JSON the detail page embeds for charts.js: uPlot's
-// column format, the first column times in Unix seconds, null for gaps.
+// column format, the first column times in Unix seconds, a row of nulls
+// in the first hour of each gap between hours with data.
 type chartData struct {
 	// The x axis of the hourly charts spans the whole range, and the
 	// phases' the last day, however few hours have data.
@@ -433,7 +434,20 @@ func Charts(hours []query.Hour, phases []query.Phase, rg query.Range, now time.T
 	for i := range c.Checks {
 		c.Checks[i] = []*float64{}
 	}
-	for _, h := range hours {
+	// gap appends a row of nulls at x to each of cols: uPlot draws a line
+	// between consecutive points however far apart, and breaks it only at
+	// a null (spanGaps off).
+	gap := func(cols [][]*float64, x time.Time) {
+		cols[0] = append(cols[0], unix(x))
+		for i := 1; i < len(cols); i++ {
+			cols[i] = append(cols[i], nil)
+		}
+	}
+	for i, h := range hours {
+		if i > 0 && h.Hour.Sub(hours[i-1].Hour) > time.Hour {
+			gap(c.Latency, hours[i-1].Hour.Add(time.Hour))
+			gap(c.Checks, hours[i-1].Hour.Add(time.Hour))
+		}
 		c.Latency[0] = append(c.Latency[0], unix(h.Hour))
 		c.Latency[1] = append(c.Latency[1], h.P50MS)
 		c.Latency[2] = append(c.Latency[2], h.P95MS)
@@ -444,7 +458,10 @@ func Charts(hours []query.Hour, phases []query.Phase, rg query.Range, now time.T
 			c.Checks[2+i] = append(c.Checks[2+i], num(h.Failures[k]))
 		}
 	}
-	for _, ph := range phases {
+	for i, ph := range phases {
+		if i > 0 && ph.Hour.Sub(phases[i-1].Hour) > time.Hour {
+			gap(c.Phases, phases[i-1].Hour.Add(time.Hour))
+		}
 		c.Phases[0] = append(c.Phases[0], unix(ph.Hour))
 		c.Phases[1] = append(c.Phases[1], ph.DNSMS)
 		c.Phases[2] = append(c.Phases[2], ph.ConnectMS)

@@ -2,6 +2,7 @@ package pages
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,46 @@ func TestRuns(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("run %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// Hours without data inside the range break the lines: uPlot joins
+// consecutive points whatever their distance, so a null row stands in the
+// first missing hour of each gap (only lines with spanGaps off break on
+// null); hours with data are sent as they are.
+func TestChartsGaps(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 30, 0, 0, time.UTC)
+	h := func(ago int, ms float64) query.Hour {
+		return query.Hour{Hour: now.Truncate(time.Hour).Add(-time.Duration(ago) * time.Hour), Checks: 60,
+			P50MS: &ms, P95MS: &ms, P99MS: &ms, Failures: map[string]int64{}}
+	}
+	ph := func(ago int, ms float64) query.Phase {
+		return query.Phase{Hour: now.Truncate(time.Hour).Add(-time.Duration(ago) * time.Hour), Checks: 60, DNSMS: &ms}
+	}
+	rg, _ := query.ParseRange("24h")
+	c := Charts([]query.Hour{h(10, 1), h(9, 2), h(5, 3), h(0, 4)}, []query.Phase{ph(3, 5), ph(1, 6)}, rg, now)
+	show := func(col []*float64) string {
+		var s []string
+		for _, v := range col {
+			if v == nil {
+				s = append(s, "null")
+			} else {
+				s = append(s, strconv.FormatFloat(*v, 'f', -1, 64))
+			}
+		}
+		return strings.Join(s, " ")
+	}
+	at := func(ago int) string { return strconv.FormatInt(now.Truncate(time.Hour).Unix()-int64(ago)*3600, 10) }
+	for _, tc := range []struct{ name, got, want string }{
+		{"latency x", show(c.Latency[0]), strings.Join([]string{at(10), at(9), at(8), at(5), at(4), at(0)}, " ")},
+		{"p95", show(c.Latency[2]), "1 2 null 3 null 4"},
+		{"checks", show(c.Checks[1]), "60 60 null 60 null 60"},
+		{"phases x", show(c.Phases[0]), strings.Join([]string{at(3), at(2), at(1)}, " ")},
+		{"dns", show(c.Phases[1]), "5 null 6"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, tc.got, tc.want)
 		}
 	}
 }
