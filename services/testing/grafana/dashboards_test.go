@@ -187,7 +187,7 @@ func TestComposeMounts(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"/etc/grafana/provisioning":         "./deploy/grafana/provisioning",
+		"/etc/grafana/provisioning":        "./deploy/grafana/provisioning",
 		provider.Providers[0].Options.Path: "./deploy/grafana/dashboards",
 	}
 	for target, source := range want {

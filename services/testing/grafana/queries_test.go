@@ -31,8 +31,8 @@ type want struct {
 // expected holds every query of the dashboards: a query added without an
 // entry here fails the test.
 var expected = map[string]want{
-	"sitewatch-overview / Targets by status / A": {cols: []string{"up", "down", "stale", "pending"}, exact: []string{"1 | 1 | 0 | 0"}},
-	"sitewatch-overview / Open incidents / A":    {cols: []string{"open_incidents"}, exact: []string{"1"}},
+	"sitewatch-overview / Targets by status / A":   {cols: []string{"up", "down", "stale", "pending"}, exact: []string{"1 | 1 | 0 | 0"}},
+	"sitewatch-overview / Open incidents / A":      {cols: []string{"open_incidents"}, exact: []string{"1"}},
 	"sitewatch-overview / Checks and failures / A": {cols: []string{"time", "checks", "failures"}, rows: 168},
 	"sitewatch-overview / State per target / A": {cols: []string{"target_id", "status", "since", "last_checked_at", "last_status_code",
 		"last_response_time_ms", "last_failure_kind", "regions", "regions_down", "down_regions"}, first: []string{"beta", "alpha"}},
@@ -46,7 +46,7 @@ var expected = map[string]want{
 
 	"sitewatch-target / State / A": {cols: []string{"target_id", "url", "status", "since", "last_checked_at", "last_status_code",
 		"last_response_time_ms", "last_failure_kind", "last_error", "check_interval"}, first: []string{"beta"}},
-	"sitewatch-target / Response time p50, p95, p99 per hour / A": {cols: []string{"time", "p50_ms", "p95_ms", "p99_ms"}, rows: 168},
+	"sitewatch-target / Response time p50, p95, p99 per hour / A":      {cols: []string{"time", "p50_ms", "p95_ms", "p99_ms"}, rows: 168},
 	"sitewatch-target / Phase breakdown (DNS, connect, TLS, TTFB) / A": {cols: []string{"time", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms"}, rows: 11},
 	"sitewatch-target / Checks and failures by kind per hour / A": {cols: []string{"time", "up", "dns", "connect", "tls", "timeout", "http_status",
 		"content_mismatch", "other"}, rows: 168},
@@ -279,4 +279,3 @@ func migrate(t *testing.T, ctx context.Context, url string) {
 		t.Fatalf("migrations: %v", err)
 	}
 }
-
