@@ -32,14 +32,14 @@ type Browser struct {
 	ctx context.Context // the browser's; each Page is a tab under it
 }
 
-// Path finds chromium: $SITEWATCH_CHROMIUM, else chromium or
-// chromium-browser on PATH.
+// Path finds chromium: $SITEWATCH_CHROMIUM, else chromium, chromium-browser
+// or google-chrome (GitHub's runner image has it) on PATH.
 func Path() (string, error) {
 	if p := os.Getenv(ExecEnv); p != "" {
 		return exec.LookPath(p)
 	}
 	var errs []error
-	for _, name := range []string{"chromium", "chromium-browser"} {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		p, err := exec.LookPath(name)
 		if err == nil {
 			return p, nil
