@@ -1,7 +1,6 @@
 package browser
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sitewatch/sitewatch/services/testing/internal/need"
+	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
 // ExecEnv names the chromium to run where it is not on PATH.
@@ -64,7 +64,8 @@ func Start(t testing.TB) *Browser {
 	}
 	// Before the browser's cleanup, so removed after the browser stopped.
 	profile := t.TempDir()
-	var output syncBuffer
+	// Chromium's output, for the message of a failed start.
+	var output stacktest.Log
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(profile),
@@ -386,22 +387,4 @@ func run[T any](p *Page, what string, a chromedp.Action[T]) T {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
-}
-
-// syncBuffer collects chromium's output for the message of a failed start.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
