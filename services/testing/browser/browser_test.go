@@ -20,6 +20,7 @@ var pages = map[string]string{
 <canvas id="blank" width="200" height="100"></canvas>
 <svg id="bars" width="100" height="50"><path d="M0 50 L10 10 L20 30"/><path d=""/><rect x="1" y="1" width="5" height="5"/></svg>
 <svg id="empty" width="10" height="10"></svg>
+<div style="height: 2000px">taller than the window</div>
 <script>
 const g = document.getElementById("drawn").getContext("2d");
 g.fillStyle = "#fff"; g.fillRect(0, 0, 200, 100);
@@ -120,8 +121,9 @@ func TestPage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	if cfg.Width != 1280 || cfg.Height < 100 {
-		t.Errorf("%s: %dx%d, want 1280 wide", path, cfg.Width, cfg.Height)
+	// The whole page, not the 900 pixels of the window.
+	if cfg.Width != 1280 || cfg.Height < 2000 {
+		t.Errorf("%s: %dx%d, want 1280 wide and the page's height (over 2000)", path, cfg.Width, cfg.Height)
 	}
 	os.Remove(path)
 }
