@@ -28,7 +28,6 @@ const Timeout = 30 * time.Second
 
 // Browser is one headless chromium, stopped when its test ends.
 type Browser struct {
-	t   testing.TB
 	ctx context.Context // the browser's; each Page is a tab under it
 }
 
@@ -102,7 +101,7 @@ func Start(t testing.TB) *Browser {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start %s: %v\n%s", path, err, output.String())
 	}
-	return &Browser{t: t, ctx: ctx}
+	return &Browser{ctx: ctx}
 }
 
 // Option changes how Open loads a page.
@@ -133,19 +132,21 @@ type Page struct {
 // Open loads url in a new tab and waits for its load event. The page's
 // console (console API calls, uncaught exceptions, the browser's log) is
 // collected from before the request on; Errors returns it. A response
-// status of 400 or more, or a page that does not load, fails the test.
-func (b *Browser) Open(url string, opts ...Option) *Page {
-	b.t.Helper()
+// status of 400 or more, or a page that does not load, fails t, the test
+// (or subtest) that the page's helpers report to; the tab closes when t
+// ends.
+func (b *Browser) Open(t testing.TB, url string, opts ...Option) *Page {
+	t.Helper()
 	var cfg openConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
 	ctx, cancel := chromedp.NewContext(b.ctx)
-	b.t.Cleanup(cancel)
-	p := &Page{t: b.t, ctx: ctx, url: url, noJS: cfg.noJS, marks: make(chan string, 16)}
+	t.Cleanup(cancel)
+	p := &Page{t: t, ctx: ctx, url: url, noJS: cfg.noJS, marks: make(chan string, 16)}
 	// Opens the tab, so that Console subscribes to it.
 	if err := chromedp.Do(ctx); err != nil {
-		b.t.Fatalf("%s: new tab: %v", url, err)
+		t.Fatalf("%s: new tab: %v", url, err)
 	}
 	messages := chromedp.Console(ctx)
 	go func() {
@@ -164,18 +165,18 @@ func (b *Browser) Open(url string, opts ...Option) *Page {
 	}()
 	if cfg.noJS {
 		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-			b.t.Fatalf("%s: disable JavaScript: %v", url, err)
+			t.Fatalf("%s: disable JavaScript: %v", url, err)
 		}
 	}
 	tctx, tcancel := context.WithTimeout(ctx, Timeout)
 	defer tcancel()
 	resp, err := chromedp.Run(tctx, chromedp.NavigateResponse(url))
 	if err != nil {
-		b.t.Fatalf("%s: load: %v", url, err)
+		t.Fatalf("%s: load: %v", url, err)
 	}
 	p.status = resp.Status
 	if resp.Status >= 400 {
-		b.t.Fatalf("%s: HTTP status %d", url, resp.Status)
+		t.Fatalf("%s: HTTP status %d", url, resp.Status)
 	}
 	return p
 }
