@@ -66,7 +66,7 @@ func TestPage(t *testing.T) {
 	srv := server(t)
 	b := Start(t)
 
-	p := b.Open(t, srv.URL + "/chart")
+	p := b.Open(t, srv.URL+"/chart")
 	if got := p.Errors(); len(got) != 0 {
 		t.Errorf("errors of /chart: %q, want none", got)
 	}
@@ -131,7 +131,7 @@ func TestPage(t *testing.T) {
 func TestErrors(t *testing.T) {
 	srv := server(t)
 	b := Start(t)
-	p := b.Open(t, srv.URL + "/errors")
+	p := b.Open(t, srv.URL+"/errors")
 	got := p.Errors()
 	// The timer's exception may come after the first Settle: wait for it.
 	for i := 0; i < 20 && len(got) < 3; i++ {
@@ -163,7 +163,7 @@ func TestNoJavaScript(t *testing.T) {
 	}
 	off.NoErrors()
 
-	on := b.Open(t, srv.URL + "/status")
+	on := b.Open(t, srv.URL+"/status")
 	if got := on.Text("#state"); got != "rewritten by script" {
 		t.Errorf("with JavaScript: #state %q, want the script's text", got)
 	}
