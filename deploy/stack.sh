@@ -8,6 +8,7 @@
 #   deploy/stack.sh app-up [TARGETS_FILE]         sitewatch's recorder and prober (default targets.yaml)
 #   deploy/stack.sh app-down|app-status
 #   deploy/stack.sh mode                          print which of the two would run, and why
+#   deploy/stack.sh receivers build|status        the alerter tests' real receivers (deploy/native/receivers.sh)
 #
 # SITEWATCH_STACK=native or SITEWATCH_STACK=compose forces one of the two.
 # The choice and its reason go to stderr on every call.
@@ -40,6 +41,10 @@ esac
 if [[ ${1:-} == mode ]]; then
   echo "$mode"
   exit 0
+fi
+# The receivers are processes of the tests in either mode.
+if [[ ${1:-} == receivers ]]; then
+  exec bash deploy/native/receivers.sh "${@:2}"
 fi
 
 write_env() {

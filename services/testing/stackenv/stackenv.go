@@ -30,22 +30,31 @@ func Lookup(getenv func(string) string) func(string) string {
 	}
 }
 
-// File reads the `export NAME=value` lines of .stack/env; nil when there is
-// none.
-func File() map[string]string {
+// Top returns the repository's top: the first directory at or above the
+// working directory that has a go.work file; "" when there is none.
+func Top() string {
 	dir, err := os.Getwd()
 	if err != nil {
-		return nil
+		return ""
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			break
+			return dir
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return nil
+			return ""
 		}
 		dir = parent
+	}
+}
+
+// File reads the `export NAME=value` lines of .stack/env; nil when there is
+// none.
+func File() map[string]string {
+	dir := Top()
+	if dir == "" {
+		return nil
 	}
 	f, err := os.Open(filepath.Join(dir, ".stack", "env"))
 	if err != nil {
