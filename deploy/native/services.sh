@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs sitewatch's own services (recorder, prober) as background processes next to the native
+# Runs sitewatch's own services (recorder, alerter, prober, web) as background processes next to the native
 # stack: binaries in .stack/bin, pid files in .stack/run, logs in .stack/logs.
 #
 #   deploy/native/services.sh up [TARGETS_FILE]   build, start what is not running, wait for /readyz
-#   deploy/native/services.sh down                SIGTERM both, wait for them to flush and exit
+#   deploy/native/services.sh down                SIGTERM each, wait for them to flush and exit
 #   deploy/native/services.sh status              pid, mode and endpoints of each
 #
 # The prober runs in fleet mode by default: `up` applies TARGETS_FILE (default targets.yaml) to the
@@ -12,8 +12,13 @@
 # again). SITEWATCH_PROBER_MODE=file starts it as before, with -config TARGETS_FILE (reloaded when
 # the file changes).
 #
+# The alerter runs with -config TARGETS_FILE (its policies, channels and maintenance windows; reloaded
+# when the file changes) and writes incidents and the notification outbox.
+#
 # Needs the stack's .stack/env (deploy/stack.sh up). Ports: SITEWATCH_PROBER_LISTEN (default
-# 127.0.0.1:9101) and SITEWATCH_RECORDER_LISTEN (127.0.0.1:9102) for /metrics, /healthz, /readyz.
+# 127.0.0.1:9101), SITEWATCH_RECORDER_LISTEN (127.0.0.1:9102) and SITEWATCH_ALERTER_LISTEN
+# (127.0.0.1:9104) for /metrics, /healthz, /readyz; SITEWATCH_WEB_LISTEN (127.0.0.1:9103) for the
+# web pages (and their /metrics, /healthz, /readyz).
 # Fleet mode: SITEWATCH_PROBER_REGION (default local), SITEWATCH_PROBER_INSTANCE (default local-1).
 set -euo pipefail
 
@@ -24,6 +29,8 @@ RUN=$STACK/run
 LOGS=$STACK/logs
 PROBER_LISTEN=${SITEWATCH_PROBER_LISTEN:-127.0.0.1:9101}
 RECORDER_LISTEN=${SITEWATCH_RECORDER_LISTEN:-127.0.0.1:9102}
+WEB_LISTEN=${SITEWATCH_WEB_LISTEN:-127.0.0.1:9103}
+ALERTER_LISTEN=${SITEWATCH_ALERTER_LISTEN:-127.0.0.1:9104}
 PROBER_MODE=${SITEWATCH_PROBER_MODE:-fleet}
 PROBER_REGION=${SITEWATCH_PROBER_REGION:-local}
 PROBER_INSTANCE=${SITEWATCH_PROBER_INSTANCE:-local-1}
@@ -78,8 +85,8 @@ cmd_up() {
   [[ -f $targets ]] || die "targets file $targets not found"
   [[ $PROBER_MODE == fleet || $PROBER_MODE == file ]] || die "SITEWATCH_PROBER_MODE=$PROBER_MODE: want fleet or file"
   mkdir -p "$BIN" "$RUN" "$LOGS"
-  log "building prober and recorder into $BIN"
-  (cd "$ROOT" && go build -o "$BIN/" ./services/prober ./services/recorder)
+  log "building prober, recorder, alerter and web into $BIN"
+  (cd "$ROOT" && go build -o "$BIN/" ./services/prober ./services/recorder ./services/alerter ./services/web)
   "$BIN/prober" -config "$targets" -validate
   set -a
   # shellcheck disable=SC1091
@@ -87,6 +94,11 @@ cmd_up() {
   set +a
   # The recorder migrates at start; several recorders may start at once (goose session lock).
   start recorder "$RECORDER_LISTEN"
+  # After the recorder: the alerter waits for the tables the recorder's migrations create.
+  start alerter "$ALERTER_LISTEN" -config "$targets"
+  # After the recorder: it reads the tables the recorder's migrations made.
+  start web "$WEB_LISTEN"
+  log "web pages: http://$WEB_LISTEN/ (status page: http://$WEB_LISTEN/status)"
   if [[ $PROBER_MODE == file ]]; then
     echo "file $targets" >"$RUN/prober.mode"
     start prober "$PROBER_LISTEN" -config "$targets"
@@ -101,17 +113,21 @@ cmd_up() {
 }
 
 cmd_down() {
+  stop web
   # The prober first, so that its last results can still be recorded.
   stop prober
   rm -f "$RUN/prober.mode"
+  stop alerter
   stop recorder
 }
 
 cmd_status() {
   local name listen
-  for name in prober recorder; do
+  for name in prober recorder alerter web; do
     listen=$PROBER_LISTEN
     [[ $name == recorder ]] && listen=$RECORDER_LISTEN
+    [[ $name == alerter ]] && listen=$ALERTER_LISTEN
+    [[ $name == web ]] && listen=$WEB_LISTEN
     if alive "$name"; then
       printf '%-9s running      pid %-7s http://%s/metrics  %s%s\n' "$name" "$(cat "$RUN/$name.pid")" "$listen" \
         "$(ready "$listen" && echo ready || echo 'NOT ready')" \

@@ -46,6 +46,26 @@ func TestValidate(t *testing.T) {
 			wantOut: "2 targets, valid\n",
 		},
 		{
+			// The secrets are the alerter's: the prober accepts the file
+			// with none of them set (run gets no environment).
+			name: "alerting sections, secrets not set",
+			file: "channels:\n  - name: ops-hook\n    type: webhook\n    url: http://127.0.0.1:9000/hook\n    secret: ${SITEWATCH_HOOK_SECRET}\n" +
+				"  - name: chat\n    type: slack\n    url: ${SLACK_WEBHOOK_URL}\n" +
+				"maintenance:\n  - name: weekly-deploy\n    targets: [a]\n    cron: \"0 3 * * SUN\"\n    duration: 1h\n" +
+				"  - name: migration\n    labels: {team: web}\n    from: 2026-12-24T22:00:00Z\n    to: 2026-12-25T02:00:00Z\n" +
+				"defaults:\n  alert:\n    failure_threshold: 3\n    regions: 1\n    reminder_interval: 1h\n    notify: [ops-hook]\n" +
+				"targets:\n  - id: a\n    url: https://example.com/\n    labels: {team: web}\n  - id: b\n    url: http://example.org/\n    alert: {notify: [ops-hook, chat], regions: all}\n",
+			wantOut: "2 targets, valid\n",
+		},
+		{
+			name: "a channel that does not exist",
+			file: "channels:\n  - name: ops-hook\n    type: webhook\n    url: http://127.0.0.1:9000/hook\n" +
+				"targets:\n  - id: a\n    url: https://example.com/\n    alert: {notify: [ops-hoook]}\n",
+			wantErr: []string{
+				`:8: target "a": alert: notify: "ops-hoook" is no channel of the file (channels: ops-hook)`,
+			},
+		},
+		{
 			name: "invalid, every error reported",
 			file: "targets:\n  - id: a\n    url: https://example.com/\n    timeout: 2m\n  - id: a\n    url: https://example.org/\n    pattern: \"[\"\n",
 			wantErr: []string{
@@ -303,13 +323,13 @@ func TestFleetFlags(t *testing.T) {
 			}
 		})
 	}
-	// A complete fleet command line parses; catch-up is off unless asked.
+	// A complete fleet command line parses; catch-up is on by default.
 	f, err := parseFlags([]string{"-fleet", "-region", "r1", "-instance", "p1"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatalf("-fleet -region r1 -instance p1: %v", err)
 	}
-	if got := f.catchUpWindow(); got != 0 {
-		t.Errorf("fleet catch-up %v, want 0 by default", got)
+	if got := f.catchUpWindow(); got != 10*time.Second {
+		t.Errorf("fleet catch-up %v, want 10s by default", got)
 	}
 	if f, err = parseFlags([]string{"-fleet", "-region", "r1", "-instance", "p1", "-catch-up", "15s"}, &bytes.Buffer{}); err != nil || f.catchUpWindow() != 15*time.Second {
 		t.Errorf("-catch-up 15s: %v, %v", f, err)
@@ -324,6 +344,7 @@ func TestCatchUpFlag(t *testing.T) {
 		want time.Duration
 		err  string
 	}{
+		{[]string{"-fleet", "-region", "r1"}, 10 * time.Second, ""},
 		{[]string{"-fleet", "-region", "r1", "-catch-up", "0"}, 0, ""},
 		{[]string{"-fleet", "-region", "r1", "-catch-up", "40s"}, 40 * time.Second, ""},
 		{[]string{"-config", "t.yaml"}, 0, ""},

@@ -407,7 +407,12 @@ type Target struct {
 	// The regions whose probers check the target; empty for every region.
 	Regions []string `protobuf:"bytes,13,rep,name=regions,proto3" json:"regions,omitempty"`
 	// Labels for grouping and maintenance windows.
-	Labels        map[string]string `protobuf:"bytes,14,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels map[string]string `protobuf:"bytes,14,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The alert policy (the target's `alert:` with the defaults applied), on
+	// the `targets` topic only. Absent in records of producers older than
+	// this field, whose files could not have one; a policy with off set says
+	// that the target's alerts are off.
+	Alert         *AlertPolicy `protobuf:"bytes,15,opt,name=alert,proto3" json:"alert,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -540,6 +545,145 @@ func (x *Target) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *Target) GetAlert() *AlertPolicy {
+	if x != nil {
+		return x.Alert
+	}
+	return nil
+}
+
+// AlertPolicy is a target's alert policy (docs/design.md, "Alerting
+// sections"). The channels it names are the alerter's (its -config file):
+// their settings and secrets are not on the topic.
+type AlertPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The target's alerts are off (`alert: false`, `notify: []`, or no
+	// `alert:` in the file); the other fields are then unset.
+	Off bool `protobuf:"varint,1,opt,name=off,proto3" json:"off,omitempty"`
+	// failure_threshold failed checks out of the last failure_window checks
+	// of a region confirm the region down.
+	FailureThreshold uint32 `protobuf:"varint,2,opt,name=failure_threshold,json=failureThreshold,proto3" json:"failure_threshold,omitempty"`
+	FailureWindow    uint32 `protobuf:"varint,3,opt,name=failure_window,json=failureWindow,proto3" json:"failure_window,omitempty"`
+	// Consecutive successful checks that recover a region.
+	SuccessThreshold uint32 `protobuf:"varint,4,opt,name=success_threshold,json=successThreshold,proto3" json:"success_threshold,omitempty"`
+	// How many regions must be down to open an incident; 0 with
+	// all_regions.
+	Regions uint32 `protobuf:"varint,5,opt,name=regions,proto3" json:"regions,omitempty"`
+	// Every region checking the target must be down.
+	AllRegions bool `protobuf:"varint,6,opt,name=all_regions,json=allRegions,proto3" json:"all_regions,omitempty"`
+	// Between reminders while an incident is open; absent for none.
+	ReminderInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=reminder_interval,json=reminderInterval,proto3" json:"reminder_interval,omitempty"`
+	// A certificate-expiry incident opens this many days before NotAfter; 0
+	// for none.
+	TlsExpiryDays uint32 `protobuf:"varint,8,opt,name=tls_expiry_days,json=tlsExpiryDays,proto3" json:"tls_expiry_days,omitempty"`
+	// A region that stops checking the target opens a "no data" incident.
+	NoData bool `protobuf:"varint,9,opt,name=no_data,json=noData,proto3" json:"no_data,omitempty"`
+	// The names of the channels to notify.
+	Notify        []string `protobuf:"bytes,10,rep,name=notify,proto3" json:"notify,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertPolicy) Reset() {
+	*x = AlertPolicy{}
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertPolicy) ProtoMessage() {}
+
+func (x *AlertPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertPolicy.ProtoReflect.Descriptor instead.
+func (*AlertPolicy) Descriptor() ([]byte, []int) {
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AlertPolicy) GetOff() bool {
+	if x != nil {
+		return x.Off
+	}
+	return false
+}
+
+func (x *AlertPolicy) GetFailureThreshold() uint32 {
+	if x != nil {
+		return x.FailureThreshold
+	}
+	return 0
+}
+
+func (x *AlertPolicy) GetFailureWindow() uint32 {
+	if x != nil {
+		return x.FailureWindow
+	}
+	return 0
+}
+
+func (x *AlertPolicy) GetSuccessThreshold() uint32 {
+	if x != nil {
+		return x.SuccessThreshold
+	}
+	return 0
+}
+
+func (x *AlertPolicy) GetRegions() uint32 {
+	if x != nil {
+		return x.Regions
+	}
+	return 0
+}
+
+func (x *AlertPolicy) GetAllRegions() bool {
+	if x != nil {
+		return x.AllRegions
+	}
+	return false
+}
+
+func (x *AlertPolicy) GetReminderInterval() *durationpb.Duration {
+	if x != nil {
+		return x.ReminderInterval
+	}
+	return nil
+}
+
+func (x *AlertPolicy) GetTlsExpiryDays() uint32 {
+	if x != nil {
+		return x.TlsExpiryDays
+	}
+	return 0
+}
+
+func (x *AlertPolicy) GetNoData() bool {
+	if x != nil {
+		return x.NoData
+	}
+	return false
+}
+
+func (x *AlertPolicy) GetNotify() []string {
+	if x != nil {
+		return x.Notify
+	}
+	return nil
+}
+
 // Header is one request header with its values.
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -551,7 +695,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[2]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +707,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[2]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +720,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{2}
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Header) GetName() string {
@@ -605,7 +749,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[3]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +761,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[3]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +774,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{3}
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -660,7 +804,7 @@ type Prober struct {
 
 func (x *Prober) Reset() {
 	*x = Prober{}
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[4]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +816,7 @@ func (x *Prober) String() string {
 func (*Prober) ProtoMessage() {}
 
 func (x *Prober) ProtoReflect() protoreflect.Message {
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[4]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +829,7 @@ func (x *Prober) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prober.ProtoReflect.Descriptor instead.
 func (*Prober) Descriptor() ([]byte, []int) {
-	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{4}
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Prober) GetInstance() string {
@@ -717,7 +861,7 @@ type PhaseTimings struct {
 
 func (x *PhaseTimings) Reset() {
 	*x = PhaseTimings{}
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[5]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +873,7 @@ func (x *PhaseTimings) String() string {
 func (*PhaseTimings) ProtoMessage() {}
 
 func (x *PhaseTimings) ProtoReflect() protoreflect.Message {
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[5]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +886,7 @@ func (x *PhaseTimings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhaseTimings.ProtoReflect.Descriptor instead.
 func (*PhaseTimings) Descriptor() ([]byte, []int) {
-	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{5}
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PhaseTimings) GetDns() *durationpb.Duration {
@@ -785,7 +929,7 @@ type ContentCheck struct {
 
 func (x *ContentCheck) Reset() {
 	*x = ContentCheck{}
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[6]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +941,7 @@ func (x *ContentCheck) String() string {
 func (*ContentCheck) ProtoMessage() {}
 
 func (x *ContentCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_sitewatch_v1_check_result_proto_msgTypes[6]
+	mi := &file_sitewatch_v1_check_result_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +954,7 @@ func (x *ContentCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentCheck.ProtoReflect.Descriptor instead.
 func (*ContentCheck) Descriptor() ([]byte, []int) {
-	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{6}
+	return file_sitewatch_v1_check_result_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ContentCheck) GetPattern() string {
@@ -855,7 +999,7 @@ const file_sitewatch_v1_check_result_proto_rawDesc = "" +
 	"\bprotocol\x18\x10 \x01(\tR\bprotocol\x12(\n" +
 	"\rdecoded_bytes\x18\x11 \x01(\x03H\x00R\fdecodedBytes\x88\x01\x01\x12=\n" +
 	"\fscheduled_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\vscheduledAtB\x10\n" +
-	"\x0e_decoded_bytes\"\xd4\x04\n" +
+	"\x0e_decoded_bytes\"\x85\x05\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
@@ -871,10 +1015,24 @@ const file_sitewatch_v1_check_result_proto_rawDesc = "" +
 	"\x0ftls_skip_verify\x18\v \x01(\bR\rtlsSkipVerify\x12$\n" +
 	"\x0emax_body_bytes\x18\f \x01(\x03R\fmaxBodyBytes\x12\x18\n" +
 	"\aregions\x18\r \x03(\tR\aregions\x128\n" +
-	"\x06labels\x18\x0e \x03(\v2 .sitewatch.v1.Target.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x0e \x03(\v2 .sitewatch.v1.Target.LabelsEntryR\x06labels\x12/\n" +
+	"\x05alert\x18\x0f \x01(\v2\x19.sitewatch.v1.AlertPolicyR\x05alert\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"4\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfc\x02\n" +
+	"\vAlertPolicy\x12\x10\n" +
+	"\x03off\x18\x01 \x01(\bR\x03off\x12+\n" +
+	"\x11failure_threshold\x18\x02 \x01(\rR\x10failureThreshold\x12%\n" +
+	"\x0efailure_window\x18\x03 \x01(\rR\rfailureWindow\x12+\n" +
+	"\x11success_threshold\x18\x04 \x01(\rR\x10successThreshold\x12\x18\n" +
+	"\aregions\x18\x05 \x01(\rR\aregions\x12\x1f\n" +
+	"\vall_regions\x18\x06 \x01(\bR\n" +
+	"allRegions\x12F\n" +
+	"\x11reminder_interval\x18\a \x01(\v2\x19.google.protobuf.DurationR\x10reminderInterval\x12&\n" +
+	"\x0ftls_expiry_days\x18\b \x01(\rR\rtlsExpiryDays\x12\x17\n" +
+	"\ano_data\x18\t \x01(\bR\x06noData\x12\x16\n" +
+	"\x06notify\x18\n" +
+	" \x03(\tR\x06notify\"4\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"1\n" +
@@ -921,46 +1079,49 @@ func file_sitewatch_v1_check_result_proto_rawDescGZIP() []byte {
 }
 
 var file_sitewatch_v1_check_result_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sitewatch_v1_check_result_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_sitewatch_v1_check_result_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_sitewatch_v1_check_result_proto_goTypes = []any{
 	(Outcome)(0),                  // 0: sitewatch.v1.Outcome
 	(FailureKind)(0),              // 1: sitewatch.v1.FailureKind
 	(*CheckResult)(nil),           // 2: sitewatch.v1.CheckResult
 	(*Target)(nil),                // 3: sitewatch.v1.Target
-	(*Header)(nil),                // 4: sitewatch.v1.Header
-	(*StatusRange)(nil),           // 5: sitewatch.v1.StatusRange
-	(*Prober)(nil),                // 6: sitewatch.v1.Prober
-	(*PhaseTimings)(nil),          // 7: sitewatch.v1.PhaseTimings
-	(*ContentCheck)(nil),          // 8: sitewatch.v1.ContentCheck
-	nil,                           // 9: sitewatch.v1.Target.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*AlertPolicy)(nil),           // 4: sitewatch.v1.AlertPolicy
+	(*Header)(nil),                // 5: sitewatch.v1.Header
+	(*StatusRange)(nil),           // 6: sitewatch.v1.StatusRange
+	(*Prober)(nil),                // 7: sitewatch.v1.Prober
+	(*PhaseTimings)(nil),          // 8: sitewatch.v1.PhaseTimings
+	(*ContentCheck)(nil),          // 9: sitewatch.v1.ContentCheck
+	nil,                           // 10: sitewatch.v1.Target.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
 }
 var file_sitewatch_v1_check_result_proto_depIdxs = []int32{
 	3,  // 0: sitewatch.v1.CheckResult.target:type_name -> sitewatch.v1.Target
-	6,  // 1: sitewatch.v1.CheckResult.prober:type_name -> sitewatch.v1.Prober
-	10, // 2: sitewatch.v1.CheckResult.started_at:type_name -> google.protobuf.Timestamp
-	11, // 3: sitewatch.v1.CheckResult.response_time:type_name -> google.protobuf.Duration
-	7,  // 4: sitewatch.v1.CheckResult.timings:type_name -> sitewatch.v1.PhaseTimings
-	8,  // 5: sitewatch.v1.CheckResult.content_check:type_name -> sitewatch.v1.ContentCheck
-	10, // 6: sitewatch.v1.CheckResult.tls_cert_expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 1: sitewatch.v1.CheckResult.prober:type_name -> sitewatch.v1.Prober
+	11, // 2: sitewatch.v1.CheckResult.started_at:type_name -> google.protobuf.Timestamp
+	12, // 3: sitewatch.v1.CheckResult.response_time:type_name -> google.protobuf.Duration
+	8,  // 4: sitewatch.v1.CheckResult.timings:type_name -> sitewatch.v1.PhaseTimings
+	9,  // 5: sitewatch.v1.CheckResult.content_check:type_name -> sitewatch.v1.ContentCheck
+	11, // 6: sitewatch.v1.CheckResult.tls_cert_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 7: sitewatch.v1.CheckResult.outcome:type_name -> sitewatch.v1.Outcome
 	1,  // 8: sitewatch.v1.CheckResult.failure_kind:type_name -> sitewatch.v1.FailureKind
-	10, // 9: sitewatch.v1.CheckResult.scheduled_at:type_name -> google.protobuf.Timestamp
-	11, // 10: sitewatch.v1.Target.interval:type_name -> google.protobuf.Duration
-	11, // 11: sitewatch.v1.Target.timeout:type_name -> google.protobuf.Duration
-	4,  // 12: sitewatch.v1.Target.headers:type_name -> sitewatch.v1.Header
-	5,  // 13: sitewatch.v1.Target.expect_status:type_name -> sitewatch.v1.StatusRange
-	9,  // 14: sitewatch.v1.Target.labels:type_name -> sitewatch.v1.Target.LabelsEntry
-	11, // 15: sitewatch.v1.PhaseTimings.dns:type_name -> google.protobuf.Duration
-	11, // 16: sitewatch.v1.PhaseTimings.connect:type_name -> google.protobuf.Duration
-	11, // 17: sitewatch.v1.PhaseTimings.tls_handshake:type_name -> google.protobuf.Duration
-	11, // 18: sitewatch.v1.PhaseTimings.time_to_first_byte:type_name -> google.protobuf.Duration
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	11, // 9: sitewatch.v1.CheckResult.scheduled_at:type_name -> google.protobuf.Timestamp
+	12, // 10: sitewatch.v1.Target.interval:type_name -> google.protobuf.Duration
+	12, // 11: sitewatch.v1.Target.timeout:type_name -> google.protobuf.Duration
+	5,  // 12: sitewatch.v1.Target.headers:type_name -> sitewatch.v1.Header
+	6,  // 13: sitewatch.v1.Target.expect_status:type_name -> sitewatch.v1.StatusRange
+	10, // 14: sitewatch.v1.Target.labels:type_name -> sitewatch.v1.Target.LabelsEntry
+	4,  // 15: sitewatch.v1.Target.alert:type_name -> sitewatch.v1.AlertPolicy
+	12, // 16: sitewatch.v1.AlertPolicy.reminder_interval:type_name -> google.protobuf.Duration
+	12, // 17: sitewatch.v1.PhaseTimings.dns:type_name -> google.protobuf.Duration
+	12, // 18: sitewatch.v1.PhaseTimings.connect:type_name -> google.protobuf.Duration
+	12, // 19: sitewatch.v1.PhaseTimings.tls_handshake:type_name -> google.protobuf.Duration
+	12, // 20: sitewatch.v1.PhaseTimings.time_to_first_byte:type_name -> google.protobuf.Duration
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_sitewatch_v1_check_result_proto_init() }
@@ -975,7 +1136,7 @@ func file_sitewatch_v1_check_result_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sitewatch_v1_check_result_proto_rawDesc), len(file_sitewatch_v1_check_result_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

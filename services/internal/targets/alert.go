@@ -1,8 +1,11 @@
 package targets
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // The alerting sections of a targets file (docs/design.md, "Alerting
@@ -76,33 +79,60 @@ type Channel struct {
 }
 
 // Secret is a setting that may come from the environment (`${VAR}`). Its
-// String, GoString, LogValue and MarshalJSON never show the value: a
-// secret in a log line or an error names its variable, or shows "xxxxx".
+// String, GoString, Format, LogValue and MarshalJSON never show the value:
+// a secret in a log line or an error names its variable, or shows "xxxxx".
+// The value sits behind a pointer, so that even fmt's fallback for a verb
+// that does not fit (%s of a struct holding a *Channel prints the fields
+// raw) shows an address, not the value.
 type Secret struct {
-	// Ref is the environment variable the value came from; "" for a value
-	// written in the file.
-	Ref   string
+	// Ref is the environment variable the value comes from; "" for a
+	// value written in the file.
+	Ref string
+	v   *secretData
+}
+
+type secretData struct {
 	value string
+	// text is the field as written, the reference in it; line is its line
+	// in the file (0 when not from a file), for ResolveSecrets.
+	text string
+	line int
 }
 
 // NewSecret returns a secret with the given value, read from the
 // environment variable ref ("" when written in the file).
-func NewSecret(ref, value string) Secret { return Secret{Ref: ref, value: value} }
+func NewSecret(ref, value string) Secret { return Secret{Ref: ref, v: &secretData{value: value}} }
 
-// Value returns the secret itself, for the one place that sends it.
-func (s Secret) Value() string { return s.value }
+// Value returns the secret itself, for the one place that sends it; ""
+// for a reference that File.ResolveSecrets has not resolved.
+func (s Secret) Value() string {
+	if s.v == nil {
+		return ""
+	}
+	return s.v.value
+}
 
 // IsZero reports whether the secret is empty.
-func (s Secret) IsZero() bool { return s.value == "" && s.Ref == "" }
+func (s Secret) IsZero() bool { return s.Value() == "" && s.Ref == "" }
 
 func (s Secret) String() string {
 	switch {
 	case s.Ref != "":
 		return "${" + s.Ref + "}"
-	case s.value != "":
+	case s.Value() != "":
 		return "xxxxx"
 	}
 	return ""
+}
+
+// Format prints String for every verb (%d or %x of the raw value would
+// show it).
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", s.String())
+		return
+	}
+	fmt.Fprint(f, s.String())
 }
 
 func (s Secret) GoString() string             { return s.String() }
@@ -122,4 +152,7 @@ type Maintenance struct {
 	Cron     string
 	Duration time.Duration
 	From, To time.Time
+
+	// sched is Cron parsed, by Parse; nil in a window built by hand.
+	sched cron.Schedule
 }

@@ -143,7 +143,7 @@ func Parse(name string, data []byte) (*File, error) {
 	}
 
 	var defaults raw
-	var targetsNode *yaml.Node
+	var targetsNode, channelsNode, maintenanceNode *yaml.Node
 	p.eachKey(root, "", func(key string, k, v *yaml.Node) {
 		switch key {
 		case "defaults":
@@ -154,8 +154,12 @@ func Parse(name string, data []byte) (*File, error) {
 			defaults = p.raw(v, "defaults")
 		case "targets":
 			targetsNode = v
+		case "channels":
+			channelsNode = v
+		case "maintenance":
+			maintenanceNode = v
 		default:
-			p.errorf(k, "", key, "unknown key (expected defaults or targets)")
+			p.errorf(k, "", key, "unknown key (expected defaults, targets, channels or maintenance)")
 		}
 	})
 	if defaults.id != nil {
@@ -166,6 +170,13 @@ func Parse(name string, data []byte) (*File, error) {
 	}
 
 	f := &File{Path: name}
+	// Channels first, so that a target's notify list can be checked
+	// against them wherever the section is in the file.
+	if channelsNode != nil {
+		f.Channels = p.channels(channelsNode)
+	} else {
+		p.channelNames = map[string]bool{}
+	}
 	switch {
 	case targetsNode == nil:
 		p.errs = append(p.errs, fmt.Errorf("%s: targets: missing: no targets", name))
@@ -201,6 +212,9 @@ func Parse(name string, data []byte) (*File, error) {
 			}
 		}
 	}
+	if maintenanceNode != nil {
+		f.Maintenance = p.maintenance(maintenanceNode, seen)
+	}
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
 	}
@@ -211,12 +225,16 @@ func Parse(name string, data []byte) (*File, error) {
 // means the key is absent.
 type raw struct {
 	id, url, method, headers, body, interval, timeout, expectStatus,
-	pattern, followRedirects, tlsSkipVerify, maxBodyBytes, regions, labels *yaml.Node
+	pattern, followRedirects, tlsSkipVerify, maxBodyBytes, regions, labels, alertNode *yaml.Node
+	alert *alertRaw
 }
 
 type parser struct {
 	file string
 	errs []error
+	// channelNames holds the names of the file's channels, which notify
+	// lists must name; nil when they are not known (FromProto).
+	channelNames map[string]bool
 }
 
 // errorf records an error at node n: FILE:LINE: WHERE: FIELD: message. A
@@ -269,13 +287,19 @@ func (p *parser) raw(m *yaml.Node, where string) raw {
 			"expect_status": &r.expectStatus, "pattern": &r.pattern,
 			"follow_redirects": &r.followRedirects, "tls_skip_verify": &r.tlsSkipVerify,
 			"max_body_bytes": &r.maxBodyBytes, "regions": &r.regions, "labels": &r.labels,
+			"alert": &r.alertNode,
 		}[key]
 		if slot == nil {
-			p.errorf(k, where, key, "unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels)")
+			p.errorf(k, where, key, "unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels, alert)")
 			return
 		}
 		*slot = v
 	})
+	if r.alertNode != nil {
+		// Split here, so that an unknown key of defaults' alert is
+		// reported once, not once per target.
+		r.alert = p.alertRaw(r.alertNode, where)
+	}
 	return r
 }
 
@@ -436,6 +460,10 @@ func (p *parser) target(n *yaml.Node, where string, r, d raw) *Target {
 	}
 	if v := pick(r.labels, d.labels); v != nil {
 		t.Labels = p.labels(v, where)
+	}
+	// After regions: a quorum may not exceed the regions listed.
+	if r.alertNode == nil || r.alert != nil { // else reported, and no default fills in
+		t.Alert = p.alert(where, r.alert, d.alert, t.Regions)
 	}
 
 	if len(p.errs) > before {

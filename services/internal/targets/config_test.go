@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -115,10 +116,10 @@ func TestParseBadFiles(t *testing.T) {
 			name: "unknown keys",
 			yaml: "version: 2\ndefaults:\n  intervall: 30s\ntargets:\n  - id: a\n    url: https://example.com/\n    patern: x\n  - url: https://example.org/\n    tls_verify: false\n",
 			want: []string{
-				"bad.yaml:1: version: unknown key (expected defaults or targets)",
-				"bad.yaml:3: defaults: intervall: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels)",
-				"bad.yaml:7: target \"a\": patern: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels)",
-				"bad.yaml:9: target #2: tls_verify: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels)",
+				"bad.yaml:1: version: unknown key (expected defaults, targets, channels or maintenance)",
+				"bad.yaml:3: defaults: intervall: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels, alert)",
+				"bad.yaml:7: target \"a\": patern: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels, alert)",
+				"bad.yaml:9: target #2: tls_verify: unknown key (known: id, url, method, headers, body, interval, timeout, expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels, alert)",
 				"bad.yaml:8: target #2: id: missing",
 			},
 		},
@@ -331,6 +332,39 @@ func TestShippedTargetsFileIsValid(t *testing.T) {
 	}
 	if len(f.Targets) < 3 {
 		t.Errorf("the shipped file has %d targets; it should show a few", len(f.Targets))
+	}
+}
+
+// TestShippedAlertExampleUncommented uncomments the alerting example of the
+// shipped file, as a user would (each run of "# " lines that starts with
+// "channels:" or "alert:"), and parses it.
+func TestShippedAlertExampleUncommented(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "targets.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := regexp.MustCompile(`^ *# (channels|alert):`)
+	commented := regexp.MustCompile(`^( *)# `)
+	lines := strings.Split(string(data), "\n")
+	runs := 0
+	for i := 0; i < len(lines); i++ {
+		if !start.MatchString(lines[i]) {
+			continue
+		}
+		runs++
+		for ; i < len(lines) && commented.MatchString(lines[i]); i++ {
+			lines[i] = commented.ReplaceAllString(lines[i], "$1")
+		}
+	}
+	if runs != 2 {
+		t.Fatalf("%d runs to uncomment, want 2 (channels and maintenance, alert in defaults)", runs)
+	}
+	f, err := Parse("targets.yaml", []byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(lines, "\n"))
+	}
+	if got := fmt.Sprintf("%+v %d %d", *f.Targets[0].Alert, len(f.Channels), len(f.Maintenance)); got != "{FailureThreshold:3 FailureWindow:3 SuccessThreshold:2 Regions:1 ReminderInterval:0s TLSExpiryDays:14 NoData:true Notify:[ops-hook]} 1 1" {
+		t.Errorf("got %s", got)
 	}
 }
 

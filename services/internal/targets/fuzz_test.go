@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -16,7 +18,8 @@ import (
 // FuzzParse feeds the parser arbitrary files. It must never panic, and a
 // file it accepts must hold only targets that can be checked, and must read
 // the same when written back: the targets, rendered as a targets file with
-// every key explicit, parse again to the same targets.
+// every key explicit, parse again to the same targets, and each target
+// reads the same after a trip through its record of the targets topic.
 func FuzzParse(f *testing.F) {
 	shipped, err := os.ReadFile(filepath.Join("..", "..", "..", "targets.yaml"))
 	if err != nil {
@@ -33,6 +36,11 @@ func FuzzParse(f *testing.F) {
 		"targets:\n  - id: a\n    url: https://example.com/\n    headers:\n      X: \"a\\0b\"\n",
 		"targets:\n  - id: caf\xe9\n    url: https://example.com/\n",
 		"defaults:\n  regions: [eu-west]\n  labels: {team: web}\ntargets:\n  - id: a\n    url: https://example.com/\n    regions: [us-east, eu-west]\n    labels: {tier: \"1\"}\n",
+		alertingFile,
+		"channels: [{name: c, type: email, smtp: \"127.0.0.1:25\", from: a@example.com, to: b@example.com, username: u, password: \"${P}\"}]\n" +
+			"defaults:\n  alert: {notify: [c], regions: all}\ntargets:\n  - id: a\n    url: https://example.com/\n    regions: [eu]\n    alert: {regions: 2}\n",
+		"maintenance:\n  - {name: m, labels: {a: b}, cron: \"@weekly\", duration: 90m}\n  - {name: n, targets: [a], from: \"2026-01-01T00:00:00Z\", to: \"2026-01-01T00:00:01Z\"}\n" +
+			"targets:\n  - id: a\n    url: https://example.com/\n    alert: false\n",
 		"targets: [\n",
 		"",
 	} {
@@ -53,6 +61,26 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("accepted the ID %q twice", tg.ID)
 			}
 			seen[tg.ID] = true
+			if tg.Alert != nil {
+				for _, name := range tg.Alert.Notify {
+					if file.Channel(name) == nil {
+						t.Fatalf("%s: accepted notify %q, no channel", tg.ID, name)
+					}
+				}
+			}
+		}
+		checkAlerting(t, file, seen)
+		// Every accepted target, its policy included, crosses the targets
+		// topic unchanged.
+		for _, tg := range file.Targets {
+			m := ToProto(tg)
+			back, err := FromProto("record", m)
+			if err != nil {
+				t.Fatalf("%s: accepted, its record is refused: %v", tg.ID, err)
+			}
+			if a, b := describe(&File{Targets: []*Target{tg}}), describe(&File{Targets: []*Target{back}}); a != b {
+				t.Fatalf("%s: reads differently after the topic:\n%s\nthen:\n%s", tg.ID, a, b)
+			}
 		}
 
 		again, err := Parse("again.yaml", render(t, file))
@@ -119,6 +147,69 @@ func checkTarget(t *testing.T, tg *Target) {
 			}
 		}
 	}
+	checkAlert(t, tg)
+}
+
+// checkAlert fails t unless a is a policy the alerter can evaluate.
+func checkAlert(t *testing.T, tg *Target) {
+	t.Helper()
+	a := tg.Alert
+	if a == nil {
+		return
+	}
+	switch {
+	case a.FailureThreshold < 1 || a.FailureWindow < a.FailureThreshold || a.FailureWindow > maxAlertChecks:
+		t.Fatalf("%s: accepted failures %d of %d", tg.ID, a.FailureThreshold, a.FailureWindow)
+	case a.SuccessThreshold < 1 || a.SuccessThreshold > maxAlertChecks:
+		t.Fatalf("%s: accepted success_threshold %d", tg.ID, a.SuccessThreshold)
+	case a.Regions != AllRegions && (a.Regions < 1 || tg.Regions != nil && a.Regions > len(tg.Regions)):
+		t.Fatalf("%s: accepted regions %d of %v", tg.ID, a.Regions, tg.Regions)
+	case a.ReminderInterval < 0 || a.TLSExpiryDays < 0:
+		t.Fatalf("%s: accepted reminder %v, tls days %d", tg.ID, a.ReminderInterval, a.TLSExpiryDays)
+	case len(a.Notify) == 0:
+		t.Fatalf("%s: a policy that notifies no one is not nil", tg.ID)
+	}
+}
+
+// checkAlerting fails t unless the channels and windows of f are usable.
+func checkAlerting(t *testing.T, f *File, ids map[string]bool) {
+	t.Helper()
+	names := map[string]bool{}
+	for _, c := range f.Channels {
+		if !nameRule.MatchString(c.Name) || names[c.Name] {
+			t.Fatalf("accepted the channel name %q", c.Name)
+		}
+		names[c.Name] = true
+		keys, ok := channelKeys[c.Type]
+		if !ok {
+			t.Fatalf("%s: accepted the type %q", c.Name, c.Type)
+		}
+		for _, k := range keys.required {
+			if map[string]bool{"url": c.URL.IsZero(), "routing_key": c.RoutingKey.IsZero(), "smtp": c.SMTP == "", "from": c.From == "", "to": len(c.To) == 0}[k] {
+				t.Fatalf("%s: accepted without %s", c.Name, k)
+			}
+		}
+		if c.Timeout <= 0 {
+			t.Fatalf("%s: timeout %v", c.Name, c.Timeout)
+		}
+	}
+	for _, m := range f.Maintenance {
+		if len(m.Targets) == 0 && len(m.Labels) == 0 {
+			t.Fatalf("%s: a window that covers nothing", m.Name)
+		}
+		for _, id := range m.Targets {
+			if !ids[id] {
+				t.Fatalf("%s: accepted the unknown target %q", m.Name, id)
+			}
+		}
+		if m.Cron != "" {
+			if _, err := parseCron(m.Cron); err != nil || m.Duration <= 0 {
+				t.Fatalf("%s: accepted cron %q for %v (%v)", m.Name, m.Cron, m.Duration, err)
+			}
+		} else if !m.To.After(m.From) {
+			t.Fatalf("%s: accepted %v to %v", m.Name, m.From, m.To)
+		}
+	}
 }
 
 // render writes the targets of f as a targets file, every key explicit.
@@ -139,16 +230,69 @@ func render(t *testing.T, f *File) []byte {
 		MaxBodyBytes    int64             `yaml:"max_body_bytes"`
 		Regions         []string          `yaml:"regions,omitempty"`
 		Labels          map[string]string `yaml:"labels,omitempty"`
+		Alert           any               `yaml:"alert"`
+	}
+	type alert struct {
+		FailureThreshold int      `yaml:"failure_threshold"`
+		FailureWindow    int      `yaml:"failure_window"`
+		SuccessThreshold int      `yaml:"success_threshold"`
+		Regions          string   `yaml:"regions"`
+		ReminderInterval string   `yaml:"reminder_interval"`
+		TLSExpiryDays    int      `yaml:"tls_expiry_days"`
+		NoData           bool     `yaml:"no_data"`
+		Notify           []string `yaml:"notify"`
 	}
 	var doc struct {
-		Targets []target `yaml:"targets"`
+		Channels    []map[string]any `yaml:"channels,omitempty"`
+		Maintenance []map[string]any `yaml:"maintenance,omitempty"`
+		Targets     []target         `yaml:"targets"`
+	}
+	for _, c := range f.Channels {
+		m := map[string]any{"name": c.Name, "type": c.Type, "timeout": c.Timeout.String()}
+		for k, s := range map[string]Secret{"url": c.URL, "secret": c.Secret, "routing_key": c.RoutingKey, "password": c.Password} {
+			if s.v != nil {
+				m[k] = s.v.text
+			}
+		}
+		for k, s := range map[string]string{"smtp": c.SMTP, "from": c.From, "username": c.Username, "starttls": c.StartTLS} {
+			if s != "" {
+				m[k] = s
+			}
+		}
+		if c.To != nil {
+			m["to"] = c.To
+		}
+		doc.Channels = append(doc.Channels, m)
+	}
+	for _, w := range f.Maintenance {
+		m := map[string]any{"name": w.Name}
+		if w.Targets != nil {
+			m["targets"] = w.Targets
+		}
+		if w.Labels != nil {
+			m["labels"] = w.Labels
+		}
+		if w.Cron != "" {
+			m["cron"], m["duration"] = w.Cron, w.Duration.String()
+		} else {
+			m["from"], m["to"] = w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano)
+		}
+		doc.Maintenance = append(doc.Maintenance, m)
 	}
 	for _, tg := range f.Targets {
 		out := target{
 			ID: tg.ID, URL: tg.URL, Method: tg.Method, Body: tg.Body,
 			Interval: tg.Interval.String(), Timeout: tg.Timeout.String(),
 			FollowRedirects: tg.FollowRedirects, TLSSkipVerify: tg.TLSSkipVerify, MaxBodyBytes: tg.MaxBodyBytes,
-			Regions: tg.Regions, Labels: tg.Labels,
+			Regions: tg.Regions, Labels: tg.Labels, Alert: false,
+		}
+		if a := tg.Alert; a != nil {
+			regions := strconv.Itoa(a.Regions)
+			if a.Regions == AllRegions {
+				regions = "all"
+			}
+			out.Alert = alert{a.FailureThreshold, a.FailureWindow, a.SuccessThreshold, regions, a.ReminderInterval.String(),
+				a.TLSExpiryDays, a.NoData, a.Notify}
 		}
 		for k, vs := range tg.Headers {
 			if len(vs) == 1 { // names differing only in case: see describe
@@ -193,6 +337,22 @@ func describe(f *File) string {
 		fmt.Fprintf(&b, "%q %q %q %q %q %v %v %v %q %t %t %d %q %q %q\n", tg.ID, tg.URL, tg.PublicURL, tg.Method, tg.Body,
 			tg.Interval, tg.Timeout, tg.ExpectStatus, pattern, tg.FollowRedirects, tg.TLSSkipVerify, tg.MaxBodyBytes, headers,
 			tg.Regions, tg.Labels)
+		if tg.Alert != nil {
+			fmt.Fprintf(&b, "  alert %+v\n", *tg.Alert)
+		}
+	}
+	for _, c := range f.Channels {
+		fmt.Fprintf(&b, "channel %+v", *c)
+		for _, s := range []Secret{c.URL, c.Secret, c.RoutingKey, c.Password} {
+			fmt.Fprintf(&b, " %q", s.Value())
+			if s.v != nil {
+				fmt.Fprintf(&b, "/%q", s.v.text)
+			}
+		}
+		b.WriteString("\n")
+	}
+	for _, m := range f.Maintenance {
+		fmt.Fprintf(&b, "maintenance %q %q %q %q %v %v %v\n", m.Name, m.Targets, m.Labels, m.Cron, m.Duration, m.From, m.To)
 	}
 	return b.String()
 }

@@ -43,14 +43,84 @@ func ToProto(t *Target) *sitewatchv1.Target {
 	if len(t.Labels) > 0 {
 		m.Labels = maps.Clone(t.Labels)
 	}
+	m.Alert = alertToProto(t.Alert)
 	return m
+}
+
+// alertToProto returns the policy as a message; alerts off is a message too
+// (off set), so that a consumer tells it from a record without a policy.
+func alertToProto(a *Alert) *sitewatchv1.AlertPolicy {
+	if a == nil {
+		return &sitewatchv1.AlertPolicy{Off: true}
+	}
+	m := &sitewatchv1.AlertPolicy{
+		FailureThreshold: uint32(a.FailureThreshold),
+		FailureWindow:    uint32(a.FailureWindow),
+		SuccessThreshold: uint32(a.SuccessThreshold),
+		TlsExpiryDays:    uint32(a.TLSExpiryDays),
+		NoData:           a.NoData,
+		Notify:           slices.Clone(a.Notify),
+	}
+	if a.Regions == AllRegions {
+		m.AllRegions = true
+	} else {
+		m.Regions = uint32(a.Regions)
+	}
+	if a.ReminderInterval > 0 {
+		m.ReminderInterval = durationpb.New(a.ReminderInterval)
+	}
+	return m
+}
+
+// alertRawOf renders a policy as the nodes of an `alert:` mapping for the
+// parser; nil for a record without one (alerts off, like `off`).
+func (p *parser) alertRawOf(at *yaml.Node, where string, m *sitewatchv1.AlertPolicy) *alertRaw {
+	if m == nil || m.GetOff() {
+		return nil
+	}
+	num := func(n uint32) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatUint(uint64(n), 10)}
+	}
+	a := &alertRaw{
+		failureThreshold: num(m.GetFailureThreshold()),
+		failureWindow:    num(m.GetFailureWindow()),
+		successThreshold: num(m.GetSuccessThreshold()),
+		regions:          num(m.GetRegions()),
+		tlsExpiryDays:    num(m.GetTlsExpiryDays()),
+		noData:           boolean(m.GetNoData()),
+		notify:           &yaml.Node{Kind: yaml.SequenceNode},
+		reminder:         str("0s"),
+	}
+	if m.GetAllRegions() {
+		if m.GetRegions() != 0 {
+			p.errorf(at, where, "alert: regions", "%d and all_regions both set", m.GetRegions())
+		}
+		a.regions = str("all")
+	}
+	if d := m.GetReminderInterval(); d != nil {
+		if d.CheckValid() != nil {
+			p.errorf(at, where, "alert: reminder_interval", "not a valid duration (seconds %d, nanos %d)", d.GetSeconds(), d.GetNanos())
+		} else {
+			a.reminder = str(d.AsDuration().String())
+		}
+	}
+	if len(m.GetNotify()) == 0 {
+		// The file says `notify: []` as off; a record says off.
+		p.errorf(at, where, "alert: notify", "empty while off is not set")
+	}
+	for _, n := range m.GetNotify() {
+		a.notify.Content = append(a.notify.Content, str(n))
+	}
+	return a
 }
 
 // FromProto validates a message of the targets topic with the rules of the
 // targets file and returns its target; source names the record in errors
 // (SOURCE: target "ID": FIELD: message, as Parse has FILE:LINE: ...). A
 // record is the whole definition: interval and timeout must be present,
-// and no default fills in for a field; empty regions mean every region.
+// and no default fills in for a field; empty regions mean every region. A
+// record without an alert policy (from a producer older than the field) has
+// its alerts off, like one whose policy says off.
 //
 // The message is rendered as the YAML nodes of a target and handed to the
 // file's parser, so a record can hold nothing a file could not: a hostile or
@@ -88,6 +158,9 @@ func FromProto(source string, m *sitewatchv1.Target) (*Target, error) {
 	// Headers are checked one value at a time: a record may carry several
 	// values of one name, which a file gives under names differing in case.
 	headers := p.protoHeaders(m.GetHeaders(), where)
+	// Notify names the alerter's channels, which are not on the topic:
+	// p.channelNames stays nil and they are not looked up.
+	r.alert = p.alertRawOf(self, where, m.GetAlert())
 	t := p.target(self, where, r, raw{})
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)

@@ -1,8 +1,12 @@
 package targets
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
@@ -12,6 +16,9 @@ import (
 )
 
 const roundTripFile = `
+channels:
+  - {name: hook, type: webhook, url: "http://127.0.0.1:9000/", secret: "${HOOK_SECRET}"}
+  - {name: am, type: alertmanager, url: "http://127.0.0.1:9093/"}
 defaults:
   interval: 30s
   timeout: 5s
@@ -23,6 +30,12 @@ targets:
     url: https://example.com/
     pattern: "Example Domain"
     regions: [eu-west, us-east]
+    alert:
+      failure_window: 5
+      regions: all
+      reminder_interval: 90m
+      no_data: false
+      notify: [hook, am]
   - id: api
     url: http://probe:s3cret@127.0.0.1:8080/health
     method: POST
@@ -48,8 +61,8 @@ func TestProtoRoundTrip(t *testing.T) {
 	// The record holds the whole definition, secrets included: probers
 	// check with it.
 	want := []string{
-		`id:"home" url:"https://example.com/" method:"GET" interval:{seconds:30} timeout:{seconds:5} headers:{name:"User-Agent" values:"sitewatch"} expect_status:{min:200 max:399} pattern:"Example Domain" follow_redirects:true max_body_bytes:1048576 regions:"eu-west" regions:"us-east" labels:{key:"team" value:"web"}`,
-		`id:"api" url:"http://probe:s3cret@127.0.0.1:8080/health" method:"POST" interval:{seconds:60} timeout:{seconds:2} headers:{name:"Authorization" values:"Bearer secret"} headers:{name:"X-A" values:"1" values:"2"} body:"{\"a\": 1}" expect_status:{min:200 max:200} expect_status:{min:204 max:206} tls_skip_verify:true`,
+		`id:"home" url:"https://example.com/" method:"GET" interval:{seconds:30} timeout:{seconds:5} headers:{name:"User-Agent" values:"sitewatch"} expect_status:{min:200 max:399} pattern:"Example Domain" follow_redirects:true max_body_bytes:1048576 regions:"eu-west" regions:"us-east" labels:{key:"team" value:"web"} alert:{failure_threshold:3 failure_window:5 success_threshold:2 all_regions:true reminder_interval:{seconds:5400} tls_expiry_days:14 notify:"hook" notify:"am"}`,
+		`id:"api" url:"http://probe:s3cret@127.0.0.1:8080/health" method:"POST" interval:{seconds:60} timeout:{seconds:2} headers:{name:"Authorization" values:"Bearer secret"} headers:{name:"X-A" values:"1" values:"2"} body:"{\"a\": 1}" expect_status:{min:200 max:200} expect_status:{min:204 max:206} tls_skip_verify:true alert:{off:true}`,
 	}
 	for i, tg := range f.Targets {
 		m := ToProto(tg)
@@ -70,6 +83,29 @@ func TestProtoRoundTrip(t *testing.T) {
 		if again := ToProto(back); !proto.Equal(again, m) {
 			t.Errorf("ToProto(FromProto(m)) differs from m:\n%v\n%v", again, m)
 		}
+	}
+}
+
+// Records of producers older than the policy have none: their alerts are
+// off, as with a policy that says off, and a record names channels the
+// topic does not carry.
+func TestFromProtoAlertPolicy(t *testing.T) {
+	m := &sitewatchv1.Target{Id: "a", Url: "https://example.com/", Method: "GET", Interval: durationpb.New(60e9), Timeout: durationpb.New(10e9),
+		ExpectStatus: []*sitewatchv1.StatusRange{{Min: 200, Max: 399}}}
+	for _, p := range []*sitewatchv1.AlertPolicy{nil, {Off: true}} {
+		m.Alert = p
+		tg, err := FromProto("r", m)
+		if err != nil || tg.Alert != nil {
+			t.Errorf("policy %v: alert %+v, err %v; want nil (off)", p, tg.Alert, err)
+		}
+	}
+	m.Alert = &sitewatchv1.AlertPolicy{FailureThreshold: 2, FailureWindow: 4, SuccessThreshold: 3, Regions: 1, TlsExpiryDays: 7, Notify: []string{"elsewhere"}}
+	tg, err := FromProto("r", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprintf("%+v", *tg.Alert), "{FailureThreshold:2 FailureWindow:4 SuccessThreshold:3 Regions:1 ReminderInterval:0s TLSExpiryDays:7 NoData:false Notify:[elsewhere]}"; got != want {
+		t.Errorf("alert %s, want %s", got, want)
 	}
 }
 
@@ -138,6 +174,41 @@ func TestFromProtoRefusesBadRecords(t *testing.T) {
 			}
 		})
 	}
+	for _, tt := range []struct {
+		name   string
+		policy *sitewatchv1.AlertPolicy
+		want   []string
+	}{
+		{"bad policy", &sitewatchv1.AlertPolicy{FailureThreshold: 4, FailureWindow: 2, SuccessThreshold: 0, Regions: 2, AllRegions: true,
+			ReminderInterval: &durationpb.Duration{Seconds: -1}, TlsExpiryDays: 9999, Notify: []string{"a b", "x", "x"}}, []string{
+			`p0@7: target "a": alert: regions: 2 and all_regions both set`,
+			`p0@7: target "a": alert: failure_window: 2 is below failure_threshold 4: the window holds the failures that confirm`,
+			`p0@7: target "a": alert: success_threshold: "0" is not a whole number from 1 to 100`,
+			`p0@7: target "a": alert: reminder_interval: -1s is negative (0 for none)`,
+			`p0@7: target "a": alert: tls_expiry_days: "9999" is not a whole number from 0 to 3650`,
+			`p0@7: target "a": alert: notify: "a b" is not a channel name (letters, digits, _ and -, starting with a letter, at most 63)`,
+			`p0@7: target "a": alert: notify: "x" given twice`,
+		}},
+		{"regions beyond the target's", &sitewatchv1.AlertPolicy{FailureThreshold: 1, FailureWindow: 1, SuccessThreshold: 1, Regions: 2, Notify: []string{"x"}}, []string{
+			`p0@7: target "a": alert: regions: 2 is more than the 1 regions the target lists: no incident could open (all says every region)`,
+		}},
+		{"no notify, not off", &sitewatchv1.AlertPolicy{FailureThreshold: 1, FailureWindow: 1, SuccessThreshold: 1, Regions: 1}, []string{
+			`p0@7: target "a": alert: notify: empty while off is not set`,
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := good()
+			m.Regions = []string{"eu"}
+			m.Alert = tt.policy
+			tg, err := FromProto("p0@7", m)
+			if err == nil {
+				t.Fatalf("accepted: %+v", tg)
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("errors:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
 	if _, err := FromProto("p0@7", nil); err == nil || err.Error() != "p0@7: no target" {
 		t.Errorf("FromProto(nil) = %v", err)
 	}
@@ -180,4 +251,50 @@ func FuzzFromProto(f *testing.F) {
 			t.Fatal("ToProto differs after a trip")
 		}
 	})
+}
+
+// TestProtoAlertRoundTripProperty sends random valid policies, limits
+// included, through ToProto and FromProto: every field comes back as it
+// went.
+func TestProtoAlertRoundTripProperty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 1))
+	base := &sitewatchv1.Target{Id: "a", Url: "https://example.com/", Method: "GET", Interval: durationpb.New(60e9), Timeout: durationpb.New(10e9),
+		ExpectStatus: []*sitewatchv1.StatusRange{{Min: 200, Max: 399}}}
+	for i := range 2000 {
+		tg, err := FromProto("r", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rng.IntN(2) == 0 {
+			for r := range 1 + rng.IntN(maxRegions) {
+				tg.Regions = append(tg.Regions, fmt.Sprintf("r%d", r))
+			}
+		}
+		a := &Alert{FailureThreshold: 1 + rng.IntN(maxAlertChecks), SuccessThreshold: 1 + rng.IntN(maxAlertChecks),
+			TLSExpiryDays: rng.IntN(maxTLSExpiryDays + 1), NoData: rng.IntN(2) == 0, Regions: AllRegions}
+		a.FailureWindow = a.FailureThreshold + rng.IntN(maxAlertChecks-a.FailureThreshold+1)
+		if i%3 != 0 {
+			a.Regions = 1 + rng.IntN(maxRegions)
+			if tg.Regions != nil {
+				a.Regions = 1 + rng.IntN(len(tg.Regions))
+			}
+		}
+		switch i % 4 {
+		case 1:
+			a.ReminderInterval = time.Duration(1 + rng.Int64N(int64(1000*time.Hour)))
+		case 2:
+			a.ReminderInterval = time.Duration(1+rng.IntN(48)) * time.Hour
+		}
+		for n := range 1 + rng.IntN(maxNotify) {
+			a.Notify = append(a.Notify, fmt.Sprintf("c%d-x_%d", rng.IntN(100), n))
+		}
+		tg.Alert = a
+		back, err := FromProto("r", ToProto(tg))
+		if err != nil {
+			t.Fatalf("%+v: %v", *a, err)
+		}
+		if back.Alert == nil || !reflect.DeepEqual(*back.Alert, *a) {
+			t.Fatalf("sent %+v\ngot  %+v", *a, back.Alert)
+		}
+	}
 }

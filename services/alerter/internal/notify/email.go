@@ -74,6 +74,7 @@ func NewEmail(ch targets.Channel, opts Options) (*Email, error) {
 		gomail.WithTLSPolicy(policy),
 		gomail.WithTLSConfig(tlsConfig),
 		gomail.WithTimeout(timeout),
+		gomail.WithDialContextFunc(dialSession),
 	}
 	if ch.Username != "" {
 		clientOpts = append(clientOpts,
@@ -144,10 +145,33 @@ func (e *Email) Send(ctx context.Context, n *Notification, key string) error {
 	}
 	ctx, cancel := attempt(ctx, e.ch)
 	defer cancel()
-	if err := e.client.DialAndSendWithContext(ctx, m); err != nil {
+	if err := e.client.DialAndSendWithContext(context.WithValue(ctx, sessionKey{}, ctx), m); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
 		return fail(e.ch, permanentSMTP(err), err)
 	}
 	return nil
+}
+
+// sessionKey carries an attempt's context to dialSession.
+type sessionKey struct{}
+
+// dialSession connects to the SMTP server and closes the connection when
+// the attempt that dialled it ends. go-mail heeds the context only while it
+// connects, then gives each stage of the session a deadline of its own (the
+// timeout again): a stalling server would hold an attempt past its timeout
+// and past the outbox row's lease.
+func dialSession(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if session, ok := ctx.Value(sessionKey{}).(context.Context); ok {
+		context.AfterFunc(session, func() { _ = conn.Close() })
+	}
+	return conn, nil
 }
 
 // permanentSMTP reports whether the server refused for good: a 5xx reply

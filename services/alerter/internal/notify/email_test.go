@@ -3,9 +3,12 @@ package notify_test
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"net"
 	"net/mail"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sitewatch/sitewatch/services/alerter/internal/notify"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
@@ -97,4 +100,43 @@ Idempotency key: inc-7f3a/0-opened/ops-mail
 			t.Errorf("err %v, want a certificate error", err)
 		}
 	})
+}
+
+// An SMTP server that stalls is left when the attempt's context ends (the
+// outbox ends it with the row's lease), not a timeout per step later.
+func TestEmailEndsWithItsContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // greets, then never answers
+				defer c.Close()
+				_, _ = io.WriteString(c, "220 tarpit.example ESMTP\r\n")
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	s, err := notify.New(targets.Channel{Name: "slow-mail", Type: targets.ChannelEmail, SMTP: ln.Addr().String(),
+		From: "alerts@sitewatch.example", To: []string{"ops@example.org"}, StartTLS: "never",
+		Timeout: 20 * time.Second}, notify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	n := opened()
+	start := time.Now()
+	err = s.Send(ctx, n, n.IdempotencyKey("slow-mail"))
+	if took := time.Since(start); err == nil || notify.Permanent(err) || took > 10*time.Second ||
+		!strings.HasPrefix(err.Error(), "email channel slow-mail: context deadline exceeded: ") {
+		t.Errorf("err %v (permanent %v) after %s; want a retryable context deadline within the context's 300ms",
+			err, notify.Permanent(err), took)
+	}
 }

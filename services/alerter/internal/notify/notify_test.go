@@ -165,7 +165,7 @@ func TestSlack(t *testing.T) {
 	s := newSender(t, targets.Channel{Name: "team", Type: targets.ChannelSlack,
 		URL: targets.NewSecret("SLACK_URL", rcv.URL+"/services/T000/B000/XXXX")})
 	n := opened()
-	n.Error = "status 503 <html>"
+	n.Error = "status 503 <!channel> <https://evil.example|log in> &"
 	if err := s.Send(context.Background(), n, n.IdempotencyKey("team")); err != nil {
 		t.Fatal(err)
 	}
@@ -177,11 +177,11 @@ func TestSlack(t *testing.T) {
 		return map[string]any{"type": "mrkdwn", "text": "*" + name + "*\n" + value}
 	}
 	same(t, "body", decode(t, r.body), map[string]any{
-		"text": "example-home is down: status 503 <html>",
+		"text": "example-home is down: status 503 &lt;!channel&gt; &lt;https://evil.example|log in&gt; &amp;",
 		"blocks": []any{
 			map[string]any{
 				"type": "section",
-				"text": map[string]any{"type": "mrkdwn", "text": "*example-home is down: status 503 &lt;html&gt;*"},
+				"text": map[string]any{"type": "mrkdwn", "text": "*example-home is down: status 503 &lt;!channel&gt; &lt;https://evil.example|log in&gt; &amp;*"},
 				"fields": []any{
 					field("Transition", "opened"), field("Kind", "down"), field("Target", "example-home"),
 					field("URL", "https://example.com/"), field("Regions", "eu, us"),
@@ -432,5 +432,55 @@ func TestSenders(t *testing.T) {
 	_, err = notify.Senders([]*targets.Channel{{Name: "bad", Type: targets.ChannelSlack}}, notify.Options{})
 	if err == nil || err.Error() != "slack channel bad: no url" {
 		t.Errorf("err %v", err)
+	}
+}
+
+// The summary is one line whatever the error holds: an e-mail subject, a
+// PagerDuty summary and Slack's notification text have no room for more.
+func TestSummaryIsOneLine(t *testing.T) {
+	rcv := newReceiver(t, `{"status":"success"}`, http.StatusAccepted)
+	s := newSender(t, targets.Channel{Name: "pd", Type: targets.ChannelPagerDuty,
+		URL: targets.NewSecret("", rcv.URL), RoutingKey: targets.NewSecret("", "R0UT1NGKEY")})
+	n := opened()
+	n.Error = "body does not match:\r\n<h1>Down</h1>\n\tfor\x00maintenance\x1b[0m "
+	if err := s.Send(context.Background(), n, n.IdempotencyKey("pd")); err != nil {
+		t.Fatal(err)
+	}
+	var event struct {
+		Payload struct {
+			Summary string `json:"summary"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal(rcv.got(t)[0].body, &event); err != nil {
+		t.Fatal(err)
+	}
+	if want := "example-home is down: body does not match: <h1>Down</h1> for maintenance [0m"; event.Payload.Summary != want {
+		t.Errorf("summary %q, want %q", event.Payload.Summary, want)
+	}
+}
+
+// A receiver that redirects (an http:// URL answered with 301 to https://)
+// is not followed: net/http would resend the POST as a bodiless GET, and
+// the GET's 200 would count as delivered. The redirect is refused for good,
+// with where it points.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	for _, typ := range []string{targets.ChannelWebhook, targets.ChannelSlack, targets.ChannelPagerDuty, targets.ChannelAlertmanager} {
+		var mu sync.Mutex
+		var got []string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			got = append(got, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			if !strings.HasPrefix(r.URL.Path, "/moved") {
+				http.Redirect(w, r, "/moved"+r.URL.Path, http.StatusMovedPermanently)
+			}
+		}))
+		s := newSender(t, targets.Channel{Name: "c", Type: typ, URL: targets.NewSecret("", srv.URL+"/hook"),
+			RoutingKey: targets.NewSecret("", "key")})
+		err := s.Send(context.Background(), opened(), "k")
+		srv.Close()
+		if err == nil || !notify.Permanent(err) || !strings.Contains(err.Error(), "301") || len(got) != 1 {
+			t.Errorf("%s: err %v, permanent %v; requests %q; want one request, refused for good", typ, err, notify.Permanent(err), got)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/PagerDuty/go-pagerduty"
@@ -35,13 +34,10 @@ func NewPagerDuty(ch targets.Channel, opts Options) (*PagerDuty, error) {
 	if u := ch.URL.Value(); u != "" {
 		endpoint = strings.TrimSuffix(strings.TrimSuffix(u, "/"), "/v2/enqueue")
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{}
-	}
 	// The Events API authenticates by the routing key in the body: the
 	// client's API token stays empty.
 	client := pagerduty.NewClient("", pagerduty.WithV2EventsAPIEndpoint(endpoint))
-	client.HTTPClient = opts.HTTPClient
+	client.HTTPClient = noRedirects(opts.HTTPClient)
 	return &PagerDuty{ch: ch, client: client}, nil
 }
 

@@ -164,10 +164,10 @@ func redactedURL(ch targets.Channel) string {
 }
 
 // permanentStatus reports whether an HTTP status refuses the request for
-// good: a client error other than 408 Request Timeout and 429 Too Many
-// Requests, which ask to try again.
+// good: a redirect (not followed, see New) or a client error other than 408
+// Request Timeout and 429 Too Many Requests, which ask to try again.
 func permanentStatus(code int) bool {
-	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+	return code >= 300 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
 }
 
 // httpClient is the client of an HTTP channel, which needs a URL.
@@ -175,10 +175,21 @@ func httpClient(ch targets.Channel, opts Options) (*http.Client, error) {
 	if ch.URL.Value() == "" {
 		return nil, fmt.Errorf("%s channel %s: no url", ch.Type, ch.Name)
 	}
-	if opts.HTTPClient == nil {
-		return &http.Client{}, nil
+	return noRedirects(opts.HTTPClient), nil
+}
+
+// noRedirects returns a copy of client (a new one when nil) that answers
+// with a redirect instead of following it: net/http would resend a POST
+// redirected by 301, 302 or 303 as a GET without its body, and that GET's
+// 200 would pass for a delivery. The 3xx refuses the notification for good
+// (permanentStatus): the channel's URL is wrong.
+func noRedirects(client *http.Client) *http.Client {
+	c := http.Client{}
+	if client != nil {
+		c = *client
 	}
-	return opts.HTTPClient, nil
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }
 
 // attempt bounds one delivery by the channel's timeout.

@@ -43,7 +43,9 @@ func slackMessage(n *Notification, key string) *slack.WebhookMessage {
 		fields = fields[:10]
 	}
 	return &slack.WebhookMessage{
-		Text: text,
+		// The text is mrkdwn too, and what notifications show: unescaped,
+		// a site's error could ping a channel (<!channel>) or hide a link.
+		Text: slackEscape(text),
 		Blocks: &slack.Blocks{BlockSet: []slack.Block{
 			slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*"+slackEscape(text)+"*", false, false), fields, nil),
 			slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // summary is a notification in one line: Slack's text, PagerDuty's summary,
@@ -38,7 +39,19 @@ func summary(n *Notification) string {
 	if n.Transition != Resolved && n.Error != "" {
 		s += ": " + n.Error
 	}
-	return truncate(s, 1000)
+	return truncate(oneLine(s), 1000)
+}
+
+// oneLine turns each run of spaces and control characters (an error may
+// quote a page's lines) into one space: a subject or a PagerDuty summary
+// has one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)), " ")
 }
 
 // details are the notification's fields as "name: value" lines, for the

@@ -61,8 +61,9 @@ type Options struct {
 	// Batch is how many rows one claim takes at most; Workers how many
 	// deliveries run at once.
 	Batch, Workers int
-	// Lease is how long a claim holds a row; it must outlast a delivery
-	// attempt (the channel's timeout). A sender that dies holding rows
+	// Lease is how long a claim holds a row; it should outlast a delivery
+	// attempt (the channel's timeout): an attempt still under way at 90%
+	// of its lease is cut off and retried. A sender that dies holding rows
 	// leaves them to the others when their lease ends.
 	Lease time.Duration
 	// Poll is the longest wait between two looks at the table when no
@@ -161,6 +162,10 @@ func (s *Sender) Run(ctx context.Context) error {
 		var err error
 		if want > 0 {
 			var rows []row
+			// The lease runs from the claim's statement, which starts
+			// after this: a delivery ended by leaseEnd ends before any
+			// other sender can claim the row again.
+			leaseEnd := time.Now().Add(s.o.Lease - s.o.Lease/10)
 			rows, err = s.claim(ctx, want)
 			for _, r := range rows {
 				slots <- struct{}{}
@@ -168,8 +173,8 @@ func (s *Sender) Run(ctx context.Context) error {
 				go func() {
 					defer wg.Done()
 					// A delivery under way finishes (within its channel's
-					// timeout) and is marked when ctx ends.
-					s.deliver(context.WithoutCancel(ctx), r)
+					// timeout and its lease) and is marked when ctx ends.
+					s.deliver(context.WithoutCancel(ctx), r, leaseEnd)
 					<-slots
 					s.signal()
 				}()
@@ -327,10 +332,15 @@ func (s *Sender) retryWait(attempt int) time.Duration {
 	return wait
 }
 
-// deliver sends a claimed row through its channel and marks it.
-func (s *Sender) deliver(ctx context.Context, r row) {
+// deliver sends a claimed row through its channel and marks it. The
+// attempt is cut off at leaseEnd, whatever the channel's timeout: past its
+// lease another sender may deliver the row, and a request still under way
+// would reach the receiver twice at once, or after the next transition.
+func (s *Sender) deliver(ctx context.Context, r row, leaseEnd time.Time) {
 	log := s.log.With("idempotency_key", r.key, "channel", r.channel, "attempt", r.attempts)
-	err := s.send(ctx, r)
+	sendCtx, cancelSend := context.WithDeadline(ctx, leaseEnd)
+	err := s.send(sendCtx, r)
+	cancelSend()
 	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err == nil {

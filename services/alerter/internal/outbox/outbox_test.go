@@ -515,3 +515,54 @@ func TestHonoursRetryAfter(t *testing.T) {
 		t.Errorf("row %+v; requests at %v", got, at)
 	}
 }
+
+// A delivery slower than the lease is cut off when the lease ends, so no
+// other sender delivers the row while it is still under way (a second
+// request at once, and, were the row an opened one, its resolved overtaking
+// it at the receiver).
+func TestDeliveryEndsWithItsLease(t *testing.T) {
+	pool := database(t)
+	var mu sync.Mutex
+	inFlight, most, requests := 0, 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read to the end: only then does net/http see the client hang up.
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		inFlight++
+		requests++
+		most = max(most, inFlight)
+		first := requests == 1
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+		}()
+		if first { // slower than the lease
+			select {
+			case <-r.Context().Done():
+			case <-time.After(6 * time.Second):
+			}
+		}
+	}))
+	defer srv.Close()
+	// The channel's timeout (10 s) outlasts the lease (2 s).
+	ch, err := notify.New(targets.Channel{Name: "hook", Type: targets.ChannelWebhook,
+		URL: targets.NewSecret("", srv.URL), Timeout: 10 * time.Second}, notify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b"} {
+		o := fast(name, nil)
+		o.Lease = 2 * time.Second
+		run(t, outbox.New(pool, map[string]notify.Sender{"hook": ch}, o))
+	}
+	keys := enqueue(t, pool, "inc-slow", []int{0}, map[string]string{"hook": "webhook"})
+	got := waitSettled(t, pool, 30*time.Second)[keys[0]]
+	mu.Lock()
+	defer mu.Unlock()
+	if !got.Delivered || got.Attempts != 2 || requests != 2 || most != 1 {
+		t.Errorf("row %+v; %d requests, at most %d at once; want delivered on attempt 2, 2 requests, 1 at once",
+			got, requests, most)
+	}
+}

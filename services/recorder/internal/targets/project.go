@@ -248,15 +248,16 @@ func (p *Projector) Apply(ctx context.Context, records []*kgo.Record) error {
 // is configured anew: configured_at is the record's time, removed_at is
 // cleared.
 const setSQL = `INSERT INTO target_config AS c (target_id, url, method, interval_us, timeout_us, header_names, has_body,
-		expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels,
+		expect_status, pattern, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels, alert,
 		configured_at, updated_at, removed_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $15, NULL)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $16::jsonb, $15, $15, NULL)
 	ON CONFLICT (target_id) DO UPDATE SET
 		url = excluded.url, method = excluded.method, interval_us = excluded.interval_us,
 		timeout_us = excluded.timeout_us, header_names = excluded.header_names, has_body = excluded.has_body,
 		expect_status = excluded.expect_status, pattern = excluded.pattern,
 		follow_redirects = excluded.follow_redirects, tls_skip_verify = excluded.tls_skip_verify,
 		max_body_bytes = excluded.max_body_bytes, regions = excluded.regions, labels = excluded.labels,
+		alert = excluded.alert,
 		configured_at = CASE WHEN c.removed_at IS NULL THEN c.configured_at ELSE excluded.configured_at END,
 		updated_at = excluded.updated_at,
 		removed_at = NULL`
@@ -277,7 +278,7 @@ func apply(ctx context.Context, tx pgx.Tx, c Change) error {
 	}
 	_, err := tx.Exec(ctx, setSQL, r.TargetID, r.URL, r.Method, r.Interval.Microseconds(), r.Timeout.Microseconds(),
 		r.HeaderNames, r.HasBody, r.ExpectStatus, pattern, r.FollowRedirects, r.TLSSkipVerify, r.MaxBodyBytes,
-		r.Regions, r.labelsJSON(), c.At)
+		r.Regions, r.labelsJSON(), c.At, r.alertJSON())
 	return err
 }
 

@@ -240,8 +240,13 @@ func TestProjection(t *testing.T) {
 	alpha.Body, alpha.Method = "secret=1", "POST"
 	alpha.Pattern = "Welcome"
 	alpha.Labels = map[string]string{"team": "web", "tier": "1"}
+	alpha.Alert = &sitewatchv1.AlertPolicy{FailureThreshold: 3, FailureWindow: 5, SuccessThreshold: 2, Regions: 1,
+		ReminderInterval: durationpb.New(90 * time.Minute), TlsExpiryDays: 14, NoData: true, Notify: []string{"ops-hook", "pager"}}
 	beta := target("beta", time.Minute, "eu", "us")
-	gamma := target("gamma", 10*time.Second)
+	beta.Alert = &sitewatchv1.AlertPolicy{FailureThreshold: 2, FailureWindow: 2, SuccessThreshold: 1, AllRegions: true, Notify: []string{"chat"}}
+	gamma := target("gamma", 10*time.Second) // a record of a producer older than the policy
+	delta := target("delta", time.Minute)
+	delta.Alert = &sitewatchv1.AlertPolicy{Off: true}
 	e.produce(e.set(alpha, base), e.set(beta, base.Add(time.Second)), e.set(gamma, base.Add(2*time.Second)))
 	pr := e.project()
 	e.applied(3)
@@ -253,19 +258,29 @@ func TestProjection(t *testing.T) {
 		beta | http://beta.test/ | GET | 60000000 | 5000000 | [] | false | [200-399] | NULL | false | false | 1048576 | [eu us] | {} | %[2]s | %[2]s | NULL
 		gamma | http://gamma.test/ | GET | 10000000 | 5000000 | [] | false | [200-399] | NULL | false | false | 1048576 | [] | {} | %[3]s | %[3]s | NULL`,
 		ts(base), ts(base.Add(time.Second)), ts(base.Add(2*time.Second))))
+	// The alert settings, NULL when off; jsonb orders the keys by length.
+	e.expect("alert", e.rows(`SELECT target_id, alert::text FROM target_config ORDER BY 1`), `
+		alpha | {"notify": ["ops-hook", "pager"], "no_data": true, "regions": 1, "failure_window": 5, "tls_expiry_days": 14, "failure_threshold": 3, "success_threshold": 2, "reminder_interval_seconds": 5400}
+		beta | {"notify": ["chat"], "no_data": false, "regions": "all", "failure_window": 2, "tls_expiry_days": 0, "failure_threshold": 2, "success_threshold": 1, "reminder_interval_seconds": 0}
+		gamma | NULL`)
 	if got := e.rows(`SELECT count(*) FROM target_config WHERE row_to_json(target_config)::text ~ '(s3cret|t0ken|secret=1)'`); got != "0" {
 		t.Errorf("rows holding a secret: %s, want 0", got)
 	}
-	statusSQL := `SELECT target_id, status, state, since, last_checked_at, stale_since, quiet_regions, check_interval::text, interval_source
+	statusSQL := `SELECT target_id, status, state, since, last_checked_at, stale_since, quiet_regions::text, check_interval::text, interval_source
 		FROM target_status ORDER BY 1`
+	// Configured an hour ago and never checked: stale 3 intervals after
+	// configured_at (migration 00012), in the regions that apply: beta's
+	// own, for the others every region a prober was seen in, none yet ("").
 	e.expect("target_status before any check", e.rows(statusSQL), fmt.Sprintf(`
-		alpha | pending | NULL | %[1]s | NULL | NULL | NULL | 00:00:30 | config
-		beta | pending | NULL | %[2]s | NULL | NULL | NULL | 00:01:00 | config
-		gamma | pending | NULL | %[3]s | NULL | NULL | NULL | 00:00:10 | config`,
-		ts(base), ts(base.Add(time.Second)), ts(base.Add(2*time.Second))))
+		alpha | stale | NULL | %[1]s | NULL | %[4]s | {""} | 00:00:30 | config
+		beta | stale | NULL | %[2]s | NULL | %[5]s | {eu,us} | 00:01:00 | config
+		gamma | stale | NULL | %[3]s | NULL | %[6]s | {""} | 00:00:10 | config`,
+		ts(base), ts(base.Add(time.Second)), ts(base.Add(2*time.Second)),
+		ts(base.Add(90*time.Second)), ts(base.Add(time.Second).Add(3*time.Minute)), ts(base.Add(2*time.Second).Add(30*time.Second))))
 
 	// alpha is up; beta down in eu, and us went quiet 4 minutes ago (3
-	// intervals of 1m: stale since 1 minute ago); gamma is never checked.
+	// intervals of 1m: stale since 1 minute ago); gamma is never checked,
+	// stale in every region a prober was seen in.
 	e.write(
 		event("alpha", "eu", "p-eu-1", now.Add(-10*time.Second), true, 0),
 		event("beta", "eu", "p-eu-1", now.Add(-5*time.Second), false, time.Minute),
@@ -273,9 +288,10 @@ func TestProjection(t *testing.T) {
 	)
 	e.expect("target_status after checks", e.rows(statusSQL), fmt.Sprintf(`
 		alpha | up | up | %[1]s | %[1]s | NULL | NULL | 00:00:30 | config
-		beta | stale | down | %[2]s | %[2]s | %[3]s | [us] | 00:01:00 | config
-		gamma | pending | NULL | %[4]s | NULL | NULL | NULL | 00:00:10 | config`,
-		ts(now.Add(-10*time.Second)), ts(now.Add(-5*time.Second)), ts(now.Add(-time.Minute)), ts(base.Add(2*time.Second))))
+		beta | stale | down | %[2]s | %[2]s | %[3]s | {us} | 00:01:00 | config
+		gamma | stale | NULL | %[4]s | NULL | %[5]s | {eu,us} | 00:00:10 | config`,
+		ts(now.Add(-10*time.Second)), ts(now.Add(-5*time.Second)), ts(now.Add(-time.Minute)), ts(base.Add(2*time.Second)),
+		ts(base.Add(2*time.Second).Add(30*time.Second))))
 	e.expect("target_region_status", e.rows(`SELECT target_id, region, state, stale, stale_since FROM target_region_status ORDER BY 1, 2`), fmt.Sprintf(`
 		alpha | eu | up | false | %s
 		beta | eu | down | false | %s
@@ -298,12 +314,13 @@ func TestProjection(t *testing.T) {
 		&kgo.Record{Topic: e.topic, Key: []byte("garbage"), Value: []byte("\x00\x00\x00\x00\x01\x02hostile"), Timestamp: base.Add(4 * time.Minute)},
 		e.set(bad, base.Add(4*time.Minute)),
 		wrongKey,
-		e.set(target("delta", time.Minute), base.Add(5*time.Minute)),
+		e.set(delta, base.Add(5*time.Minute)),
 	)
 	e.applied(9)
+	e.expect("delta's alerts off", e.rows(`SELECT alert IS NULL FROM target_config WHERE target_id = 'delta'`), "true")
 	e.expect("target_status after the removals", e.rows(`SELECT target_id, status FROM target_status ORDER BY 1`), `
-		delta | pending
-		gamma | pending`)
+		delta | stale
+		gamma | stale`)
 	e.expect("current_outages after the removals", e.rows(`SELECT count(*) FROM current_outages`), "0")
 	e.expect("target_region_status after the removals", e.rows(`SELECT count(*) FROM target_region_status`), "0")
 	e.expect("removed_targets", e.rows(`SELECT target_id, removed_at, last_checked_at, last_outcome FROM removed_targets ORDER BY 1`), fmt.Sprintf(`

@@ -29,6 +29,9 @@ type Row struct {
 	MaxBodyBytes    int64
 	Regions         []string // empty for every region
 	Labels          map[string]string
+	// Alert is the alert policy; nil when the target's alerts are off (the
+	// column is NULL).
+	Alert *targetdef.Alert
 }
 
 // Change is one record of the topic as the projection applies it: a target
@@ -80,6 +83,7 @@ func rowOf(t *targetdef.Target) *Row {
 		MaxBodyBytes:    t.MaxBodyBytes,
 		Regions:         slices.Clone(t.Regions),
 		Labels:          maps.Clone(t.Labels),
+		Alert:           t.Alert,
 	}
 	if row.HeaderNames == nil {
 		row.HeaderNames = []string{}
@@ -100,6 +104,30 @@ func rowOf(t *targetdef.Target) *Row {
 		row.Pattern = t.Pattern.String()
 	}
 	return row
+}
+
+// alertJSON is the policy as a JSON object with the keys of the targets
+// file (migrations/00014_target_config_alert.sql); nil (NULL) when off.
+func (r *Row) alertJSON() any {
+	a := r.Alert
+	if a == nil {
+		return nil
+	}
+	var regions any = a.Regions
+	if a.Regions == targetdef.AllRegions {
+		regions = "all"
+	}
+	b, _ := json.Marshal(map[string]any{ // numbers, strings and bools always marshal
+		"failure_threshold":         a.FailureThreshold,
+		"failure_window":            a.FailureWindow,
+		"success_threshold":         a.SuccessThreshold,
+		"regions":                   regions,
+		"reminder_interval_seconds": a.ReminderInterval.Seconds(),
+		"tls_expiry_days":           a.TLSExpiryDays,
+		"no_data":                   a.NoData,
+		"notify":                    a.Notify,
+	})
+	return string(b)
 }
 
 // labelsJSON is the labels as a JSON object (jsonb sorts the keys).

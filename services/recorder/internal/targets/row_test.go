@@ -78,6 +78,9 @@ func FuzzFromRecord(f *testing.F) {
 	s.Labels = map[string]string{"team": "web"}
 	f.Add("s", wire(f, s))
 	f.Add("t", wire(f, target("t", 30*time.Second, "eu")))
+	withAlert := target("a", time.Minute, "eu", "us")
+	withAlert.Alert = &sitewatchv1.AlertPolicy{FailureThreshold: 2, FailureWindow: 3, SuccessThreshold: 1, AllRegions: true, Notify: []string{"hook"}}
+	f.Add("a", wire(f, withAlert))
 	f.Add("u", []byte("\x00\x00\x00\x00\x01\x02\x0a\x01u"))
 	f.Fuzz(func(t *testing.T, key string, value []byte) {
 		c, err := targets.FromRecord(&kgo.Record{Topic: "targets", Key: []byte(key), Value: value})
