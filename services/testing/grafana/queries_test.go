@@ -2,7 +2,6 @@ package grafana
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -11,10 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver goose runs on
-	"github.com/pressly/goose/v3"
 
-	"github.com/sitewatch/sitewatch/migrations"
 	"github.com/sitewatch/sitewatch/services/testing/stackdb"
 )
 
@@ -122,9 +118,8 @@ VALUES ('inc-beta-1', 'beta', 'down', NULL, @now - interval '110 minutes', 'e1',
 // migrations applied and returns the expected columns and rows; as the
 // read-only role sitewatch_web where the migrations grant it.
 func TestQueriesOnPostgres(t *testing.T) {
-	url := stackdb.Database(t)
+	url := stackdb.Migrated(t)
 	ctx := context.Background()
-	migrate(t, ctx, url)
 
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
@@ -262,20 +257,4 @@ func readOnly(t *testing.T, ctx context.Context, conn *pgx.Conn) {
 		t.Fatal(err)
 	}
 	t.Log("the queries run as sitewatch_web")
-}
-
-func migrate(t *testing.T, ctx context.Context, url string) {
-	t.Helper()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		t.Fatalf("migrations: %v", err)
-	}
 }
