@@ -354,18 +354,21 @@ func (e *evaluation) down() {
 	}
 	need = max(need, 1)
 	inc := s.Open[KindDown]
-	switch {
-	case inc == nil && len(down) >= need:
-		var first *Check
-		for _, name := range down {
-			f := s.Regions[name].FirstFail
-			if f == nil {
-				continue // down, but no failure since the last incident
-			}
-			if first == nil || f.At.Before(first.At) || (f.At.Equal(first.At) && f.EventID < first.EventID) {
-				first = f
-			}
+	var first *Check
+	for _, name := range down {
+		f := s.Regions[name].FirstFail
+		if f == nil {
+			continue // down, but no failure since the last incident
 		}
+		if first == nil || f.At.Before(first.At) || (f.At.Equal(first.At) && f.EventID < first.EventID) {
+			first = f
+		}
+	}
+	switch {
+	// first is nil when every down region stayed down through the last
+	// incident and has not failed since (a reload lowered the quorum):
+	// the next incident starts at a failure, which opens it.
+	case inc == nil && len(down) >= need && first != nil:
 		inc = &Incident{
 			ID:               IncidentID(ev.TargetID, KindDown, first.EventID),
 			TargetID:         ev.TargetID,

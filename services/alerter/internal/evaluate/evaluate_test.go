@@ -459,3 +459,35 @@ func TestFromCheckResult(t *testing.T) {
 		t.Errorf("error %v, want %s", err, want)
 	}
 }
+
+// A policy reload that lowers the quorum while a region stays down from an
+// incident that resolved: the region has no failure since, so nothing
+// opens until it fails again (and no panic on the missing first failure).
+func TestQuorumLoweredWhileARegionStaysDown(t *testing.T) {
+	two := policy(func(a *targets.Alert) { a.Regions = 2 })
+	one := policy(nil)
+	var st evaluate.State
+	var got []string
+	apply := func(steps []step, p evaluate.Policy) {
+		for _, ev := range events(steps) {
+			ev.EventID = fmt.Sprintf("%s-%s", ev.Region, minute(ev.CheckedAt))
+			for _, tr := range st.Apply(ev, p, nil).Transitions {
+				got = append(got, describe(tr))
+			}
+		}
+	}
+	// eu and us down: open; us recovers at 5: resolved, eu stays down.
+	apply(interleave(checks("eu", 1, "FFFFF"), checks("us", 1, "FFFSS")), two)
+	// The quorum becomes 1: us up, eu's first success of two.
+	apply(interleave(checks("us", 6, "S"), checks("eu", 6, "S")), one)
+	// eu fails again: a new incident from that failure.
+	apply(checks("eu", 7, "F"), one)
+	want := []string{
+		"down opened #0 at=3 started=1 regions=eu,us to=hook",
+		"down resolved #1 at=5 started=1 regions=eu,us to=hook",
+		"down opened #0 at=7 started=7 regions=eu to=hook",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
