@@ -27,7 +27,8 @@
 //     plus ReminderInterval sends a reminder.
 //   - A transition inside a maintenance window, or of an incident
 //     confirmed inside one, is recorded with the window's name in
-//     Suppressed and notifies no channel.
+//     Suppressed and notifies no channel; except the resolution of an
+//     incident confirmed outside any window, whose opening was notified.
 //
 // Events of a region are applied in check-time order. An event older than
 // the region's latest applied check (or that very check again) is ignored

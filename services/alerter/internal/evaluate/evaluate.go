@@ -519,7 +519,9 @@ func (e *evaluation) transition(inc *Incident, kind string) {
 	switch {
 	case inc.Maintenance != "":
 		t.Suppressed = inc.Maintenance
-	case e.maint != nil && e.maint(e.ev.CheckedAt) != "":
+	case kind != notify.Resolved && e.maint != nil && e.maint(e.ev.CheckedAt) != "":
+		// Not a resolution: its opening was notified (it was confirmed
+		// outside a window), and the receivers would keep the alert open.
 		t.Suppressed = e.maint(e.ev.CheckedAt)
 	case len(e.p.Alert.Notify) == 0:
 		t.Suppressed = NoChannels

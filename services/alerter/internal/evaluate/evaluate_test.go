@@ -300,6 +300,20 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
+			// The receivers were told it opened: a window that began since
+			// must not leave them an alert that never resolves.
+			name:   "opened before a maintenance window, resolved in it: notified",
+			steps:  checks("eu", 1, strings.Repeat("F", 12)+"SS"),
+			policy: policy(func(a *targets.Alert) { a.ReminderInterval = 5 * time.Minute }),
+			maint:  deploy(5, 20),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu to=hook",
+				"down reminder #1 at=8 started=1 regions=eu suppressed=deploy",
+				"down reminder #2 at=13 started=1 regions=eu suppressed=deploy",
+				"down resolved #3 at=14 started=1 regions=eu to=hook",
+			},
+		},
+		{
 			name:   "no channels",
 			steps:  checks("eu", 1, "FFF"),
 			policy: policy(func(a *targets.Alert) { a.Notify = nil }),
