@@ -31,8 +31,10 @@
 //     incident confirmed outside any window, whose opening was notified.
 //
 // Events of a region are applied in check-time order. An event older than
-// the region's latest applied check (or that very check again) is ignored
-// and reported as such: the transitions of later checks may have been
+// the region's latest applied check (or that very check again), or of a
+// slot (CheckResult.scheduled_at) at or before the region's latest, is
+// ignored and reported as such: one result per target, region and slot
+// counts, as in check_results; and the transitions of later checks may have been
 // notified already, and a notification cannot be taken back.
 //
 // Incident IDs are deterministic: the hex of SHA-256 over the target, the

@@ -39,6 +39,9 @@ type Event struct {
 	// CertNotAfter is the expiry of the certificate the check saw; zero
 	// when it saw none.
 	CertNotAfter time.Time
+	// ScheduledAt is the check's slot (its time on the target's grid);
+	// zero for events of probers older than the field.
+	ScheduledAt time.Time
 }
 
 // FromCheckResult returns the Event of a CheckResult, or an error naming
@@ -76,6 +79,9 @@ func FromCheckResult(m *sitewatchv1.CheckResult) (Event, error) {
 	}
 	if ts := m.GetTlsCertExpiresAt(); ts != nil && ts.CheckValid() == nil {
 		e.CertNotAfter = ts.AsTime()
+	}
+	if ts := m.GetScheduledAt(); ts != nil && ts.CheckValid() == nil {
+		e.ScheduledAt = ts.AsTime()
 	}
 	if len(errs) > 0 {
 		return Event{}, fmt.Errorf("event %q: %w", e.EventID, errors.Join(errs...))
@@ -121,6 +127,8 @@ type Region struct {
 	Last        time.Time `json:"last"`
 	LastEventID string    `json:"last_event_id"`
 	LastUp      bool      `json:"last_up,omitempty"`
+	// LastSlot is the slot of the latest check applied that had one.
+	LastSlot time.Time `json:"last_slot,omitzero"`
 }
 
 // Check is one check of a region's window.
@@ -234,12 +242,19 @@ func (s *State) Apply(ev Event, p Policy, maint Maintenance) Result {
 	if r == nil {
 		r = &Region{}
 		s.Regions[ev.Region] = r
-	} else if ev.CheckedAt.Before(r.Last) || (ev.CheckedAt.Equal(r.Last) && ev.EventID == r.LastEventID) {
+	} else if ev.CheckedAt.Before(r.Last) || (ev.CheckedAt.Equal(r.Last) && ev.EventID == r.LastEventID) ||
+		// A slot already counted: two probers of the region checked it
+		// (a fleet rebalance). One result per slot counts, as in
+		// check_results, where the recorder keeps one.
+		!ev.ScheduledAt.IsZero() && !r.LastSlot.IsZero() && !ev.ScheduledAt.After(r.LastSlot) {
 		return Result{Ignored: true}
 	}
 	e := evaluation{s: s, ev: ev, p: p, maint: maint, changed: map[string]bool{}}
 	wasUp, seen := r.LastUp, r.LastEventID != ""
 	r.Last, r.LastEventID, r.LastUp = ev.CheckedAt, ev.EventID, ev.Up
+	if !ev.ScheduledAt.IsZero() {
+		r.LastSlot = ev.ScheduledAt
+	}
 	if !ev.Up && seen && wasUp {
 		for _, inc := range s.Open {
 			inc.Flaps++

@@ -505,3 +505,44 @@ func TestQuorumLoweredWhileARegionStaysDown(t *testing.T) {
 		t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// Two probers of a region that both checked one slot (a rebalance of the
+// fleet) publish two events of it: one counts, as in check_results, so
+// two failed slots do not confirm a threshold of three.
+func TestOneResultPerSlot(t *testing.T) {
+	var st evaluate.State
+	p := policy(nil)
+	var got []string
+	ignored := 0
+	for i, c := range []struct {
+		slot, started float64
+		outcome       byte
+	}{
+		{1, 1.25, 'F'},
+		{1, 1.5, 'F'}, // the slot again, from another prober
+		{2, 2.25, 'F'},
+		{2, 2.5, 'F'}, // again
+		{3, 3.25, 'F'}, // the third failed slot confirms
+		{4, 4.25, 'S'},
+		{4, 4.5, 'F'}, // a duplicate does not break the recovery
+		{5, 5.25, 'S'},
+	} {
+		ev := events([]step{{region: "eu", minute: c.started, outcome: c.outcome}})[0]
+		ev.EventID = fmt.Sprintf("e%d", i)
+		ev.ScheduledAt = at(c.slot)
+		res := st.Apply(ev, p, nil)
+		if res.Ignored {
+			ignored++
+		}
+		for _, tr := range res.Transitions {
+			got = append(got, describe(tr))
+		}
+	}
+	want := []string{
+		"down opened #0 at=3.25 started=1.25 regions=eu to=hook",
+		"down resolved #1 at=5.25 started=1.25 regions=eu to=hook",
+	}
+	if !slices.Equal(got, want) || ignored != 3 {
+		t.Errorf("transitions:\n%s\nwant:\n%s\nignored %d, want 3", strings.Join(got, "\n"), strings.Join(want, "\n"), ignored)
+	}
+}
