@@ -302,6 +302,12 @@ func (c *Consumer) process(ctx context.Context, recs []*kgo.Record) error {
 		}
 		p, maint, _ := pol.Lookup(id)
 		res := st.Apply(it.ev, p, maint)
+		if res.DuplicateSlot {
+			c.m.events.WithLabelValues(resultDupSlot).Inc()
+			c.logger.Debug("ignored a second event of a slot its region has counted", "target", id,
+				"region", it.ev.Region, "scheduled_at", it.ev.ScheduledAt, "event_id", it.ev.EventID)
+			continue
+		}
 		if res.Ignored {
 			c.m.events.WithLabelValues(resultIgnoredLate).Inc()
 			c.logger.Warn("ignored an event older than its region's latest check", "target", id,

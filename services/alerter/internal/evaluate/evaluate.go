@@ -197,6 +197,9 @@ type Result struct {
 	// Ignored is set for an event at or before its region's latest
 	// applied check: it changed nothing.
 	Ignored bool
+	// DuplicateSlot is set, with Ignored, for an event of a slot the
+	// region has counted already (two probers checked it).
+	DuplicateSlot bool
 	// Transitions caused by the event, in order.
 	Transitions []Transition
 	// Changed holds a copy of each incident whose row the event changed
@@ -242,12 +245,13 @@ func (s *State) Apply(ev Event, p Policy, maint Maintenance) Result {
 	if r == nil {
 		r = &Region{}
 		s.Regions[ev.Region] = r
-	} else if ev.CheckedAt.Before(r.Last) || (ev.CheckedAt.Equal(r.Last) && ev.EventID == r.LastEventID) ||
+	} else if ev.CheckedAt.Before(r.Last) || (ev.CheckedAt.Equal(r.Last) && ev.EventID == r.LastEventID) {
+		return Result{Ignored: true}
+	} else if !ev.ScheduledAt.IsZero() && !r.LastSlot.IsZero() && !ev.ScheduledAt.After(r.LastSlot) {
 		// A slot already counted: two probers of the region checked it
 		// (a fleet rebalance). One result per slot counts, as in
 		// check_results, where the recorder keeps one.
-		!ev.ScheduledAt.IsZero() && !r.LastSlot.IsZero() && !ev.ScheduledAt.After(r.LastSlot) {
-		return Result{Ignored: true}
+		return Result{Ignored: true, DuplicateSlot: true}
 	}
 	e := evaluation{s: s, ev: ev, p: p, maint: maint, changed: map[string]bool{}}
 	wasUp, seen := r.LastUp, r.LastEventID != ""

@@ -521,7 +521,7 @@ func TestOneResultPerSlot(t *testing.T) {
 		{1, 1.25, 'F'},
 		{1, 1.5, 'F'}, // the slot again, from another prober
 		{2, 2.25, 'F'},
-		{2, 2.5, 'F'}, // again
+		{2, 2.5, 'F'},  // again
 		{3, 3.25, 'F'}, // the third failed slot confirms
 		{4, 4.25, 'S'},
 		{4, 4.5, 'F'}, // a duplicate does not break the recovery
@@ -533,6 +533,9 @@ func TestOneResultPerSlot(t *testing.T) {
 		res := st.Apply(ev, p, nil)
 		if res.Ignored {
 			ignored++
+		}
+		if res.DuplicateSlot != (c.started-c.slot == 0.5) {
+			t.Errorf("event %d: DuplicateSlot %v", i, res.DuplicateSlot)
 		}
 		for _, tr := range res.Transitions {
 			got = append(got, describe(tr))
