@@ -72,7 +72,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.batch, "batch", 10000, "most records per batch (one database transaction)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long the batch in hand may still take to be stored")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent alerter before giving its partitions to another")
-	fs.DurationVar(&c.maxNotifyAge, "notify-max-age", time.Hour, "transitions caused by checks older than this when evaluated are recorded but not notified (suppressed \"stale\"): a first start over the topic's history pages no one for last month; 0 notifies all")
+	fs.DurationVar(&c.maxNotifyAge, "notify-max-age", time.Hour, "transitions caused by checks older than this when evaluated are recorded but not notified (suppressed \"stale\"): a first start over the topic's history pages no one for last month (the resolution of a notified incident is still sent); 0 notifies all")
 	fs.DurationVar(&c.maxFuture, "max-future", 24*time.Hour, "skip events that started further ahead of this clock, as the recorder does (0 accepts any)")
 	fs.DurationVar(&c.schemaWait, "schema-poll", 2*time.Second, "how often to look for the alerter's tables while the recorder has not created them")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")

@@ -27,8 +27,10 @@
 //     plus ReminderInterval sends a reminder.
 //   - A transition inside a maintenance window, or of an incident
 //     confirmed inside one, is recorded with the window's name in
-//     Suppressed and notifies no channel; except the resolution of an
-//     incident confirmed outside any window, whose opening was notified.
+//     Suppressed and notifies no channel; so does one of a check
+//     evaluated too late (Event.Stale). The resolution of an incident
+//     with a notified transition is notified whatever window or delay:
+//     receivers would keep its alert open.
 //
 // Events of a region are applied in check-time order. An event older than
 // the region's latest applied check (or that very check again), or of a

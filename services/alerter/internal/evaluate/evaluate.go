@@ -25,6 +25,14 @@ const (
 // NoChannels is Transition.Suppressed when the policy names no channel.
 const NoChannels = "no channels"
 
+// Stale is Transition.Suppressed for a transition of a check evaluated
+// too late to notify (Event.Stale).
+const Stale = "stale"
+
+// NothingNotified is Transition.Suppressed for the resolution of an
+// incident none of whose transitions was notified.
+const NothingNotified = "nothing notified before"
+
 // Event is what the evaluator needs of one check result.
 type Event struct {
 	EventID   string
@@ -42,6 +50,12 @@ type Event struct {
 	// ScheduledAt is the check's slot (its time on the target's grid);
 	// zero for events of probers older than the field.
 	ScheduledAt time.Time
+	// Stale is set by the caller when the check is evaluated too late for
+	// its transitions to be worth notifying (a first start over a topic's
+	// history, an alerter down for long): they are recorded, suppressed
+	// Stale, but for the resolution of an incident whose opening was
+	// notified.
+	Stale bool
 }
 
 // FromCheckResult returns the Event of a CheckResult, or an error naming
@@ -170,6 +184,11 @@ type Incident struct {
 	// Flaps counts the checks, while it was open, that failed right after
 	// a successful check of the same region.
 	Flaps int `json:"flaps,omitempty"`
+	// Unnotified is set while none of its transitions went to channels:
+	// its resolution then goes to none (a lone "resolved"); otherwise to
+	// them whatever window or delay, or receivers would keep the alert
+	// open. (Inverted so that states saved before the field notify.)
+	Unnotified bool `json:"unnotified,omitempty"`
 }
 
 // TimeToDetect is how long the incident took to be confirmed.
@@ -538,15 +557,21 @@ func (e *evaluation) transition(inc *Incident, kind string) {
 	switch {
 	case inc.Maintenance != "":
 		t.Suppressed = inc.Maintenance
-	case kind != notify.Resolved && e.maint != nil && e.maint(e.ev.CheckedAt) != "":
-		// Not a resolution: its opening was notified (it was confirmed
-		// outside a window), and the receivers would keep the alert open.
+	case kind == notify.Resolved && !inc.Unnotified && len(e.p.Alert.Notify) > 0:
+		// Receivers that were told it opened would keep the alert open.
+		t.Channels = slices.Clone(e.p.Alert.Notify)
+	case e.maint != nil && e.maint(e.ev.CheckedAt) != "":
 		t.Suppressed = e.maint(e.ev.CheckedAt)
 	case len(e.p.Alert.Notify) == 0:
 		t.Suppressed = NoChannels
+	case e.ev.Stale:
+		t.Suppressed = Stale
+	case kind == notify.Resolved:
+		t.Suppressed = NothingNotified
 	default:
 		t.Channels = slices.Clone(e.p.Alert.Notify)
 	}
+	inc.Unnotified = (kind == notify.Opened || inc.Unnotified) && len(t.Channels) == 0
 	t.Notification = notify.Notification{
 		IncidentID:  inc.ID,
 		Transition:  kind,

@@ -314,6 +314,16 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
+			name:   "opened without channels, resolved in a window: no lone resolution",
+			steps:  checks("eu", 1, "FFFFFSS"),
+			policy: policy(func(a *targets.Alert) { a.Notify = nil }),
+			maint:  deploy(5, 20),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=no channels",
+				"down resolved #1 at=7 started=1 regions=eu suppressed=deploy",
+			},
+		},
+		{
 			name:   "no channels",
 			steps:  checks("eu", 1, "FFF"),
 			policy: policy(func(a *targets.Alert) { a.Notify = nil }),
@@ -547,5 +557,69 @@ func TestOneResultPerSlot(t *testing.T) {
 	}
 	if !slices.Equal(got, want) || ignored != 3 {
 		t.Errorf("transitions:\n%s\nwant:\n%s\nignored %d, want 3", strings.Join(got, "\n"), strings.Join(want, "\n"), ignored)
+	}
+}
+
+// A check evaluated too late to notify (Event.Stale: the alerter was down)
+// notifies nothing, except the resolution of an incident whose opening was
+// notified: receivers would keep that alert open for good.
+func TestStaleChecks(t *testing.T) {
+	cases := []struct {
+		name  string
+		stale func(minute float64) bool
+		want  []string
+	}{
+		{
+			name:  "opened in time, resolved late: the resolution is notified",
+			stale: func(m float64) bool { return m > 4 },
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu to=hook",
+				"down reminder #1 at=5 started=1 regions=eu suppressed=stale",
+				"down resolved #2 at=7 started=1 regions=eu to=hook",
+			},
+		},
+		{
+			name:  "all late: nothing is notified",
+			stale: func(float64) bool { return true },
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=stale",
+				"down reminder #1 at=5 started=1 regions=eu suppressed=stale",
+				"down resolved #2 at=7 started=1 regions=eu suppressed=stale",
+			},
+		},
+		{
+			name:  "opened late, resolved in time: no lone resolution",
+			stale: func(m float64) bool { return m < 6 },
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=stale",
+				"down reminder #1 at=5 started=1 regions=eu suppressed=stale",
+				"down resolved #2 at=7 started=1 regions=eu suppressed=nothing notified before",
+			},
+		},
+		{
+			name:  "opened late, a reminder in time: it and the resolution are notified",
+			stale: func(m float64) bool { return m < 5 },
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=stale",
+				"down reminder #1 at=5 started=1 regions=eu to=hook",
+				"down resolved #2 at=7 started=1 regions=eu to=hook",
+			},
+		},
+	}
+	p := policy(func(a *targets.Alert) { a.ReminderInterval = 2 * time.Minute })
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var st evaluate.State
+			var got []string
+			for _, ev := range events(checks("eu", 1, "FFFFFSS")) {
+				ev.Stale = c.stale(ev.CheckedAt.Sub(base).Minutes())
+				for _, tr := range st.Apply(ev, p, nil).Transitions {
+					got = append(got, describe(tr))
+				}
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+		})
 	}
 }
