@@ -407,6 +407,12 @@ func (e *evaluation) down() {
 	// incident and has not failed since (a reload lowered the quorum):
 	// the next incident starts at a failure, which opens it.
 	case inc == nil && len(down) >= need && first != nil:
+		// Never before it started: after a reload that lowered the
+		// quorum, a lagging region's event can be older than the failures.
+		confirmed := ev.CheckedAt
+		if confirmed.Before(first.At) {
+			confirmed = first.At
+		}
 		inc = &Incident{
 			ID:               IncidentID(ev.TargetID, KindDown, first.EventID),
 			TargetID:         ev.TargetID,
@@ -414,14 +420,14 @@ func (e *evaluation) down() {
 			URL:              ev.URL,
 			StartedAt:        first.At,
 			FirstEventID:     first.EventID,
-			ConfirmedAt:      ev.CheckedAt,
+			ConfirmedAt:      confirmed,
 			Regions:          down,
 			FirstFailureKind: first.FailureKind,
 			FirstError:       first.Error,
 			LastFailureKind:  first.FailureKind,
 			LastError:        first.Error,
 			LastFailureAt:    first.At,
-			LastNotice:       ev.CheckedAt,
+			LastNotice:       confirmed,
 		}
 		e.failed(inc)
 		e.open(inc)

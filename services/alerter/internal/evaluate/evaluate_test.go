@@ -623,3 +623,32 @@ func TestStaleChecks(t *testing.T) {
 		})
 	}
 }
+
+// A reload that lowers the quorum takes effect at the next event, which
+// may be a lagging region's, earlier than the failures of the down
+// region: the incident is confirmed no earlier than it started (the
+// incidents table checks it; a violation would stop the partition).
+func TestConfirmedNeverBeforeStarted(t *testing.T) {
+	var st evaluate.State
+	var got []string
+	apply := func(steps []step, p evaluate.Policy) {
+		for _, ev := range events(steps) {
+			ev.EventID = fmt.Sprintf("%s-%s", ev.Region, minute(ev.CheckedAt))
+			res := st.Apply(ev, p, nil)
+			for _, tr := range res.Transitions {
+				got = append(got, describe(tr))
+			}
+			for _, inc := range res.Changed {
+				if inc.ConfirmedAt.Before(inc.StartedAt) {
+					t.Errorf("confirmed at %s, before it started at %s", minute(inc.ConfirmedAt), minute(inc.StartedAt))
+				}
+			}
+		}
+	}
+	apply(concat(checks("eu", 10, "FFF"), checks("us", 1, "S")), policy(func(a *targets.Alert) { a.Regions = 2 }))
+	apply(checks("us", 2, "S"), policy(nil))
+	want := []string{"down opened #0 at=10 started=10 regions=eu to=hook"}
+	if !slices.Equal(got, want) {
+		t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
