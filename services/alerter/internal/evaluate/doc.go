@@ -21,8 +21,9 @@
 //     confirmed the down regions; confirmed_at is the check that made the
 //     count reach the quorum.
 //   - An incident of kind "tls_expiry" opens on a check whose certificate
-//     expires before the check's time plus TLSExpiryDays, and resolves on
-//     a check whose certificate no longer does.
+//     expires before the check's time plus TLSExpiryDays, and resolves
+//     after SuccessThreshold checks in a row (of any region) whose
+//     certificate no longer does.
 //   - While an incident is open, a check at or after the last notification
 //     plus ReminderInterval sends a reminder.
 //   - A transition inside a maintenance window, or of an incident

@@ -122,6 +122,10 @@ type State struct {
 	Regions map[string]*Region `json:"regions,omitempty"`
 	// Open holds the open incidents by kind.
 	Open map[string]*Incident `json:"open,omitempty"`
+	// CertRenewed counts the checks in a row, of any region, whose
+	// certificate does not expire within the warning: SuccessThreshold of
+	// them resolve a certificate-expiry incident.
+	CertRenewed int `json:"cert_renewed,omitempty"`
 }
 
 // Region is the state of one region of a target.
@@ -478,6 +482,11 @@ func (e *evaluation) tlsExpiry() {
 		return // a check that saw no certificate tells nothing
 	}
 	expiring := ev.CertNotAfter.Before(ev.CheckedAt.Add(time.Duration(days) * 24 * time.Hour))
+	if expiring {
+		s.CertRenewed = 0
+	} else {
+		s.CertRenewed++
+	}
 	switch {
 	case expiring && inc == nil:
 		notAfter := ev.CertNotAfter
@@ -500,7 +509,10 @@ func (e *evaluation) tlsExpiry() {
 			LastNotice:       ev.CheckedAt,
 		}
 		e.open(inc)
-	case !expiring && inc != nil:
+	case !expiring && inc != nil && s.CertRenewed >= max(e.p.Alert.SuccessThreshold, 1):
+		// Not at the first: backends (or regions' edges) that serve the
+		// old and the renewed certificate in turn would open and resolve
+		// an incident at every check.
 		e.resolve(inc)
 	case expiring && !inc.CertNotAfter.Equal(ev.CertNotAfter):
 		notAfter := ev.CertNotAfter
@@ -605,7 +617,7 @@ func (e *evaluation) transition(inc *Incident, kind string) {
 
 // Clone returns a deep copy of s.
 func (s *State) Clone() *State {
-	c := &State{}
+	c := &State{CertRenewed: s.CertRenewed}
 	if s.Regions != nil {
 		c.Regions = make(map[string]*Region, len(s.Regions))
 		for name, r := range s.Regions {

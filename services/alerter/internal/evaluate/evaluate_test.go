@@ -265,11 +265,13 @@ func TestApply(t *testing.T) {
 				{region: "eu", minute: 3, outcome: 'F'}, // no certificate seen: no change
 				{region: "eu", minute: 4, outcome: 'S', certDays: 13.8},
 				{region: "eu", minute: 5, outcome: 'S', certDays: 90},
+				{region: "eu", minute: 6, outcome: 'F'},                 // no certificate: the count goes on
+				{region: "eu", minute: 7, outcome: 'S', certDays: 89.9}, // success_threshold (2) renewed in a row
 			},
 			policy: policy(func(a *targets.Alert) { a.TLSExpiryDays = 14 }),
 			want: []string{
 				"tls_expiry opened #0 at=2 started=2 regions=eu to=hook",
-				"tls_expiry resolved #1 at=5 started=2 regions=eu to=hook",
+				"tls_expiry resolved #1 at=7 started=2 regions=eu to=hook",
 			},
 		},
 		{
@@ -650,5 +652,42 @@ func TestConfirmedNeverBeforeStarted(t *testing.T) {
 	want := []string{"down opened #0 at=10 started=10 regions=eu to=hook"}
 	if !slices.Equal(got, want) {
 		t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Two backends (or two regions' edges) serving the old and the renewed
+// certificate in turn: one incident that stays open while any check
+// still sees the expiring one, resolved by success_threshold checks in a
+// row that see the renewed one; not an opened/resolved pair per check.
+func TestCertificateExpiryNoStorm(t *testing.T) {
+	var steps []step
+	for i := range 8 {
+		days := 10.0 // old
+		if i%2 == 1 {
+			days = 90 // renewed
+		}
+		steps = append(steps, step{region: "eu", minute: float64(i + 1), outcome: 'S', certDays: days})
+	}
+	steps = append(steps, step{region: "eu", minute: 9, outcome: 'S', certDays: 90}, step{region: "eu", minute: 10, outcome: 'S', certDays: 90})
+	got, _, _ := run(steps, policy(func(a *targets.Alert) { a.TLSExpiryDays = 14 }), nil)
+	want := []string{
+		"tls_expiry opened #0 at=1 started=1 regions=eu to=hook",
+		"tls_expiry resolved #1 at=9 started=1 regions=eu to=hook",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Clone copies every field: the consumer restores the clone when a batch
+// is not stored.
+func TestCloneCopiesAll(t *testing.T) {
+	steps := []step{{region: "eu", minute: 1, outcome: 'S', certDays: 1}, {region: "eu", minute: 2, outcome: 'S', certDays: 90}}
+	steps = append(steps, checks("us", 3, "FFF")...)
+	_, _, st := run(steps, policy(func(a *targets.Alert) { a.TLSExpiryDays = 14 }), nil)
+	want, _ := json.Marshal(st)
+	got, _ := json.Marshal(st.Clone())
+	if string(got) != string(want) || st.CertRenewed != 1 {
+		t.Errorf("clone %s\nwant  %s", got, want)
 	}
 }
