@@ -26,12 +26,15 @@
 //     certificate no longer does.
 //   - While an incident is open, a check at or after the last notification
 //     plus ReminderInterval sends a reminder.
-//   - A transition inside a maintenance window, or of an incident
-//     confirmed inside one, is recorded with the window's name in
-//     Suppressed and notifies no channel; so does one of a check
-//     evaluated too late (Event.Stale). The resolution of an incident
-//     with a notified transition is notified whatever window or delay:
-//     receivers would keep its alert open.
+//   - A transition inside a maintenance window is recorded with the
+//     window's name in Suppressed and notifies no channel; so does one of
+//     a check evaluated too late (Event.Stale). An incident confirmed in
+//     a window and still open at the first check after it sends a
+//     reminder then (the outage outlasted the maintenance); if it
+//     resolves first, nothing of it is notified.
+//   - The resolution of an incident with a notified transition is
+//     notified whatever window or delay: receivers would keep its alert
+//     open. That of an incident with none is not (no lone "resolved").
 //
 // Events of a region are applied in check-time order. An event older than
 // the region's latest applied check (or that very check again), or of a

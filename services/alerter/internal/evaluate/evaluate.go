@@ -294,13 +294,20 @@ func (s *State) Apply(ev Event, p Policy, maint Maintenance) Result {
 	// Reminders of the incidents this event did not otherwise move.
 	for _, kind := range []string{KindDown, KindTLSExpiry} {
 		inc := s.Open[kind]
-		if inc == nil || e.moved[kind] || a.ReminderInterval <= 0 {
+		if inc == nil || e.moved[kind] {
 			continue
 		}
-		if !ev.CheckedAt.Before(inc.LastNotice.Add(a.ReminderInterval)) {
-			e.transition(inc, notify.Reminder)
-			inc.LastNotice = ev.CheckedAt
+		switch {
+		case inc.Maintenance != "" && inc.Unnotified && len(a.Notify) > 0 && !ev.Stale && e.window() == "":
+			// Confirmed in a window that has ended, and still open: the
+			// outage outlasted the maintenance, so the receivers are told
+			// now, whatever the reminder interval.
+		case a.ReminderInterval > 0 && !ev.CheckedAt.Before(inc.LastNotice.Add(a.ReminderInterval)):
+		default:
+			continue
 		}
+		e.transition(inc, notify.Reminder)
+		inc.LastNotice = ev.CheckedAt
 	}
 	for _, kind := range slices.Sorted(maps.Keys(e.changed)) {
 		if inc := e.incident(kind); inc != nil {
@@ -527,9 +534,7 @@ func (e *evaluation) tlsExpiry() {
 }
 
 func (e *evaluation) open(inc *Incident) {
-	if e.maint != nil {
-		inc.Maintenance = e.maint(e.ev.CheckedAt)
-	}
+	inc.Maintenance = e.window()
 	e.s.Open[inc.Kind] = inc
 	inc.Seq = -1
 	e.transition(inc, notify.Opened)
@@ -552,6 +557,14 @@ func (e *evaluation) resolve(inc *Incident) {
 	e.transition(inc, notify.Resolved)
 }
 
+// window names the maintenance window the event's check is in, or "".
+func (e *evaluation) window() string {
+	if e.maint == nil {
+		return ""
+	}
+	return e.maint(e.ev.CheckedAt)
+}
+
 // transition appends the incident's next transition and its notification.
 func (e *evaluation) transition(inc *Incident, kind string) {
 	inc.Seq++
@@ -572,14 +585,17 @@ func (e *evaluation) transition(inc *Incident, kind string) {
 		EventID:    e.ev.EventID,
 		Regions:    slices.Clone(inc.Regions),
 	}
+	window := e.window()
 	switch {
-	case inc.Maintenance != "":
-		t.Suppressed = inc.Maintenance
 	case kind == notify.Resolved && !inc.Unnotified && len(e.p.Alert.Notify) > 0:
 		// Receivers that were told it opened would keep the alert open.
 		t.Channels = slices.Clone(e.p.Alert.Notify)
-	case e.maint != nil && e.maint(e.ev.CheckedAt) != "":
-		t.Suppressed = e.maint(e.ev.CheckedAt)
+	case window != "":
+		t.Suppressed = window
+	case inc.Maintenance != "" && inc.Unnotified && kind != notify.Reminder:
+		// Confirmed in a window and never notified: neither is its
+		// resolution. (A reminder after the window tells the receivers.)
+		t.Suppressed = inc.Maintenance
 	case len(e.p.Alert.Notify) == 0:
 		t.Suppressed = NoChannels
 	case e.ev.Stale:

@@ -280,9 +280,45 @@ func TestApply(t *testing.T) {
 			policy: policy(nil),
 		},
 		{
-			name:   "confirmed in maintenance: recorded, never notified",
+			name:   "confirmed and resolved in maintenance: recorded, never notified",
+			steps:  checks("eu", 1, "FFFFFFSS"),
+			policy: policy(nil),
+			maint:  deploy(0, 10),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=deploy",
+				"down resolved #1 at=8 started=1 regions=eu suppressed=deploy",
+			},
+		},
+		{
+			// The outage outlasted the window: the receivers are told at
+			// its first check after the window, reminders or none.
+			name:   "confirmed in maintenance, still down after it: notified then",
 			steps:  checks("eu", 1, "FFFFFFFFFFFFSS"),
 			policy: policy(nil),
+			maint:  deploy(0, 10),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=deploy",
+				"down reminder #1 at=10 started=1 regions=eu to=hook",
+				"down resolved #2 at=14 started=1 regions=eu to=hook",
+			},
+		},
+		{
+			name:   "confirmed in maintenance, after it with reminders: one at the end, then by interval",
+			steps:  checks("eu", 1, strings.Repeat("F", 18)+"SS"),
+			policy: policy(func(a *targets.Alert) { a.ReminderInterval = 5 * time.Minute }),
+			maint:  deploy(0, 10),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=deploy",
+				"down reminder #1 at=8 started=1 regions=eu suppressed=deploy",
+				"down reminder #2 at=10 started=1 regions=eu to=hook",
+				"down reminder #3 at=15 started=1 regions=eu to=hook",
+				"down resolved #4 at=20 started=1 regions=eu to=hook",
+			},
+		},
+		{
+			name:   "confirmed in maintenance, no channels: no transition per check after it",
+			steps:  checks("eu", 1, "FFFFFFFFFFFFSS"),
+			policy: policy(func(a *targets.Alert) { a.Notify = nil }),
 			maint:  deploy(0, 10),
 			want: []string{
 				"down opened #0 at=3 started=1 regions=eu suppressed=deploy",
