@@ -190,8 +190,16 @@ func (k *kfakeTopic) start(t *testing.T, topic, group string, st consume.Store, 
 	return k.startWith(t, consume.Config{Topic: topic, Group: group, MaxBatch: 5, MaxNotifyAge: time.Hour}, st, reg)
 }
 
-// startWith runs a consumer of cfg on st until the returned stop.
+// startWith runs a consumer of cfg on st until the returned stop. The
+// batch in hand at the stop is finished, as the alerter's -shutdown-grace
+// does (with none, a stop during a batch is an error of Run).
 func (k *kfakeTopic) startWith(t *testing.T, cfg consume.Config, st consume.Store, reg prometheus.Registerer) (stop func()) {
+	t.Helper()
+	cfg.ShutdownGrace = 10 * time.Second
+	return k.startRaw(t, cfg, st, reg)
+}
+
+func (k *kfakeTopic) startRaw(t *testing.T, cfg consume.Config, st consume.Store, reg prometheus.Registerer) (stop func()) {
 	t.Helper()
 	set := Policies()
 	c, err := consume.New(cfg,
