@@ -181,6 +181,10 @@ func TestRunWaitsForTheSchema(t *testing.T) {
 		_, body := get("/metrics")
 		return strings.Contains(body, `sitewatch_alerter_events_total{result="no_policy"} 3`)
 	})
+	// Named as the recorder's lag, so that one query covers both.
+	if _, body := get("/metrics"); !regexp.MustCompile(`(?m)^sitewatch_alerter_consumer_lag\{partition="[01]",topic="` + regexp.QuoteMeta(s.Topic) + `"\} 0$`).MatchString(body) {
+		t.Errorf("no sitewatch_alerter_consumer_lag of the topic in /metrics")
+	}
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)

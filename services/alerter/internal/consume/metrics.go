@@ -58,10 +58,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a poll's records to their effects committed in PostgreSQL.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		// Named and labelled as the recorder's, so that one dashboard
+		// query covers both consumers of check-results.
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sitewatch_alerter_lag",
+			Name: "sitewatch_alerter_consumer_lag",
 			Help: "Records behind the end of each partition, at the last fetch.",
-		}, []string{"partition"}),
+		}, []string{"topic", "partition"}),
 	}
 	for _, r := range []string{resultEvaluated, resultIgnoredLate, resultDupSlot, resultNoPolicy, resultUndecodable, resultFuture} {
 		m.events.WithLabelValues(r)
