@@ -19,6 +19,9 @@
 //     the prober's and the recorder's stop_grace_period exceed their own
 //     shutdown time (their flags, read from the command, and the longest
 //     timeout of the targets file);
+//     grafana, where present, runs only under the profile grafana, from an
+//     image of a full version, with its provisioning mounted read-only from
+//     files that exist, published on 127.0.0.1 only;
 //     each Dockerfile builds with a golang image pinned to a full version at
 //     or above the go directive of go.work and of every workspace module.
 //

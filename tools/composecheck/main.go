@@ -90,6 +90,7 @@ func check(ctx context.Context, file string) []error {
 	c.postgres()
 	c.prober()
 	c.recorder()
+	c.grafana()
 	c.dockerfiles()
 	return append(errs, c.errs...)
 }
@@ -160,6 +161,41 @@ func (c *checker) prober() {
 	}
 	c.stopGrace("prober", s, longest+flush+opsShutdown,
 		fmt.Sprintf("the longest target timeout %s + -flush-timeout %s + %s for the metrics listener", longest, flush, opsShutdown))
+}
+
+var fullTag = regexp.MustCompile(`:\d+\.\d+\.\d+$`)
+
+// grafana (optional): only under its profile, so that `task stack:up` and
+// `task up` never start it; an image of a full version; its provisioning
+// mounted read-only from files that exist; reachable on loopback only (its
+// first login is admin/admin).
+func (c *checker) grafana() {
+	s, ok := c.p.Services["grafana"]
+	if !ok {
+		return
+	}
+	if !slices.Contains(s.Profiles, "grafana") {
+		c.errorf("grafana", "profiles", "%q: want the profile grafana, so that only `docker compose --profile grafana` starts it", s.Profiles)
+	}
+	if !fullTag.MatchString(s.Image) {
+		c.errorf("grafana", "image", "%q is not pinned to a full version (such as grafana/grafana:13.1.0)", s.Image)
+	}
+	for _, v := range s.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		if !v.ReadOnly {
+			c.errorf("grafana", "volumes", "%s is mounted writable at %s: mount provisioning read_only, the files are the source", v.Source, v.Target)
+		}
+		if _, err := os.Stat(v.Source); err != nil {
+			c.errorf("grafana", "volumes", "%v", err)
+		}
+	}
+	for _, p := range s.Ports {
+		if p.HostIP != "127.0.0.1" {
+			c.errorf("grafana", "ports", "%s:%s published on %q: publish on 127.0.0.1 (the first login is admin/admin)", p.Published, fmt.Sprint(p.Target), p.HostIP)
+		}
+	}
 }
 
 // fleetProber checks a -fleet prober: its region and a fixed instance (the

@@ -80,6 +80,24 @@ func replace(t *testing.T, file, old, new string) func(map[string]string) {
 	}
 }
 
+// addGrafana adds a grafana service to the fixture.
+func addGrafana(t *testing.T, profiles, image, readOnly, port string) func(map[string]string) {
+	return func(files map[string]string) {
+		files["compose.yaml"] += `  grafana:
+    profiles: ` + profiles + `
+    image: ` + image + `
+    volumes:
+      - type: bind
+        source: ./grafana/provisioning
+        target: /etc/grafana/provisioning
+        read_only: ` + readOnly + `
+    ports:
+      - "` + port + `"
+`
+		files["grafana/provisioning/datasources/sitewatch.yaml"] = "apiVersion: 1\n"
+	}
+}
+
 // fleet turns the fixture's prober into a fleet prober, with a one-shot
 // service that applies the targets file first, as compose.yaml runs it.
 func fleet(t *testing.T) func(map[string]string) {
@@ -186,6 +204,28 @@ func TestCheck(t *testing.T) {
 			name: "a target without any timeout",
 			edit: replace(t, "targets/targets.yaml", "defaults:\n  timeout: 10s\n", ""),
 			want: []string{f + `services.prober.command: -config /etc/sitewatch/targets/targets.yaml: target "a" has no timeout and the file no defaults.timeout: set one, so that stop_grace_period can be checked against it`},
+		},
+		{
+			name: "grafana as the repository runs it",
+			edit: addGrafana(t, "[grafana]", "grafana/grafana:13.1.0", "true", "127.0.0.1:3000:3000"),
+		},
+		{
+			name: "grafana without its profile, floating, writable, on every address",
+			edit: addGrafana(t, "[app]", "grafana/grafana:latest", "false", "3000:3000"),
+			want: []string{
+				f + `services.grafana.profiles: ["app"]: want the profile grafana, so that only ` + "`docker compose --profile grafana`" + ` starts it`,
+				f + `services.grafana.image: "grafana/grafana:latest" is not pinned to a full version (such as grafana/grafana:13.1.0)`,
+				f + "services.grafana.volumes: $DIR/grafana/provisioning is mounted writable at /etc/grafana/provisioning: mount provisioning read_only, the files are the source",
+				f + `services.grafana.ports: 3000:3000 published on "": publish on 127.0.0.1 (the first login is admin/admin)`,
+			},
+		},
+		{
+			name: "grafana provisioning that does not exist",
+			edit: func(files map[string]string) {
+				addGrafana(t, "[grafana]", "grafana/grafana:13.1.0", "true", "127.0.0.1:3000:3000")(files)
+				delete(files, "grafana/provisioning/datasources/sitewatch.yaml")
+			},
+			want: []string{f + "services.grafana.volumes: stat $DIR/grafana/provisioning: no such file or directory"},
 		},
 		{
 			name: "floating golang tag",
