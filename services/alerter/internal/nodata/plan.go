@@ -81,9 +81,9 @@ type step struct {
 
 type channel struct{ Name, Type string }
 
-// Unknown is a channel a policy names that the channels lack: not
+// unknownChannel is a channel a policy names that the channels lack: not
 // notified, reported.
-type Unknown struct{ Channel, IncidentID string }
+type unknownChannel struct{ Channel, IncidentID string }
 
 // incidentID is hex of SHA-256 over the kind, target ("" for a region),
 // region, the time the data stopped and the extra parts, "|"-separated,
@@ -109,7 +109,7 @@ func incidentID(target, region string, staleSince time.Time, extra ...string) st
 // while they are still in the spell that began with it (stale since before
 // its confirmation), for StaleAfter of their intervals: the returning
 // probers get that long to check them again.
-func plan(now time.Time, snap snapshot, pol Policies) ([]step, []Unknown) {
+func plan(now time.Time, snap snapshot, pol Policies) ([]step, []unknownChannel) {
 	p := planner{now: now, pol: pol}
 	byRegion := map[string][]freshness{}
 	for _, r := range snap.Rows {
@@ -220,7 +220,7 @@ type planner struct {
 	now     time.Time
 	pol     Policies
 	steps   []step
-	unknown []Unknown
+	unknown []unknownChannel
 }
 
 // policies are those with no_data on of an incident's targets.
@@ -335,7 +335,7 @@ func (p *planner) add(inc *incident, transition string, seq int, names []string,
 				typ, ok = inc.Notified[name]
 			}
 			if !ok {
-				p.unknown = append(p.unknown, Unknown{Channel: name, IncidentID: inc.ID})
+				p.unknown = append(p.unknown, unknownChannel{Channel: name, IncidentID: inc.ID})
 				continue
 			}
 			s.Channels = append(s.Channels, channel{name, typ})
