@@ -55,13 +55,13 @@ targets:
 			},
 		},
 		{
-			name: "a quiet region notifies the union of its targets' channels; a window that holds only some suppresses nothing",
-			snap: snapshot{Rows: []freshness{stale("t1", "b"), stale("t2", "b"), stale("off", "b")}, Probers: map[string]time.Time{"b": at(0)}},
+			name:  "a quiet region notifies the union of its targets' channels; a window that holds only some suppresses nothing",
+			snap:  snapshot{Rows: []freshness{stale("t1", "b"), stale("t2", "b"), stale("off", "b")}, Probers: map[string]time.Time{"b": at(0)}},
 			steps: []string{"opened */b [am hook] "},
 		},
 		{
-			name: "a window that holds every target of a quiet region suppresses it",
-			snap: snapshot{Rows: []freshness{stale("t1", "b"), stale("off", "b")}, Probers: map[string]time.Time{"b": at(0)}},
+			name:  "a window that holds every target of a quiet region suppresses it",
+			snap:  snapshot{Rows: []freshness{stale("t1", "b"), stale("off", "b")}, Probers: map[string]time.Time{"b": at(0)}},
 			steps: []string{"opened */b [] deploy"},
 		},
 		{
