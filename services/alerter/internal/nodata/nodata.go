@@ -153,7 +153,8 @@ func read(ctx context.Context, tx pgx.Tx, now time.Time) (snapshot, error) {
 			(extract(epoch FROM f.check_interval) * 1e6)::bigint, f.stale_since
 		FROM target_region_freshness f
 		LEFT JOIN target_config c ON c.target_id = f.target_id
-		LEFT JOIN targets t ON t.target_id = f.target_id`)
+		LEFT JOIN targets t ON t.target_id = f.target_id
+		ORDER BY f.region, f.target_id`)
 	if err != nil {
 		return snap, fmt.Errorf("read target_region_freshness: %w", err)
 	}
