@@ -179,9 +179,7 @@ func read(ctx context.Context, tx pgx.Tx, now time.Time) (snapshot, error) {
 		return snap, fmt.Errorf("read probers: %w", err)
 	}
 	rows, err = tx.Query(ctx, `SELECT i.incident_id, coalesce(i.target_id, ''), i.region, i.started_at, i.confirmed_at,
-			i.resolved_at, coalesce(i.maintenance, ''), i.first_error, tr.seq, tr.at,
-			coalesce((SELECT jsonb_object_agg(channel, channel_type) FROM notification_outbox o WHERE o.incident_id = i.incident_id), '{}'),
-			coalesce(c.url, t.url, '')
+			i.resolved_at, coalesce(i.maintenance, ''), i.first_error, tr.seq, tr.at, coalesce(c.url, t.url, '')
 		FROM incidents i
 		LEFT JOIN target_config c ON c.target_id = i.target_id
 		LEFT JOIN targets t ON t.target_id = i.target_id
@@ -193,19 +191,36 @@ func read(ctx context.Context, tx pgx.Tx, now time.Time) (snapshot, error) {
 		return snap, fmt.Errorf("read the no-data incidents: %w", err)
 	}
 	var inc incident
-	var notified []byte
+	byID := map[string]*incident{}
 	_, err = pgx.ForEachRow(rows, []any{&inc.ID, &inc.TargetID, &inc.Region, &inc.StartedAt, &inc.ConfirmedAt, &inc.ResolvedAt,
-		&inc.Maintenance, &inc.Error, &inc.LastSeq, &inc.LastAt, &notified, &inc.URL}, func() error {
+		&inc.Maintenance, &inc.Error, &inc.LastSeq, &inc.LastAt, &inc.URL}, func() error {
 		inc.Notified = map[string]string{}
-		if err := json.Unmarshal(notified, &inc.Notified); err != nil {
-			return fmt.Errorf("incident %s: channels notified: %w", inc.ID, err)
-		}
 		snap.Incidents = append(snap.Incidents, inc)
 		inc.ResolvedAt = nil
 		return nil
 	})
 	if err != nil {
 		return snap, fmt.Errorf("read the no-data incidents: %w", err)
+	}
+	var open []string
+	for i := range snap.Incidents {
+		if inc := &snap.Incidents[i]; inc.ResolvedAt == nil {
+			byID[inc.ID] = inc
+			open = append(open, inc.ID)
+		}
+	}
+	if len(open) == 0 {
+		return snap, nil
+	}
+	// One query for all: notification_outbox has no index by incident.
+	rows, err = tx.Query(ctx, `SELECT DISTINCT incident_id, channel, channel_type FROM notification_outbox WHERE incident_id = ANY($1)`, open)
+	if err != nil {
+		return snap, fmt.Errorf("read the channels notified of the no-data incidents: %w", err)
+	}
+	var id, name, typ string
+	_, err = pgx.ForEachRow(rows, []any{&id, &name, &typ}, func() error { byID[id].Notified[name] = typ; return nil })
+	if err != nil {
+		return snap, fmt.Errorf("read the channels notified of the no-data incidents: %w", err)
 	}
 	return snap, nil
 }
