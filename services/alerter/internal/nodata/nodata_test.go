@@ -95,6 +95,24 @@ func (f *fixture) check(id, region string, when time.Time) {
 		ON CONFLICT (region, instance) DO UPDATE SET last_seen = greatest(probers.last_seen, excluded.last_seen)`, region, when)
 }
 
+// staleInB seeds two targets in regions a and b: t1, checked every
+// minute, last in b at t0, in a at 10 min; t2, hourly, in both at 10 min,
+// by the prober of b too.
+func (f *fixture) staleInB() {
+	f.t.Helper()
+	f.configure("t1", time.Minute, "a", "b")
+	f.configure("t2", time.Hour, "a", "b")
+	f.check("t1", "b", at(0))
+	f.check("t1", "a", at(10*time.Minute))
+	f.check("t2", "a", at(10*time.Minute))
+	f.check("t2", "b", at(10*time.Minute))
+}
+
+// outboxRow is a row of outbox().
+func outboxRow(id string, seq int, transition, channel, typ string) string {
+	return fmt.Sprintf("%s/%d-%s/%s | %s | %d | %s | %s", id, seq, transition, channel, id, seq, channel, typ)
+}
+
 func (f *fixture) pass(e *Evaluator) Result {
 	f.t.Helper()
 	res, err := e.Pass(f.ctx)
@@ -212,13 +230,7 @@ targets:
     regions: [a, b]
     alert: {notify: [hook]}
 `)
-	f.configure("t1", time.Minute, "a", "b")
-	f.configure("t2", time.Hour, "a", "b")
-	f.check("t1", "b", at(0))
-	for _, id := range []string{"t1", "t2"} {
-		f.check(id, "a", at(10*time.Minute))
-	}
-	f.check("t2", "b", at(10*time.Minute))
+	f.staleInB()
 	now := at(10*time.Minute + 30*time.Second)
 	e := evaluator(f.pool, pol, &now)
 
@@ -231,8 +243,8 @@ targets:
 	})
 	same(t, "transitions", f.transitions(), []string{id + " | 0 | opened | 10:10:30 | - | [b] | -"})
 	same(t, "outbox", f.outbox(), []string{
-		id + "/0-opened/am | " + id + " | 0 | am | alertmanager",
-		id + "/0-opened/hook | " + id + " | 0 | hook | webhook",
+		outboxRow(id, 0, "opened", "am", "alertmanager"),
+		outboxRow(id, 0, "opened", "hook", "webhook"),
 	})
 	opened := notify.Notification{IncidentID: id, Transition: "opened", Seq: 0, Kind: "no_data", TargetID: "t1",
 		URL: "https://t1.example/", Regions: []string{"b"}, At: now, StartedAt: at(3 * time.Minute), ConfirmedAt: now,
@@ -262,10 +274,10 @@ targets:
 		id + " | 2 | resolved | 10:16:10 | - | [b] | -",
 	})
 	same(t, "outbox", f.outbox()[2:], []string{
-		id + "/1-reminder/am | " + id + " | 1 | am | alertmanager",
-		id + "/1-reminder/hook | " + id + " | 1 | hook | webhook",
-		id + "/2-resolved/am | " + id + " | 2 | am | alertmanager",
-		id + "/2-resolved/hook | " + id + " | 2 | hook | webhook",
+		outboxRow(id, 1, "reminder", "am", "alertmanager"),
+		outboxRow(id, 1, "reminder", "hook", "webhook"),
+		outboxRow(id, 2, "resolved", "am", "alertmanager"),
+		outboxRow(id, 2, "resolved", "hook", "webhook"),
 	})
 	resolved := opened
 	resolved.Transition, resolved.Seq, resolved.At, resolved.ResolvedAt = "resolved", 2, now, ptr(now)
@@ -310,8 +322,8 @@ targets:
 	})
 	same(t, "transitions", f.transitions(), []string{id + " | 0 | opened | 10:10:30 | - | [b] | -"})
 	same(t, "outbox", f.outbox(), []string{
-		id + "/0-opened/am | " + id + " | 0 | am | alertmanager",
-		id + "/0-opened/hook | " + id + " | 0 | hook | webhook",
+		outboxRow(id, 0, "opened", "am", "alertmanager"),
+		outboxRow(id, 0, "opened", "hook", "webhook"),
 	})
 	opened := notify.Notification{IncidentID: id, Transition: "opened", Kind: "no_data", Regions: []string{"b"},
 		At: now, StartedAt: at(7 * time.Minute), ConfirmedAt: now, FailureKind: "no_data", Error: msg}
@@ -340,9 +352,9 @@ targets:
 		own + " | 0 | opened | 10:17:10 | - | [b] | -",
 	})
 	same(t, "outbox", f.outbox()[2:], []string{
-		id + "/1-resolved/am | " + id + " | 1 | am | alertmanager",
-		id + "/1-resolved/hook | " + id + " | 1 | hook | webhook",
-		own + "/0-opened/am | " + own + " | 0 | am | alertmanager",
+		outboxRow(id, 1, "resolved", "am", "alertmanager"),
+		outboxRow(id, 1, "resolved", "hook", "webhook"),
+		outboxRow(own, 0, "opened", "am", "alertmanager"),
 	})
 }
 
@@ -420,8 +432,8 @@ targets:
 	same(t, "removed", f.pass(e), Result{Transitions: map[string]int{"resolved": 1}, Outbox: 1})
 	id := incidentID("gone", "b", at(3*time.Minute))
 	same(t, "outbox", f.outbox(), []string{
-		id + "/0-opened/hook | " + id + " | 0 | hook | webhook",
-		id + "/1-resolved/hook | " + id + " | 1 | hook | webhook",
+		outboxRow(id, 0, "opened", "hook", "webhook"),
+		outboxRow(id, 1, "resolved", "hook", "webhook"),
 	})
 }
 
@@ -445,12 +457,7 @@ targets:
     regions: [a, b]
     alert: {notify: [hook]}
 `)
-	f.configure("t1", time.Minute, "a", "b")
-	f.configure("t2", time.Hour, "a", "b")
-	f.check("t1", "b", at(0))
-	f.check("t1", "a", at(10*time.Minute))
-	f.check("t2", "a", at(10*time.Minute))
-	f.check("t2", "b", at(10*time.Minute))
+	f.staleInB()
 	now := at(10*time.Minute + 30*time.Second)
 	e := evaluator(f.pool, pol, &now)
 	same(t, "pass", f.pass(e), Result{Transitions: map[string]int{"opened": 1}})
@@ -484,12 +491,7 @@ targets:
     regions: [a, b]
     alert: {notify: [hook]}
 `)
-	f.configure("t1", time.Minute, "a", "b")
-	f.configure("t2", time.Hour, "a", "b")
-	f.check("t1", "b", at(0))
-	f.check("t1", "a", at(10*time.Minute))
-	f.check("t2", "a", at(10*time.Minute))
-	f.check("t2", "b", at(10*time.Minute))
+	f.staleInB()
 	now := at(10*time.Minute + 30*time.Second)
 	const alerters, passes = 4, 10
 	var wg sync.WaitGroup
@@ -529,8 +531,8 @@ targets:
 	id := incidentID("t1", "b", at(3*time.Minute))
 	same(t, "transitions", f.transitions(), []string{id + " | 0 | opened | 10:10:30 | - | [b] | -"})
 	same(t, "outbox", f.outbox(), []string{
-		id + "/0-opened/am | " + id + " | 0 | am | alertmanager",
-		id + "/0-opened/hook | " + id + " | 0 | hook | webhook",
+		outboxRow(id, 0, "opened", "am", "alertmanager"),
+		outboxRow(id, 0, "opened", "hook", "webhook"),
 	})
 }
 
@@ -544,10 +546,7 @@ targets:
     regions: [a, b]
     alert: {notify: [hook]}
 `)
-	f.configure("t1", time.Minute, "a", "b")
-	f.check("t1", "b", at(0))
-	f.check("t1", "a", at(10*time.Minute))
-	f.check("t2", "b", at(10*time.Minute))
+	f.staleInB()
 	tx, err := f.pool.Begin(f.ctx)
 	if err != nil {
 		t.Fatal(err)
