@@ -316,7 +316,7 @@ targets:
 	same(t, "first pass", f.pass(e), Result{Transitions: map[string]int{"opened": 1}, Outbox: 2})
 	// Quiet since the last target went stale (t2: 10:01 + 3 × 2m).
 	id := incidentID("", "b", at(7*time.Minute))
-	msg := `no prober of region "b" has checked anything since 2026-11-30T10:01:00Z; 2 targets without data`
+	msg := `no prober of region "b" has checked anything since 2026-11-30T10:01:00Z; targets without data: 2`
 	same(t, "incidents", f.incidents(), []string{
 		id + " | - | no_data | b | 10:07:00 |  | 10:10:30 | - | [b] | no_data | " + msg + " | no_data | " + msg + " | 10:10:30 | -",
 	})
@@ -374,7 +374,7 @@ targets:
 	now := at(30 * time.Second)
 	e := evaluator(f.pool, pol, &now)
 	same(t, "first pass", f.pass(e), Result{Transitions: map[string]int{"opened": 1}, Outbox: 1})
-	msg := `no prober was ever seen in region "bb"; 1 targets without data`
+	msg := `no prober was ever seen in region "bb"; targets without data: 1`
 	id := incidentID("", "bb", at(-57*time.Minute))
 	same(t, "incidents", f.incidents(), []string{
 		id + " | - | no_data | bb | 09:03:00 |  | 10:00:30 | - | [bb] | no_data | " + msg + " | no_data | " + msg + " | 10:00:30 | -",

@@ -160,10 +160,10 @@ func plan(now time.Time, snap snapshot, pol Policies) ([]step, []unknownChannel)
 			continue
 		}
 		started := latestStale
-		msg := fmt.Sprintf("no prober was ever seen in region %q; %d targets without data", region, len(rows))
+		msg := fmt.Sprintf("no prober was ever seen in region %q; targets without data: %d", region, len(rows))
 		if seen {
 			started = maxTime(started, silentSince)
-			msg = fmt.Sprintf("no prober of region %q has checked anything since %s; %d targets without data",
+			msg = fmt.Sprintf("no prober of region %q has checked anything since %s; targets without data: %d",
 				region, last.UTC().Format(time.RFC3339), len(rows))
 		}
 		inc := &incident{ID: incidentID("", region, started), Region: region, StartedAt: started, ConfirmedAt: now,
