@@ -20,6 +20,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/services/alerter/internal/backtest"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/consume"
+	"github.com/sitewatch/sitewatch/services/alerter/internal/nodata"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/notify"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/outbox"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/policy"
@@ -48,6 +49,7 @@ type config struct {
 	maxNotifyAge   time.Duration
 	maxFuture      time.Duration
 	schemaWait     time.Duration
+	noDataInterval time.Duration
 	logLevel       slog.Level
 
 	databaseURL string
@@ -75,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.maxNotifyAge, "notify-max-age", time.Hour, "transitions caused by checks older than this when evaluated are recorded but not notified (suppressed \"stale\"): a first start over the topic's history pages no one for last month (the resolution of a notified incident is still sent); 0 notifies all")
 	fs.DurationVar(&c.maxFuture, "max-future", 24*time.Hour, "skip events that started further ahead of this clock, as the recorder does (0 accepts any)")
 	fs.DurationVar(&c.schemaWait, "schema-poll", 2*time.Second, "how often to look for the alerter's tables while the recorder has not created them")
+	fs.DurationVar(&c.noDataInterval, "nodata-interval", nodata.DefaultInterval, "how often to look for targets and regions that went stale (no-data incidents); 0 switches them off")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	var errs []error
 	if err := cmdline.Parse(fs, args); errors.Is(err, flag.ErrHelp) {
@@ -97,7 +100,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	bad(strings.TrimSpace(c.group) == "", "-group: empty")
 	bad(c.fleet && c.targetsTopic == "", "-targets-topic: required with -fleet")
 	bad(c.batch < 1 || c.batch > 1_000_000, fmt.Sprintf("-batch: %d is not between 1 and 1000000", c.batch))
-	bad(c.shutdownGrace < 0 || c.maxNotifyAge < 0 || c.maxFuture < 0, "-shutdown-grace, -notify-max-age, -max-future: must not be negative")
+	bad(c.shutdownGrace < 0 || c.maxNotifyAge < 0 || c.maxFuture < 0 || c.noDataInterval < 0, "-shutdown-grace, -notify-max-age, -max-future, -nodata-interval: must not be negative")
 	bad(c.schemaWait <= 0, "-schema-poll: must be positive")
 	// The broker's group.min/max.session.timeout.ms defaults.
 	bad(c.sessionTimeout < 6*time.Second || c.sessionTimeout > 5*time.Minute,
@@ -302,6 +305,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			logger.Error("the outbox sender stopped", "err", err)
 		}
 	})
+	if cfg.noDataInterval > 0 {
+		// A pool of its own: a pass never waits for the consumer's
+		// connections. Every alerter runs passes; a database lock lets
+		// one of them evaluate each.
+		pool, err := pgxpool.New(ctx, cfg.databaseURL)
+		if err != nil {
+			return errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
+		}
+		defer pool.Close()
+		nd := nodata.New(pool, func() nodata.Policies { return src.Load() },
+			nodata.Options{Interval: cfg.noDataInterval, Logger: logger.With("component", "nodata"), Registerer: reg})
+		wg.Go(func() { _ = nd.Run(bg) })
+	}
 	err = cons.Run(ctx)
 	stopBG()
 	wg.Wait()
