@@ -563,3 +563,63 @@ targets:
 	same(t, "transitions", f.transitions(), []string(nil))
 	same(t, "unlocked", f.pass(e), Result{Transitions: map[string]int{"opened": 1}, Outbox: 1})
 }
+
+// The only prober of region b, checking 1,000 targets spread over their
+// minute, is killed: its targets go stale one by one over a minute of
+// passes, and the region is quiet only once the last one is. No pass in
+// between opens an incident per target: one incident for the region, and
+// one resolution when the prober is back and checks them all again.
+func TestDeadRegionStaggered(t *testing.T) {
+	f := newFixture(t)
+	const n = 1000
+	var yaml strings.Builder
+	yaml.WriteString("targets:\n")
+	for i := range n {
+		fmt.Fprintf(&yaml, "  - id: t%04d\n    url: https://t%04d.example/\n    regions: [a, b]\n    alert: {notify: [hook]}\n", i, i)
+	}
+	pol := loadPolicies(t, yaml.String())
+	// Target i was last checked in b at t0 - i × 60ms; the prober died
+	// at t0. Region a checks every target at each pass.
+	f.exec(`INSERT INTO target_config (target_id, url, method, interval_us, timeout_us, header_names, has_body,
+			expect_status, follow_redirects, tls_skip_verify, max_body_bytes, regions, labels, configured_at, updated_at)
+		SELECT format('t%s', lpad(i::text, 4, '0')), format('https://t%s.example/', lpad(i::text, 4, '0')), 'GET',
+			60000000, 10000000, '{}', false, '{200-399}', true, false, 1048576, '{a,b}', '{}', $1, $1
+		FROM generate_series(0, $2 - 1) i`, t0.Add(-time.Hour), n)
+	f.exec(`INSERT INTO targets (target_id, url, method, first_seen, last_seen, last_event_id, last_outcome, last_response_time_us)
+		SELECT target_id, url, 'GET', $1, $1, gen_random_uuid(), 'up', 1000 FROM target_config`, t0)
+	f.exec(`INSERT INTO target_regions (target_id, region, first_seen, last_seen, last_event_id, last_outcome, last_response_time_us)
+		SELECT target_id, r, $1::timestamptz, $1::timestamptz - substr(target_id, 2)::int * interval '60 ms', gen_random_uuid(), 'up', 1000
+		FROM target_config CROSS JOIN unnest('{a,b}'::text[]) r`, t0)
+	f.exec(`INSERT INTO probers (region, instance, first_seen, last_seen) VALUES ('a', 'p1', $1, $1), ('b', 'p1', $1, $1)`, t0.Add(-time.Hour))
+	f.exec(`UPDATE probers SET last_seen = $1 WHERE region = 'b'`, t0)
+
+	var now time.Time
+	e := evaluator(f.pool, pol, &now)
+	back := at(5 * time.Minute)
+	total := map[string]int{}
+	outbox := 0
+	for now = at(15 * time.Second); !now.After(at(10 * time.Minute)); now = now.Add(15 * time.Second) {
+		f.exec(`UPDATE target_regions SET last_seen = $1 WHERE region = 'a'`, now)
+		f.exec(`UPDATE probers SET last_seen = $1 WHERE region = 'a'`, now)
+		if !now.Before(back) {
+			// Back at 10:05, the prober checks target i every minute from
+			// 10:05 + i × 60ms on.
+			f.exec(`UPDATE target_regions SET last_seen = s + floor(extract(epoch FROM $2 - s) / 60) * interval '1 min'
+				FROM (SELECT target_id AS id, $1::timestamptz + substr(target_id, 2)::int * interval '60 ms' AS s FROM target_config) x
+				WHERE region = 'b' AND target_id = x.id AND s <= $2`, back, now)
+			f.exec(`UPDATE probers SET last_seen = $1 WHERE region = 'b'`, now)
+		}
+		res := f.pass(e)
+		for tr, k := range res.Transitions {
+			total[tr] += k
+		}
+		outbox += res.Outbox
+	}
+	same(t, "transitions over the passes", total, map[string]int{"opened": 1, "resolved": 1})
+	same(t, "outbox rows", outbox, 2)
+	id := incidentID("", "b", at(3*time.Minute))
+	same(t, "transitions", f.transitions(), []string{
+		id + " | 0 | opened | 10:03:15 | - | [b] | -",
+		id + " | 1 | resolved | 10:05:00 | - | [b] | -",
+	})
+}

@@ -194,6 +194,14 @@ func plan(now time.Time, snap snapshot, pol Policies) ([]step, []unknownChannel)
 		if len(pols) == 0 || quiet[r.Region] {
 			continue
 		}
+		// Stale while no prober of its region has checked anything since:
+		// the region's probers may be dying, and its targets go stale one
+		// by one over an interval before the region counts as quiet. Wait
+		// for either: the region's one incident, or a prober checking
+		// others (then this target's staleness is its own).
+		if last, seen := snap.Probers[r.Region]; !seen || !last.After(r.StaleSince) {
+			continue
+		}
 		if reg := latestRegion[r.Region]; reg != nil && !r.StaleSince.After(reg.ConfirmedAt) &&
 			(reg.ResolvedAt == nil || now.Before(reg.ResolvedAt.Add(time.Duration(snap.StaleAfter)*r.Interval))) {
 			continue

@@ -55,6 +55,10 @@ targets:
 			},
 		},
 		{
+			name: "a target stale while its region's prober has checked nothing since waits for the region",
+			snap: snapshot{Rows: []freshness{stale("t1", "b"), fresh("t2", "b")}, Probers: map[string]time.Time{"b": at(3 * time.Minute)}},
+		},
+		{
 			name:  "a quiet region notifies the union of its targets' channels; a window that holds only some suppresses nothing",
 			snap:  snapshot{Rows: []freshness{stale("t1", "b"), stale("t2", "b"), stale("off", "b")}, Probers: map[string]time.Time{"b": at(0)}},
 			steps: []string{"opened */b [am hook] "},
