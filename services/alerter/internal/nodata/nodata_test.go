@@ -623,3 +623,44 @@ func TestDeadRegionStaggered(t *testing.T) {
 		id + " | 1 | resolved | 10:05:00 | - | [b] | -",
 	})
 }
+
+// A target configured in a region whose probers are dead is not stale
+// yet: the region's incident stays open (no resolution, no second
+// opening 3 intervals later) until a prober of the region checks again.
+func TestTargetAddedToQuietRegion(t *testing.T) {
+	f := newFixture(t)
+	pol := loadPolicies(t, `
+targets:
+  - id: t1
+    url: https://t1.example/
+    regions: [a, b]
+    alert: {notify: [hook]}
+  - id: t3
+    url: https://t3.example/
+    regions: [a, b]
+    alert: {notify: [hook]}
+`)
+	f.configure("t1", time.Minute, "a", "b")
+	f.check("t1", "b", at(0))
+	f.check("t1", "a", at(10*time.Minute))
+	now := at(10 * time.Minute)
+	e := evaluator(f.pool, pol, &now)
+	same(t, "quiet", f.pass(e), Result{Transitions: map[string]int{"opened": 1}, Outbox: 1})
+
+	f.configure("t3", time.Minute, "a", "b")
+	f.exec(`UPDATE target_config SET configured_at = $1, updated_at = $1 WHERE target_id = 't3'`, now)
+	for _, d := range []time.Duration{time.Minute, 3*time.Minute + time.Second, 5 * time.Minute} {
+		now = at(10*time.Minute + d)
+		f.check("t1", "a", now)
+		f.check("t3", "a", now)
+		same(t, fmt.Sprintf("pass at +%s", d), f.pass(e), Result{Transitions: map[string]int{}})
+	}
+	f.check("t1", "b", now)
+	now = now.Add(time.Second)
+	same(t, "the prober is back", f.pass(e), Result{Transitions: map[string]int{"resolved": 1}, Outbox: 1})
+	id := incidentID("", "b", at(3*time.Minute))
+	same(t, "transitions", f.transitions(), []string{
+		id + " | 0 | opened | 10:10:00 | - | [b] | -",
+		id + " | 1 | resolved | 10:15:01 | - | [b] | -",
+	})
+}

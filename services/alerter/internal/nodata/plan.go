@@ -148,6 +148,12 @@ func plan(now time.Time, snap snapshot, pol Policies) ([]step, []unknownChannel)
 		last, seen := snap.Probers[region]
 		silentSince := last.Add(time.Duration(snap.StaleAfter) * minInterval)
 		quiet[region] = allStale && (!seen || silentSince.Before(now))
+		if inc := openRegion[region]; inc != nil {
+			// Open until a prober of the region checks again: a target
+			// configured (or edited) in the dead region meanwhile is not
+			// stale yet, and yet nothing came back.
+			quiet[region] = !seen || !last.After(inc.StartedAt)
+		}
 		if !quiet[region] {
 			continue
 		}
@@ -202,8 +208,10 @@ func plan(now time.Time, snap snapshot, pol Policies) ([]step, []unknownChannel)
 		if last, seen := snap.Probers[r.Region]; !seen || !last.After(r.StaleSince) {
 			continue
 		}
-		if reg := latestRegion[r.Region]; reg != nil && !r.StaleSince.After(reg.ConfirmedAt) &&
-			(reg.ResolvedAt == nil || now.Before(reg.ResolvedAt.Add(time.Duration(snap.StaleAfter)*r.Interval))) {
+		// The region's incident covers the targets that went stale before it
+		// resolved, those configured in the dead region meanwhile too.
+		if reg := latestRegion[r.Region]; reg != nil && (reg.ResolvedAt == nil ||
+			!r.StaleSince.After(*reg.ResolvedAt) && now.Before(reg.ResolvedAt.Add(time.Duration(snap.StaleAfter)*r.Interval))) {
 			continue
 		}
 		since := "it was configured"

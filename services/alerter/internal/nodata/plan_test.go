@@ -75,6 +75,12 @@ targets:
 			steps: []string{"reminder */b [am hook] "},
 		},
 		{
+			name: "a target configured in a quiet region resolves nothing while its probers stay silent",
+			snap: snapshot{Rows: []freshness{stale("t1", "b"), fresh("t2", "b")}, Probers: map[string]time.Time{"b": at(0)},
+				Incidents: []incident{openRegion}},
+			steps: []string{"reminder */b [am hook] "},
+		},
+		{
 			name: "a region that checks again resolves, telling the channels of its opening too",
 			snap: snapshot{Rows: []freshness{fresh("t1", "b"), stale("t2", "b")}, Probers: map[string]time.Time{"b": now},
 				Incidents: []incident{openRegion}},
