@@ -76,6 +76,14 @@ func TestCommandLine(t *testing.T) {
 			wantErr: `unexpected arguments: ["extra"] (flags go before them)` + "\n-targets-topic: required with -fleet\n-batch: 0 is not between 1 and 1000000\n-session-timeout: 1s is not between 6s and 5m",
 		},
 		{
+			name: "a negative no-data interval", args: []string{"-nodata-interval", "-1s"}, env: good,
+			wantErr: "-shutdown-grace, -notify-max-age, -max-future, -nodata-interval: must not be negative",
+		},
+		{
+			name: "a no-data interval that is no duration", args: []string{"-nodata-interval", "5"}, env: good,
+			wantErr: `invalid value "5" for flag -nodata-interval: parse error`,
+		},
+		{
 			name: "backtest without times", args: []string{"backtest", "-config", "x"}, env: good,
 			wantErr: "-from and -to: required",
 		},
@@ -369,4 +377,86 @@ func publishTargets(t *testing.T, path string) string {
 	tt := alertertest.NewTargetsTopic(t)
 	tt.Set(t, file.Targets)
 	return tt.Name
+}
+
+// The alerter run as a command makes no-data passes every
+// -nodata-interval: a region whose prober went quiet an hour ago gets one
+// incident, delivered to the channel of its target's policy.
+func TestRunOpensNoDataIncidents(t *testing.T) {
+	s := alertertest.New(t, 1)
+	var mu sync.Mutex
+	var delivered []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		delivered = append(delivered, r.Header.Get("Idempotency-Key"))
+	}))
+	defer hook.Close()
+	path := writeFile(t, `channels:
+  - name: hook
+    type: webhook
+    url: `+hook.URL+`/hook
+targets:
+  - id: web
+    url: http://127.0.0.1:1/web
+    regions: [b]
+    alert: {notify: [hook]}
+`)
+	last := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	for _, sql := range []string{
+		`INSERT INTO target_config (target_id, url, method, interval_us, timeout_us, header_names, has_body, expect_status,
+			follow_redirects, tls_skip_verify, max_body_bytes, regions, labels, configured_at, updated_at)
+		VALUES ('web', 'http://127.0.0.1:1/web', 'GET', 60000000, 10000000, '{}', false, '{200-399}', true, false, 1048576,
+			'{b}', '{}', $1::timestamptz - interval '1 hour', $1::timestamptz - interval '1 hour')`,
+		`INSERT INTO targets (target_id, url, method, first_seen, last_seen, last_event_id, last_outcome, last_response_time_us)
+		VALUES ('web', 'http://127.0.0.1:1/web', 'GET', $1, $1, gen_random_uuid(), 'up', 1000)`,
+		`INSERT INTO target_regions (target_id, region, first_seen, last_seen, last_event_id, last_outcome, last_response_time_us)
+		VALUES ('web', 'b', $1, $1, gen_random_uuid(), 'up', 1000)`,
+		`INSERT INTO probers (region, instance, first_seen, last_seen) VALUES ('b', 'p1', $1, $1)`,
+	} {
+		if _, err := s.DB.Exec(context.Background(), sql, last); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	logs := &stacktest.Log{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	e := map[string]string{"DATABASE_URL": s.DBURL, "KAFKA_BROKERS": stacktest.Getenv("KAFKA_BROKERS")}
+	go func() {
+		done <- run(ctx, []string{"-config", path, "-topic", s.Topic, "-group", s.Group, "-listen", "127.0.0.1:0",
+			"-nodata-interval", "200ms"}, env(e), io.Discard, logs)
+	}()
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(delivered) >= 1
+	})
+	// Several passes more: still the one incident.
+	time.Sleep(time.Second)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	}
+	rows, err := s.DB.Query(context.Background(), `SELECT i.incident_id, coalesce(i.target_id, '-'), i.kind, i.region, t.seq, t.transition
+		FROM incidents i JOIN incident_transitions t USING (incident_id) ORDER BY t.seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var id, target, kind, region, transition string
+	var seq int
+	if _, err := pgx.ForEachRow(rows, []any{&id, &target, &kind, &region, &seq, &transition}, func() error {
+		got = append(got, fmt.Sprintf("%s | %s | %s | %d | %s", target, kind, region, seq, transition))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"- | no_data | b | 0 | opened"}; !slices.Equal(got, want) {
+		t.Errorf("incidents and transitions:\n%s\nwant:\n%s\nlogs:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), logs.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{id + "/0-opened/hook"}; !slices.Equal(delivered, want) {
+		t.Errorf("delivered %q, want %q", delivered, want)
+	}
 }
