@@ -314,11 +314,13 @@ targets:
 	e := evaluator(f.pool, pol, &now)
 
 	same(t, "first pass", f.pass(e), Result{Transitions: map[string]int{"opened": 1}, Outbox: 2})
-	// Quiet since the last target went stale (t2: 10:01 + 3 × 2m).
-	id := incidentID("", "b", at(7*time.Minute))
+	// Quiet since b's prober, checking t1 every minute until 10:00, had
+	// been silent for 3 of t1's intervals (10:01 + 3 × 1m), not since t2
+	// went stale too (10:07).
+	id := incidentID("", "b", at(4*time.Minute))
 	msg := `no prober of region "b" has checked anything since 2026-11-30T10:01:00Z; targets without data: 2`
 	same(t, "incidents", f.incidents(), []string{
-		id + " | - | no_data | b | 10:07:00 |  | 10:10:30 | - | [b] | no_data | " + msg + " | no_data | " + msg + " | 10:10:30 | -",
+		id + " | - | no_data | b | 10:04:00 |  | 10:10:30 | - | [b] | no_data | " + msg + " | no_data | " + msg + " | 10:10:30 | -",
 	})
 	same(t, "transitions", f.transitions(), []string{id + " | 0 | opened | 10:10:30 | - | [b] | -"})
 	same(t, "outbox", f.outbox(), []string{
@@ -326,7 +328,7 @@ targets:
 		outboxRow(id, 0, "opened", "hook", "webhook"),
 	})
 	opened := notify.Notification{IncidentID: id, Transition: "opened", Kind: "no_data", Regions: []string{"b"},
-		At: now, StartedAt: at(7 * time.Minute), ConfirmedAt: now, FailureKind: "no_data", Error: msg}
+		At: now, StartedAt: at(4 * time.Minute), ConfirmedAt: now, FailureKind: "no_data", Error: msg}
 	same(t, "payloads", f.payloads(), []notify.Notification{opened, opened})
 
 	// b's prober is back and checks t1, not yet t2.
@@ -662,5 +664,47 @@ targets:
 	same(t, "transitions", f.transitions(), []string{
 		id + " | 0 | opened | 10:10:00 | - | [b] | -",
 		id + " | 1 | resolved | 10:15:01 | - | [b] | -",
+	})
+}
+
+// Region b's prober dies at 10:00 with targets checked every minute and
+// one checked hourly: the region is quiet once the prober has been silent
+// for 3 intervals of the targets it stopped checking, not 3 hours later
+// when the hourly one is stale too; and no target gets one of its own
+// meanwhile.
+func TestDeadRegionMixedIntervals(t *testing.T) {
+	f := newFixture(t)
+	var yaml strings.Builder
+	yaml.WriteString("targets:\n")
+	ids := []string{"hourly"}
+	for i := range 20 {
+		ids = append(ids, fmt.Sprintf("m%02d", i))
+	}
+	for _, id := range ids {
+		fmt.Fprintf(&yaml, "  - id: %s\n    url: https://%s.example/\n    regions: [a, b]\n    alert: {notify: [hook]}\n", id, id)
+	}
+	pol := loadPolicies(t, yaml.String())
+	f.configure("hourly", time.Hour, "a", "b")
+	f.check("hourly", "b", at(-30*time.Minute))
+	for i, id := range ids[1:] {
+		f.configure(id, time.Minute, "a", "b")
+		f.check(id, "b", at(-time.Duration(i)*3*time.Second))
+	}
+	var now time.Time
+	e := evaluator(f.pool, pol, &now)
+	total := map[string]int{}
+	for now = at(15 * time.Second); !now.After(at(10 * time.Minute)); now = now.Add(15 * time.Second) {
+		for _, id := range ids {
+			f.check(id, "a", now)
+		}
+		for tr, k := range f.pass(e).Transitions {
+			total[tr] += k
+		}
+	}
+	same(t, "transitions over the passes", total, map[string]int{"opened": 1})
+	id := incidentID("", "b", at(3*time.Minute))
+	msg := `no prober of region "b" has checked anything since 2026-11-30T10:00:00Z; targets without data: 20`
+	same(t, "incidents", f.incidents(), []string{
+		id + " | - | no_data | b | 10:03:00 |  | 10:03:15 | - | [b] | no_data | " + msg + " | no_data | " + msg + " | 10:03:15 | -",
 	})
 }

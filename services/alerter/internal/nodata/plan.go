@@ -103,7 +103,9 @@ func incidentID(target, region string, staleSince time.Time, extra ...string) st
 // A region is quiet when (1) at least one target applies in it and every
 // such target is stale there, and (2) no prober of it has checked anything
 // for StaleAfter times the shortest interval of those targets (or no
-// prober was ever seen in it). A quiet region with at least one target
+// prober was ever seen in it); or when a target its probers were still
+// checking when last heard from has gone StaleAfter of its intervals
+// without a check of anything there. A quiet region with at least one target
 // whose policy keeps no_data on gets one region-wide incident; its
 // targets get none of their own while it is quiet, nor after it resolved
 // while they are still in the spell that began with it (stale since before
@@ -137,17 +139,41 @@ func plan(now time.Time, snap snapshot, pol Policies) ([]step, []unknownChannel)
 	quiet := map[string]bool{}
 	for _, region := range slices.Sorted(maps.Keys(byRegion)) {
 		rows := byRegion[region]
-		allStale := true
-		minInterval := rows[0].Interval
-		var latestStale time.Time
-		for _, r := range rows {
-			allStale = allStale && r.StaleSince.Before(now)
-			minInterval = min(minInterval, r.Interval)
-			latestStale = maxTime(latestStale, r.StaleSince)
-		}
+		k := time.Duration(snap.StaleAfter)
 		last, seen := snap.Probers[region]
-		silentSince := last.Add(time.Duration(snap.StaleAfter) * minInterval)
-		quiet[region] = allStale && (!seen || silentSince.Before(now))
+		allStale, stale := true, 0
+		minInterval := rows[0].Interval
+		var latestStale, started time.Time
+		for _, r := range rows {
+			minInterval = min(minInterval, r.Interval)
+			if !r.StaleSince.Before(now) {
+				allStale = false
+				continue
+			}
+			stale++
+			latestStale = maxTime(latestStale, r.StaleSince)
+			// A target the region's probers were still checking when last
+			// heard from (stale only after that), not checked for 3 of its
+			// intervals since, while nothing else was: the region is dead,
+			// whatever its targets of longer intervals say (they would keep
+			// it from counting as quiet for hours). One stale before is
+			// its own matter: it says nothing of the probers.
+			if q := maxTime(r.StaleSince, last.Add(k*r.Interval)); seen && r.LastChecked != nil && r.StaleSince.After(last) &&
+				q.Before(now) && (started.IsZero() || q.Before(started)) {
+				started = q
+			}
+		}
+		silentSince := last.Add(k * minInterval)
+		if allStale && (!seen || silentSince.Before(now)) {
+			q := latestStale
+			if seen {
+				q = maxTime(q, silentSince)
+			}
+			if started.IsZero() || q.Before(started) {
+				started = q
+			}
+		}
+		quiet[region] = !started.IsZero()
 		if inc := openRegion[region]; inc != nil {
 			// Open until a prober of the region checks again: a target
 			// configured (or edited) in the dead region meanwhile is not
@@ -165,12 +191,10 @@ func plan(now time.Time, snap snapshot, pol Policies) ([]step, []unknownChannel)
 		if len(pols) == 0 {
 			continue
 		}
-		started := latestStale
-		msg := fmt.Sprintf("no prober was ever seen in region %q; targets without data: %d", region, len(rows))
+		msg := fmt.Sprintf("no prober was ever seen in region %q; targets without data: %d", region, stale)
 		if seen {
-			started = maxTime(started, silentSince)
 			msg = fmt.Sprintf("no prober of region %q has checked anything since %s; targets without data: %d",
-				region, last.UTC().Format(time.RFC3339), len(rows))
+				region, last.UTC().Format(time.RFC3339), stale)
 		}
 		inc := &incident{ID: incidentID("", region, started), Region: region, StartedAt: started, ConfirmedAt: now,
 			Error: msg, Maintenance: pols.maintenance(now)}

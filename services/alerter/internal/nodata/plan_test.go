@@ -59,6 +59,14 @@ targets:
 			snap: snapshot{Rows: []freshness{stale("t1", "b"), fresh("t2", "b")}, Probers: map[string]time.Time{"b": at(3 * time.Minute)}},
 		},
 		{
+			name: "a region silent for 3 intervals of a target it was checking is quiet though an hourly one is not stale yet",
+			snap: snapshot{Rows: []freshness{
+				{TargetID: "t1", Region: "b", Interval: time.Minute, LastChecked: ptr(at(50 * time.Minute)), StaleSince: at(53 * time.Minute)},
+				{TargetID: "t2", Region: "b", Interval: time.Hour, LastChecked: ptr(at(30 * time.Minute)), StaleSince: at(210 * time.Minute)},
+			}, Probers: map[string]time.Time{"b": at(50 * time.Minute)}},
+			steps: []string{"opened */b [am hook] "},
+		},
+		{
 			name:  "a quiet region notifies the union of its targets' channels; a window that holds only some suppresses nothing",
 			snap:  snapshot{Rows: []freshness{stale("t1", "b"), stale("t2", "b"), stale("off", "b")}, Probers: map[string]time.Time{"b": at(0)}},
 			steps: []string{"opened */b [am hook] "},
