@@ -708,3 +708,28 @@ func TestDeadRegionMixedIntervals(t *testing.T) {
 		id + " | - | no_data | b | 10:03:00 |  | 10:03:15 | - | [b] | no_data | " + msg + " | no_data | " + msg + " | 10:03:15 | -",
 	})
 }
+
+// Alerters take turns at the passes, each by its own clock: one a second
+// behind the one that opened an incident resolves it at the opening's
+// time, not before it (which incidents' CHECK refuses, failing the pass).
+func TestResolvedByASlowerClock(t *testing.T) {
+	f := newFixture(t)
+	pol := loadPolicies(t, `
+targets:
+  - id: t1
+    url: https://t1.example/
+    regions: [a, b]
+    alert: {notify: [hook]}
+`)
+	f.staleInB()
+	ahead := at(10*time.Minute + 30*time.Second)
+	same(t, "opened", f.pass(evaluator(f.pool, pol, &ahead)), Result{Transitions: map[string]int{"opened": 1}, Outbox: 1})
+	f.check("t1", "b", at(10*time.Minute+20*time.Second))
+	behind := ahead.Add(-time.Second)
+	same(t, "resolved", f.pass(evaluator(f.pool, pol, &behind)), Result{Transitions: map[string]int{"resolved": 1}, Outbox: 1})
+	id := incidentID("t1", "b", at(3*time.Minute))
+	same(t, "transitions", f.transitions(), []string{
+		id + " | 0 | opened | 10:10:30 | - | [b] | -",
+		id + " | 1 | resolved | 10:10:30 | - | [b] | -",
+	})
+}

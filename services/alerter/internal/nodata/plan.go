@@ -344,7 +344,10 @@ func (p *planner) remind(inc *incident, pols policies) {
 // every channel told of it before: a target removed since, or whose
 // channels changed, leaves no receiver with an alert that never ends.
 func (p *planner) resolve(inc *incident, pols policies) {
-	r := p.now
+	// Not before its confirmation: the alerter that confirmed it may have
+	// a clock ahead of this one's (and incidents' CHECK would fail the
+	// pass).
+	r := maxTime(p.now, inc.ConfirmedAt)
 	inc.ResolvedAt = &r
 	names := pols.channels()
 	for name := range inc.Notified {
@@ -358,7 +361,11 @@ func (p *planner) resolve(inc *incident, pols policies) {
 // a maintenance window, or inside one itself, notifies no one; nor one
 // without channels.
 func (p *planner) add(inc *incident, transition string, seq int, names []string, windowNow string) {
-	s := step{IncidentID: inc.ID, Transition: transition, Seq: seq, At: p.now, Region: inc.Region}
+	at := p.now
+	if transition == notify.Resolved {
+		at = *inc.ResolvedAt
+	}
+	s := step{IncidentID: inc.ID, Transition: transition, Seq: seq, At: at, Region: inc.Region}
 	if seq == 0 {
 		s.Open = inc
 	}
@@ -385,7 +392,7 @@ func (p *planner) add(inc *incident, transition string, seq int, names []string,
 		}
 	}
 	s.Notification = notify.Notification{IncidentID: inc.ID, Transition: transition, Seq: seq, Kind: Kind,
-		TargetID: inc.TargetID, URL: inc.URL, Regions: []string{inc.Region}, At: p.now,
+		TargetID: inc.TargetID, URL: inc.URL, Regions: []string{inc.Region}, At: at,
 		StartedAt: inc.StartedAt, ConfirmedAt: inc.ConfirmedAt, ResolvedAt: inc.ResolvedAt,
 		FailureKind: Kind, Error: inc.Error}
 	p.steps = append(p.steps, s)
