@@ -76,6 +76,10 @@ func TestCommandLine(t *testing.T) {
 			wantErr: `unexpected arguments: ["extra"] (flags go before them)` + "\n-targets-topic: required with -fleet\n-batch: 0 is not between 1 and 1000000\n-session-timeout: 1s is not between 6s and 5m",
 		},
 		{
+			name: "bad outbox lease and retries", args: []string{"-outbox-lease", "500ms", "-retry-first", "2s", "-retry-max", "1s"}, env: good,
+			wantErr: "-outbox-lease: 500ms is under 1s\n-retry-first, -retry-max: must be positive, -retry-max at least -retry-first",
+		},
+		{
 			name: "backtest without times", args: []string{"backtest", "-config", "x"}, env: good,
 			wantErr: "-from and -to: required",
 		},
