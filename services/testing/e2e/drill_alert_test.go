@@ -118,6 +118,24 @@ func (s *alertSite) served() int {
 	return n
 }
 
+// waitServed waits until every target was checked at least n times from
+// every region: a schedule by count has been served whole.
+func (d *alertDrill) waitServed(t testing.TB, n int) {
+	t.Helper()
+	waitFor(t, time.Duration(n+30)*alertInterval, fmt.Sprintf("%d checks of each target from each region", n), func() (bool, string) {
+		d.site.mu.Lock()
+		defer d.site.mu.Unlock()
+		for _, id := range d.site.ids() {
+			for _, region := range d.regions {
+				if got := len(d.site.arrivals[id][region]); got < n {
+					return false, fmt.Sprintf("%s from %s: %d", id, region, got)
+				}
+			}
+		}
+		return true, ""
+	})
+}
+
 // failing is a schedule switched at run time: every region of the target
 // fails while on is true, except the regions listed in only when it is set.
 type failing struct {
@@ -630,9 +648,13 @@ func (d *alertDrill) wire() map[string]int {
 // a site flaps: single failures never confirm, and once confirmed, single
 // successes never resolve; exactly the incidents the thresholds imply.
 func TestDrillAlertKilledTwoAlertersFlapping(t *testing.T) {
+	// Single failures (no incident), then pairs that confirm with single
+	// successes between them (one incident, open through them), two
+	// successes (resolved), then single failures again (none).
+	const flapping = "..x.x.x.x.x.x.xx.x.x.xx.x...x.x.x"
 	d := startAlertDrill(t, []string{"r1"}, 1, map[string]func(string, int) bool{
 		"outage":   func(_ string, n int) bool { return pattern("....xxxx")(n) },
-		"flapping": func(_ string, n int) bool { return pattern("..x.x.x.x.x.x.xx.x.x.xx.x.....x.x")(n) },
+		"flapping": func(_ string, n int) bool { return pattern(flapping)(n) },
 	})
 	d.alerters = append(d.alerters, d.alerter(t))
 	var held atomic.Bool
@@ -666,6 +688,7 @@ func TestDrillAlertKilledTwoAlertersFlapping(t *testing.T) {
 	d.alerters[victim].kill()
 	d.alerters[victim] = d.alerter(t)
 	close(d.hook.release)
+	d.waitServed(t, len(flapping)+alertSuccesses+1)
 	d.finish(t, 90*time.Second)
 
 	var attempts int
@@ -711,18 +734,25 @@ func TestDrillAlertReceiverDownAnd500s(t *testing.T) {
 		t.Fatalf("the receiver was down and got %v", n)
 	}
 	d.hook.up(t)
+	d.waitServed(t, 9)
 	later.set(true)
 	time.Sleep(4 * time.Second)
 	later.set(false)
 	time.Sleep(3 * time.Second)
 	d.finish(t, 90*time.Second)
 
+	if n := d.sys.count(t, `SELECT count(*) FROM notification_outbox o JOIN notification_outbox r USING (incident_id)
+		WHERE o.seq = 0 AND r.seq = 1 AND r.delivered_at < o.delivered_at`); n != 0 {
+		t.Errorf("%d resolved notifications delivered before their opened one", n)
+	}
 	for _, r := range d.outbox(t) {
 		got := d.hook.snapshot()[r.key]
 		switch r.target {
 		case "while-down":
-			if got.wire != 1 || r.attempts < 2 {
-				t.Errorf("%s %s: %d requests, %d attempts; want 1 request (the earlier attempts were refused) after at least 2 attempts", r.target, r.transition, got.wire, r.attempts)
+			// The opened one was refused while the receiver was down; the
+			// resolved one waited for it (never overtakes), then went once.
+			if got.wire != 1 || (r.transition == "opened" && r.attempts < 2) || (r.transition == "resolved" && r.attempts != 1) {
+				t.Errorf("%s %s: %d requests, %d attempts; want 1 request, after at least 2 attempts for opened and 1 for resolved", r.target, r.transition, got.wire, r.attempts)
 			}
 		case "errors-500":
 			if got.wire != 4 || r.attempts != 4 {
