@@ -61,7 +61,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs := flag.NewFlagSet("alerter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: alerter -config FILE [-fleet] [flags]\n       alerter -config FILE -validate\n       alerter backtest -config FILE -from T -to T [-target ID]\n       alerter healthcheck URL")
+		fmt.Fprintln(stderr, "usage: alerter -config FILE [-fleet] [flags]\n       alerter -config FILE -validate\n       alerter backtest -config FILE -from T -to T [-target ID]\n       alerter healthcheck URL\n       alerter sink [-listen ADDR]")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.path, "config", "targets.yaml", "targets file: the targets and their alert policies, channels and maintenance windows (with -fleet: only channels and maintenance windows are taken from it)")
@@ -155,6 +155,9 @@ func newSender(ctx context.Context, cfg config, channels []*targets.Channel, reg
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 2 && args[0] == "healthcheck" {
 		return opshttp.Probe(ctx, args[1])
+	}
+	if len(args) > 0 && args[0] == "sink" {
+		return runSink(ctx, args[1:], stdout, stderr, time.Now, nil)
 	}
 	if len(args) > 0 && args[0] == "backtest" {
 		return runBacktest(ctx, args[1:], getenv, stdout, stderr)
