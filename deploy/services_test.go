@@ -36,7 +36,7 @@ exec sleep 60
 	// go build -o DIR/ PKG...: one stand-in per package.
 	writeExecutable(t, filepath.Join(fake, "go"), `#!/bin/sh
 dir=$3
-for b in prober recorder; do
+for b in prober recorder alerter; do
   cat >"$dir/$b" <<'BIN'
 `+binary+`BIN
   chmod +x "$dir/$b"
@@ -46,10 +46,16 @@ done
 	t.Cleanup(ready.Close)
 	ready2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(ready2.Close)
+	ready3 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(ready3.Close)
+	ready4 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(ready4.Close)
 	system := toolPath(t, "bash", "dirname", "mkdir", "cat", "setsid", "curl", "kill", "sleep", "rm", "tail", "basename", "chmod", "sh")
 	env = []string{"PATH=" + fake + ":" + system,
 		"SITEWATCH_PROBER_LISTEN=" + strings.TrimPrefix(ready.URL, "http://"),
-		"SITEWATCH_RECORDER_LISTEN=" + strings.TrimPrefix(ready2.URL, "http://")}
+		"SITEWATCH_RECORDER_LISTEN=" + strings.TrimPrefix(ready2.URL, "http://"),
+		"SITEWATCH_ALERTER_LISTEN=" + strings.TrimPrefix(ready3.URL, "http://"),
+		"SITEWATCH_ALERT_SINK_LISTEN=" + strings.TrimPrefix(ready4.URL, "http://")}
 	return root, env
 }
 
@@ -66,6 +72,8 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 			name: "fleet by default",
 			wantCalls: "prober -config ROOT/targets.yaml -validate\n" +
 				"recorder -listen RECORDER\n" +
+				"alerter sink -listen SINK\n" +
+				"alerter -listen ALERTER -config ROOT/targets.yaml\n" +
 				"prober targets apply ROOT/targets.yaml\n" +
 				"prober -listen PROBER -fleet -region local -instance local-1\n",
 			wantStatus: "(fleet region local instance local-1)",
@@ -75,6 +83,8 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 			env:  []string{"SITEWATCH_PROBER_REGION=eu-west", "SITEWATCH_PROBER_INSTANCE=eu-west-1"},
 			wantCalls: "prober -config ROOT/targets.yaml -validate\n" +
 				"recorder -listen RECORDER\n" +
+				"alerter sink -listen SINK\n" +
+				"alerter -listen ALERTER -config ROOT/targets.yaml\n" +
 				"prober targets apply ROOT/targets.yaml\n" +
 				"prober -listen PROBER -fleet -region eu-west -instance eu-west-1\n",
 			wantStatus: "(fleet region eu-west instance eu-west-1)",
@@ -84,6 +94,8 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 			env:  []string{"SITEWATCH_PROBER_MODE=file"},
 			wantCalls: "prober -config ROOT/targets.yaml -validate\n" +
 				"recorder -listen RECORDER\n" +
+				"alerter sink -listen SINK\n" +
+				"alerter -listen ALERTER -config ROOT/targets.yaml\n" +
 				"prober -listen PROBER -config ROOT/targets.yaml\n",
 			wantStatus: "(file ROOT/targets.yaml)",
 		},
@@ -112,7 +124,8 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 			want = want[:len(want)-1]
 			slices.Sort(want)
 			replace := strings.NewReplacer(root, "ROOT", envValue(env, "SITEWATCH_PROBER_LISTEN"), "PROBER",
-				envValue(env, "SITEWATCH_RECORDER_LISTEN"), "RECORDER")
+				envValue(env, "SITEWATCH_RECORDER_LISTEN"), "RECORDER", envValue(env, "SITEWATCH_ALERTER_LISTEN"), "ALERTER",
+				envValue(env, "SITEWATCH_ALERT_SINK_LISTEN"), "SINK")
 			if got := replace.Replace(strings.Join(calls, "")); got != strings.Join(want, "") {
 				t.Errorf("calls, sorted:\n%s\nwant:\n%s", got, strings.Join(want, ""))
 			}

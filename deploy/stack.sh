@@ -83,7 +83,7 @@ case "$mode" in
           docker compose --profile app up -d --build --wait
         fi
         ;;
-      app-down) docker compose --profile app stop prober recorder ;;
+      app-down) docker compose --profile app stop prober alerter alert-sink recorder ;;
       app-status) docker compose --profile app ps ;;
       *) echo "usage: deploy/stack.sh up|down|clean|status|app-up|app-down|app-status|mode" >&2; exit 2 ;;
     esac
