@@ -22,7 +22,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -218,7 +217,7 @@ func (b *bench) newSystem(ctx context.Context, name string) (*system, error) {
 // migrate runs `recorder migrate` on the system's database.
 func (b *bench) migrate(ctx context.Context, s *system) error {
 	cmd := exec.CommandContext(ctx, b.c.recorder, "migrate")
-	cmd.Env = withEnv(os.Environ(), "DATABASE_URL", s.dbURL)
+	cmd.Env = benchhost.WithEnv(os.Environ(), "DATABASE_URL", s.dbURL)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("recorder migrate: %v\n%s", err, out)
 	}
@@ -389,21 +388,31 @@ targets:
 	return path, os.WriteFile(path, []byte(s.String()), 0o644)
 }
 
-// latency is part 1.
-func (b *bench) latency(ctx context.Context, rep *report) error {
-	s, err := b.newSystem(ctx, "latency")
+// prepare makes a fresh, migrated system, a receiver, and the alerter's
+// file of n targets notifying it.
+func (b *bench) prepare(ctx context.Context, name string, n int) (*system, *receiver, string, error) {
+	s, err := b.newSystem(ctx, name)
 	if err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	if err := b.migrate(ctx, s); err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	recv, err := newReceiver()
 	if err != nil {
-		return err
+		return nil, nil, "", err
 	}
-	defer recv.srv.Close()
-	file, err := b.writeTargets("latency", b.c.rate, "http://"+recv.addr+"/hook")
+	b.undo = append(b.undo, func() { recv.srv.Close() })
+	file, err := b.writeTargets(name, n, "http://"+recv.addr+"/hook")
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return s, recv, file, nil
+}
+
+// latency is part 1.
+func (b *bench) latency(ctx context.Context, rep *report) error {
+	s, recv, file, err := b.prepare(ctx, "latency", b.c.rate)
 	if err != nil {
 		return err
 	}
@@ -411,7 +420,7 @@ func (b *bench) latency(ctx context.Context, rep *report) error {
 	if err != nil {
 		return err
 	}
-	defer al.stop()
+	defer al.Stop()
 	p, err := b.producer(s)
 	if err != nil {
 		return err
@@ -458,19 +467,7 @@ func (b *bench) latency(ctx context.Context, rep *report) error {
 
 // drain is parts 2 and 3.
 func (b *bench) drain(ctx context.Context, rep *report) error {
-	s, err := b.newSystem(ctx, "drain")
-	if err != nil {
-		return err
-	}
-	if err := b.migrate(ctx, s); err != nil {
-		return err
-	}
-	recv, err := newReceiver()
-	if err != nil {
-		return err
-	}
-	defer recv.srv.Close()
-	file, err := b.writeTargets("drain", b.c.targets, "http://"+recv.addr+"/hook")
+	s, recv, file, err := b.prepare(ctx, "drain", b.c.targets)
 	if err != nil {
 		return err
 	}
@@ -501,14 +498,14 @@ func (b *bench) drain(ctx context.Context, rep *report) error {
 	}
 	// Each drain is timed from the process's start: its start-up counts.
 	t0 := time.Now()
-	rec, err := start(b.c.recorder, filepath.Join(b.c.logDir, "alertbench-recorder.log"), withEnv(os.Environ(), "DATABASE_URL", s.dbURL),
+	rec, err := benchhost.Start(b.c.recorder, filepath.Join(b.c.logDir, "alertbench-recorder.log"), benchhost.WithEnv(os.Environ(), "DATABASE_URL", s.dbURL),
 		"-topic", s.topic, "-group", s.topic+"-recorder", "-listen", recAddr, "-log-level", "warn")
 	if err != nil {
 		return err
 	}
-	defer rec.stop()
-	if err := waitReady(ctx, recAddr, rec, 60*time.Second); err != nil {
-		return fmt.Errorf("recorder: %w (see %s)", err, rec.log)
+	defer rec.Stop()
+	if err := rec.WaitReady(ctx, recAddr, 60*time.Second); err != nil {
+		return fmt.Errorf("recorder: %w (see %s)", err, rec.Log)
 	}
 	if err := waitFor(ctx, 30*time.Minute, func() (bool, error) {
 		v, err := scrapeSum(ctx, recAddr, "sitewatch_recorder_events_stored_total")
@@ -518,7 +515,7 @@ func (b *bench) drain(ctx context.Context, rep *report) error {
 	}
 	rep.RecorderDrainS = time.Since(t0).Seconds()
 	rep.RecorderEventsPerS = math.Round(float64(b.c.events) / rep.RecorderDrainS)
-	rec.stop()
+	rec.Stop()
 	b.logf("drain: recorder %.1f s", rep.RecorderDrainS)
 
 	t0 = time.Now()
@@ -526,7 +523,7 @@ func (b *bench) drain(ctx context.Context, rep *report) error {
 	if err != nil {
 		return err
 	}
-	defer al.stop()
+	defer al.Stop()
 	if err := waitFor(ctx, 30*time.Minute, func() (bool, error) {
 		v, err := scrapeSum(ctx, alAddr, "sitewatch_alerter_events_total")
 		return int(v) >= b.c.events, err
@@ -542,7 +539,7 @@ func (b *bench) drain(ctx context.Context, rep *report) error {
 	}); err != nil {
 		return fmt.Errorf("outbox not empty: %w", err)
 	}
-	al.stop()
+	al.Stop()
 	if rep.BacklogIncidents, err = count(ctx, s.dbURL, `SELECT count(*) FROM incidents`); err != nil {
 		return err
 	}
@@ -551,7 +548,7 @@ func (b *bench) drain(ctx context.Context, rep *report) error {
 	// Part 3: the backtest over what the recorder stored.
 	cmd := exec.CommandContext(ctx, b.c.alerter, "backtest", "-config", file,
 		"-from", base.Add(-time.Minute).UTC().Format(time.RFC3339), "-to", time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
-	cmd.Env = withEnv(os.Environ(), "DATABASE_URL", s.dbURL)
+	cmd.Env = benchhost.WithEnv(os.Environ(), "DATABASE_URL", s.dbURL)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -585,19 +582,19 @@ func (b *bench) drain(ctx context.Context, rep *report) error {
 // backtestSummary is the first line of `alerter backtest`.
 var backtestSummary = regexp.MustCompile(`: (\d+) checks, .*, (\d+) incidents$`)
 
-func (b *bench) startAlerter(ctx context.Context, s *system, file, name string) (*process, string, error) {
+func (b *bench) startAlerter(ctx context.Context, s *system, file, name string) (*benchhost.Process, string, error) {
 	addr, err := benchhost.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := start(b.c.alerter, filepath.Join(b.c.logDir, "alertbench-alerter-"+name+".log"), withEnv(os.Environ(), "DATABASE_URL", s.dbURL),
+	p, err := benchhost.Start(b.c.alerter, filepath.Join(b.c.logDir, "alertbench-alerter-"+name+".log"), benchhost.WithEnv(os.Environ(), "DATABASE_URL", s.dbURL),
 		"-config", file, "-topic", s.topic, "-group", s.topic+"-alerter", "-listen", addr, "-log-level", "warn")
 	if err != nil {
 		return nil, "", err
 	}
-	if err := waitReady(ctx, addr, p, 60*time.Second); err != nil {
-		p.stop()
-		return nil, "", fmt.Errorf("alerter: %w (see %s)", err, p.log)
+	if err := p.WaitReady(ctx, addr, 60*time.Second); err != nil {
+		p.Stop()
+		return nil, "", fmt.Errorf("alerter: %w (see %s)", err, p.Log)
 	}
 	return p, addr, nil
 }
@@ -656,73 +653,4 @@ func scrapeSum(ctx context.Context, addr, name string) (float64, error) {
 		sum += v
 	}
 	return sum, sc.Err()
-}
-
-// process is a child started by start, its output in log.
-type process struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	once sync.Once
-}
-
-func start(bin, logPath string, env []string, args ...string) (*process, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		cmd.Wait() //nolint:errcheck // a benchmark child's exit status is in its log
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// stop sends SIGTERM and waits for the process, then SIGKILL after 30 s.
-func (p *process) stop() {
-	p.once.Do(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			p.cmd.Process.Kill() //nolint:errcheck // may have exited
-			<-p.done
-		}
-	})
-}
-
-func waitReady(ctx context.Context, addr string, p *process, timeout time.Duration) error {
-	exited := false
-	err := waitFor(ctx, timeout, func() (bool, error) {
-		select {
-		case <-p.done:
-			exited = true
-			return true, nil
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if exited {
-		return errors.New("exited before it was ready")
-	}
-	return err
-}
-
-func withEnv(env []string, key, value string) []string {
-	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
-	return append(env, key+"="+value)
 }
