@@ -775,25 +775,25 @@ func TestDrillAlertKafkaAndPostgresDown(t *testing.T) {
 		"postgres-outage": pg.decide,
 	})
 	time.Sleep(2 * time.Second)
-	t.Cleanup(func() { stackCtl(t, "start", "kafka") })
-	stackCtl(t, "stop", "kafka")
-	kafka.set(true)
-	time.Sleep(6 * time.Second)
-	kafka.set(false)
-	time.Sleep(14 * time.Second)
-	stackCtl(t, "start", "kafka")
+	outageWhileFailing(t, "kafka", kafka)
 	time.Sleep(5 * time.Second)
-
-	t.Cleanup(func() { stackCtl(t, "start", "postgres") })
-	stackCtl(t, "stop", "postgres")
-	pg.set(true)
-	time.Sleep(6 * time.Second)
-	pg.set(false)
-	time.Sleep(14 * time.Second)
-	stackCtl(t, "start", "postgres")
+	outageWhileFailing(t, "postgres", pg)
 	time.Sleep(3 * time.Second)
 	d.finish(t, 120*time.Second)
 	t.Logf("requests on the wire: %v", d.wire())
+}
+
+// outageWhileFailing stops service for 20 s; the site fails for the first
+// 6 s of it, so that an incident opens and resolves while it is away.
+func outageWhileFailing(t testing.TB, service string, f *failing) {
+	t.Helper()
+	t.Cleanup(func() { stackCtl(t, "start", service) })
+	stackCtl(t, "stop", service)
+	f.set(true)
+	time.Sleep(6 * time.Second)
+	f.set(false)
+	time.Sleep(14 * time.Second)
+	stackCtl(t, "start", service)
 }
 
 // h. Two regions, a quorum of 2: an outage seen from one region opens
