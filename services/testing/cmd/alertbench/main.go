@@ -24,7 +24,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -226,12 +225,12 @@ func (b *bench) migrate(ctx context.Context, s *system) error {
 
 // check is check k of target i at t; down makes it a failure.
 func check(i, k int, t time.Time, down bool) *sitewatchv1.CheckResult {
-	var id uuid.UUID // UUIDv7: the check's milliseconds, then target and check
+	var id [16]byte // a UUIDv7: the check's milliseconds, then target and check
 	binary.BigEndian.PutUint64(id[0:8], uint64(t.UnixMilli())<<16|0x7000)
 	binary.BigEndian.PutUint64(id[8:16], uint64(i)<<32|uint64(k)|0x8000000000000000)
 	target := targetID(i)
 	m := &sitewatchv1.CheckResult{
-		EventId:      id.String(),
+		EventId:      fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16]),
 		Target:       &sitewatchv1.Target{Id: target, Url: "https://" + target + ".example/", Method: "GET"},
 		Prober:       &sitewatchv1.Prober{Instance: "bench", Region: "local"},
 		StartedAt:    timestamppb.New(t),
