@@ -36,7 +36,7 @@ exec sleep 60
 	// go build -o DIR/ PKG...: one stand-in per package.
 	writeExecutable(t, filepath.Join(fake, "go"), `#!/bin/sh
 dir=$3
-for b in prober recorder alerter; do
+for b in prober recorder alerter web; do
   cat >"$dir/$b" <<'BIN'
 `+binary+`BIN
   chmod +x "$dir/$b"
@@ -50,12 +50,15 @@ done
 	t.Cleanup(ready3.Close)
 	ready4 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(ready4.Close)
+	ready5 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(ready5.Close)
 	system := toolPath(t, "bash", "dirname", "mkdir", "cat", "setsid", "curl", "kill", "sleep", "rm", "tail", "basename", "chmod", "sh")
 	env = []string{"PATH=" + fake + ":" + system,
 		"SITEWATCH_PROBER_LISTEN=" + strings.TrimPrefix(ready.URL, "http://"),
 		"SITEWATCH_RECORDER_LISTEN=" + strings.TrimPrefix(ready2.URL, "http://"),
-		"SITEWATCH_ALERTER_LISTEN=" + strings.TrimPrefix(ready3.URL, "http://"),
-		"SITEWATCH_ALERT_SINK_LISTEN=" + strings.TrimPrefix(ready4.URL, "http://")}
+		"SITEWATCH_WEB_LISTEN=" + strings.TrimPrefix(ready3.URL, "http://"),
+		"SITEWATCH_ALERTER_LISTEN=" + strings.TrimPrefix(ready4.URL, "http://"),
+		"SITEWATCH_ALERT_SINK_LISTEN=" + strings.TrimPrefix(ready5.URL, "http://")}
 	return root, env
 }
 
@@ -74,6 +77,7 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 				"recorder -listen RECORDER\n" +
 				"alerter sink -listen SINK\n" +
 				"alerter -listen ALERTER -config ROOT/targets.yaml\n" +
+				"web -listen WEB\n" +
 				"prober targets apply ROOT/targets.yaml\n" +
 				"prober -listen PROBER -fleet -region local -instance local-1\n",
 			wantStatus: "(fleet region local instance local-1)",
@@ -85,6 +89,7 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 				"recorder -listen RECORDER\n" +
 				"alerter sink -listen SINK\n" +
 				"alerter -listen ALERTER -config ROOT/targets.yaml\n" +
+				"web -listen WEB\n" +
 				"prober targets apply ROOT/targets.yaml\n" +
 				"prober -listen PROBER -fleet -region eu-west -instance eu-west-1\n",
 			wantStatus: "(fleet region eu-west instance eu-west-1)",
@@ -96,6 +101,7 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 				"recorder -listen RECORDER\n" +
 				"alerter sink -listen SINK\n" +
 				"alerter -listen ALERTER -config ROOT/targets.yaml\n" +
+				"web -listen WEB\n" +
 				"prober -listen PROBER -config ROOT/targets.yaml\n",
 			wantStatus: "(file ROOT/targets.yaml)",
 		},
@@ -124,8 +130,8 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 			want = want[:len(want)-1]
 			slices.Sort(want)
 			replace := strings.NewReplacer(root, "ROOT", envValue(env, "SITEWATCH_PROBER_LISTEN"), "PROBER",
-				envValue(env, "SITEWATCH_RECORDER_LISTEN"), "RECORDER", envValue(env, "SITEWATCH_ALERTER_LISTEN"), "ALERTER",
-				envValue(env, "SITEWATCH_ALERT_SINK_LISTEN"), "SINK")
+				envValue(env, "SITEWATCH_RECORDER_LISTEN"), "RECORDER", envValue(env, "SITEWATCH_WEB_LISTEN"), "WEB",
+				envValue(env, "SITEWATCH_ALERTER_LISTEN"), "ALERTER", envValue(env, "SITEWATCH_ALERT_SINK_LISTEN"), "SINK")
 			if got := replace.Replace(strings.Join(calls, "")); got != strings.Join(want, "") {
 				t.Errorf("calls, sorted:\n%s\nwant:\n%s", got, strings.Join(want, ""))
 			}

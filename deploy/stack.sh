@@ -5,7 +5,7 @@
 # variables.
 #
 #   deploy/stack.sh up|down|clean|status          Kafka, registry, PostgreSQL
-#   deploy/stack.sh app-up [TARGETS_FILE]         sitewatch's recorder and prober (default targets.yaml)
+#   deploy/stack.sh app-up [TARGETS_FILE]         sitewatch's recorder, prober and web (default targets.yaml)
 #   deploy/stack.sh app-down|app-status
 #   deploy/stack.sh mode                          print which of the two would run, and why
 #   deploy/stack.sh receivers build|status        the alerter tests' real receivers (deploy/native/receivers.sh)
@@ -82,8 +82,9 @@ case "$mode" in
         else
           docker compose --profile app up -d --build --wait
         fi
+        echo "web pages: http://127.0.0.1:9103/ (status page: http://127.0.0.1:9103/status)"
         ;;
-      app-down) docker compose --profile app stop prober alerter alert-sink recorder ;;
+      app-down) docker compose --profile app stop web prober alerter alert-sink recorder ;;
       app-status) docker compose --profile app ps ;;
       *) echo "usage: deploy/stack.sh up|down|clean|status|app-up|app-down|app-status|mode" >&2; exit 2 ;;
     esac

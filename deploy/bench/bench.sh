@@ -46,7 +46,12 @@
 #      window of one interval, CPU and RSS per prober, then a kill -9 of one
 #      prober and a join of a fifth (about 4.5 minutes; 1.5 with BENCH_QUICK=1).
 #
-#  10. The alerter (services/testing/cmd/alertbench, with the alerter and
+#  10. The web pages (services/testing/cmd/webbench): the web binary over a fresh
+#      database of 1,000 targets with 30 days of hourly rollups (720,000 rows, loaded
+#      with SQL after `recorder migrate`); WEB_REQUESTS requests in a row per page
+#      after a warm-up, timed at the client on loopback: p50 and p95 of `/` (goal:
+#      under 200 ms), a target's page over 24 h and 90 d, the status page, the API.
+#  11. The alerter (services/testing/cmd/alertbench, with the alerter and
 #      recorder binaries as processes): confirming check to the request at a
 #      local webhook receiver at 1,000 checks/s (p50, p99); a backlog of
 #      RECORDER_EVENTS check results drained by the recorder, then evaluated by
@@ -84,12 +89,14 @@ if [[ -n ${BENCH_QUICK:-} ]]; then
   PROBER_DURATION=5s MEMORY_DURATION=10s E2E_WARMUP=3s E2E_DURATION=10s
   RECORDER_EVENTS=200000 RECORDER_RATE_FOR=10s DRAIN_RESULTS=100000 ALERT_RATE_FOR=10s
   FLEET_TARGETS=10000 FLEET_INTERVAL=15s FLEET_WARMUP=10s FLEET_SESSION=6s
+  WEB_REQUESTS=20
 else
   MODE=full
   CEILING_DURATION=8s BLACKBOX_DURATION=10s WARMUP=2s
   PROBER_DURATION=10s MEMORY_DURATION=20s E2E_WARMUP=5s E2E_DURATION=20s
   RECORDER_EVENTS=1000000 RECORDER_RATE_FOR=30s DRAIN_RESULTS=500000 ALERT_RATE_FOR=30s
   FLEET_TARGETS=100000 FLEET_INTERVAL=60s FLEET_WARMUP=20s FLEET_SESSION=10s
+  WEB_REQUESTS=100
 fi
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -280,6 +287,11 @@ fi
 if [[ -z $E2E_NOTE ]] && ! grep -q -- '-topic' <<<"$("$RECORDER_BIN" -h 2>&1)"; then
   E2E_NOTE="recorder: not available (this tree's recorder has no consumer yet: no -topic flag)"
 fi
+
+log "building web and webbench"
+WEB_NOTE=""
+go build -o "$BIN/" ./services/web ./services/testing/cmd/webbench 2>"$LOGS/web-build.log" ||
+  WEB_NOTE="build failed, see .stack/bench/logs/web-build.log"
 
 # The recorder's benchmark program, when this tree has it; RECORDERBENCH names
 # a built binary instead.
@@ -512,7 +524,31 @@ fleet_rows() {
     "$(jq -r --arg n join "$w" "$LOGS/fleetbench.json")" "$(fl .join.missed)" "$(fl .join.missed_moved)"
 }
 
-# --- 10. alerter ------------------------------------------------------------------
+# --- 10. web ------------------------------------------------------------------
+
+WEB_OK=""
+if [[ -z $WEB_NOTE && -n $RECORDER_BIN ]]; then
+  log "web: webbench -targets 1000 -days 30 -requests $WEB_REQUESTS"
+  "$BIN/webbench" -web "$BIN/web" -recorder "$RECORDER_BIN" -targets 1000 -days 30 -requests "$WEB_REQUESTS" \
+    -log "$LOGS/webbench-web.log" >"$LOGS/webbench.json" 2>"$LOGS/webbench.err" && WEB_OK=1
+fi
+# wb JQ: a figure of webbench (fields: its doc.go).
+wb() { jq -r "$1" "$LOGS/webbench.json"; }
+# wb_page NAME: "p50 / p95 ms" of one of its pages.
+wb_page() { jq -r --arg n "$1" '.pages[] | select(.name == $n) | "\(.p50_ms * 10 | round / 10) / \(.p95_ms * 10 | round / 10) ms"' "$LOGS/webbench.json"; }
+web_row() {
+  if [[ -z $WEB_OK ]]; then
+    printf '| 10. Web: `/` over 1,000 targets with 30 days of rollups | %s | | |\n' "${WEB_NOTE:-$(failed webbench.err)}"
+    return
+  fi
+  printf '| 10. Web: `/`, the first page of 100 of %s targets with %s days of hourly rollups (%s rows), %s requests in a row, timed at the client on loopback | **p50 %s ms, p95 %s ms** (the first request, uptime cache empty: %s ms); other pages, p50 / p95: page 5 of state up %s; search %s; target 24 h %s, 90 d %s; status (rendered once per 30 s) %s; `/api/v1/targets` %s; uptime badge %s; web RSS %s MiB | (no anchor) | goal for `/`: under 200 ms |\n' \
+    "$(fmt_int "$(wb .targets)")" "$(wb .days)" "$(fmt_int "$(wb .hourly_rows)")" "$(wb .requests)" \
+    "$(wb '.overview_p50_ms * 10 | round / 10')" "$(wb '.overview_p95_ms * 10 | round / 10')" "$(wb '.overview_first_ms | round')" \
+    "$(wb_page 'overview, state up, page 5')" "$(wb_page 'overview, search')" "$(wb_page 'target 24h')" "$(wb_page 'target 90d')" \
+    "$(wb_page 'status (cached 30s)')" "$(wb_page 'api targets')" "$(wb_page 'badge uptime 30d')" "$(wb .web_rss_mib)"
+}
+
+# --- 11. alerter ------------------------------------------------------------------
 
 ALERT_ARGS=(-events "$RECORDER_EVENTS" -targets 10000 -rate 1000 -rate-for "$ALERT_RATE_FOR")
 ALERT_OK=""
@@ -526,17 +562,17 @@ fi
 al() { jq -r "$1" "$LOGS/alertbench.json"; }
 alert_rows() {
   if [[ -z $ALERT_OK ]]; then
-    printf '| 10. Alerter | %s | | |\n' "$(failed alertbench.err)"
+    printf '| 11. Alerter | %s | | |\n' "$(failed alertbench.err)"
     return
   fi
-  printf '| 10. Alerter at %s checks/s for %s s (1,000 targets, each failing 3 checks in 10; 2 failures confirm, 2 successes resolve; a webhook on 127.0.0.1): confirming check to the request at the receiver | **p50 %s ms, p99 %s ms** (max %s ms; %s incidents opened); resolving check to request p50 %s ms, p99 %s ms | | goal: p99 under 1,000 ms |\n' \
+  printf '| 11. Alerter at %s checks/s for %s s (1,000 targets, each failing 3 checks in 10; 2 failures confirm, 2 successes resolve; a webhook on 127.0.0.1): confirming check to the request at the receiver | **p50 %s ms, p99 %s ms** (max %s ms; %s incidents opened); resolving check to request p50 %s ms, p99 %s ms | | goal: p99 under 1,000 ms |\n' \
     "$(fmt_int "$(al .rate_per_s)")" "$(al .rate_for_s)" "$(al '.opened_p50_ms | round')" "$(al '.opened_p99_ms | round')" "$(al '.opened_max_ms | round')" \
     "$(fmt_int "$(al .opened)")" "$(al '.resolved_p50_ms | round')" "$(al '.resolved_p99_ms | round')"
-  printf '| 10. Alerter: evaluate a %s-event backlog (10,000 targets; incidents, transitions, outbox and deliveries included), from process start | **%s events/s** (%s s; %s incidents, %s notifications received) | recorder draining the same backlog, same run: **%s events/s** (%s s) | **%s** of the recorder (goal: at least 100%%) |\n' \
+  printf '| 11. Alerter: evaluate a %s-event backlog (10,000 targets; incidents, transitions, outbox and deliveries included), from process start | **%s events/s** (%s s; %s incidents, %s notifications received) | recorder draining the same backlog, same run: **%s events/s** (%s s) | **%s** of the recorder (goal: at least 100%%) |\n' \
     "$(fmt_int "$(al .events)")" "$(fmt_int "$(al .alerter_events_per_s)")" "$(al '.alerter_drain_s * 10 | round / 10')" "$(fmt_int "$(al .backlog_incidents)")" \
     "$(fmt_int "$(al .backlog_notifications)")" "$(fmt_int "$(al .recorder_events_per_s)")" "$(al '.recorder_drain_s * 10 | round / 10')" \
     "$(pct_of "$(al .alerter_events_per_s)" "$(al .recorder_events_per_s)")"
-  printf '| 10. Alerter backtest over %s stored checks (`alerter backtest`, whole range) | **%s checks/s** (%s s; %s incidents, as many as the live alerter: %s) | | |\n' \
+  printf '| 11. Alerter backtest over %s stored checks (`alerter backtest`, whole range) | **%s checks/s** (%s s; %s incidents, as many as the live alerter: %s) | | |\n' \
     "$(fmt_int "$(al .backtest_checks)")" "$(fmt_int "$(al .backtest_checks_per_s)")" "$(al '.backtest_s * 10 | round / 10')" "$(fmt_int "$(al .backtest_incidents)")" \
     "$(al 'if .backtest_incidents == .backlog_incidents then "yes" else "no" end')"
 }
@@ -663,6 +699,7 @@ table() {
     printf '| 8. Spool after an outage | %s | | |\n' "$(failed probebench-drain.err)"
   fi
   fleet_rows
+  web_row
   alert_rows
   echo
   echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: /proc/self/stat over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."

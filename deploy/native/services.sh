@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs sitewatch's own services (recorder, alerter, prober) as background processes next to the native
+# Runs sitewatch's own services (recorder, alerter, prober, web) as background processes next to the native
 # stack: binaries in .stack/bin, pid files in .stack/run, logs in .stack/logs.
 #
 #   deploy/native/services.sh up [TARGETS_FILE]   build, start what is not running, wait for /readyz
-#   deploy/native/services.sh down                SIGTERM both, wait for them to flush and exit
+#   deploy/native/services.sh down                SIGTERM each, wait for them to flush and exit
 #   deploy/native/services.sh status              pid, mode and endpoints of each
 #
 # The prober runs in fleet mode by default: `up` applies TARGETS_FILE (default targets.yaml) to the
@@ -19,7 +19,8 @@
 #
 # Needs the stack's .stack/env (deploy/stack.sh up). Ports: SITEWATCH_PROBER_LISTEN (default
 # 127.0.0.1:9101), SITEWATCH_RECORDER_LISTEN (127.0.0.1:9102) and SITEWATCH_ALERTER_LISTEN
-# (127.0.0.1:9104) for /metrics, /healthz, /readyz.
+# (127.0.0.1:9104) for /metrics, /healthz, /readyz; SITEWATCH_WEB_LISTEN (127.0.0.1:9103) for the
+# web pages (and their /metrics, /healthz, /readyz).
 # Fleet mode: SITEWATCH_PROBER_REGION (default local), SITEWATCH_PROBER_INSTANCE (default local-1).
 set -euo pipefail
 
@@ -30,6 +31,7 @@ RUN=$STACK/run
 LOGS=$STACK/logs
 PROBER_LISTEN=${SITEWATCH_PROBER_LISTEN:-127.0.0.1:9101}
 RECORDER_LISTEN=${SITEWATCH_RECORDER_LISTEN:-127.0.0.1:9102}
+WEB_LISTEN=${SITEWATCH_WEB_LISTEN:-127.0.0.1:9103}
 ALERTER_LISTEN=${SITEWATCH_ALERTER_LISTEN:-127.0.0.1:9104}
 ALERT_SINK_LISTEN=${SITEWATCH_ALERT_SINK_LISTEN:-127.0.0.1:9105}
 PROBER_MODE=${SITEWATCH_PROBER_MODE:-fleet}
@@ -86,8 +88,8 @@ cmd_up() {
   [[ -f $targets ]] || die "targets file $targets not found"
   [[ $PROBER_MODE == fleet || $PROBER_MODE == file ]] || die "SITEWATCH_PROBER_MODE=$PROBER_MODE: want fleet or file"
   mkdir -p "$BIN" "$RUN" "$LOGS"
-  log "building prober, recorder and alerter into $BIN"
-  (cd "$ROOT" && go build -o "$BIN/" ./services/prober ./services/recorder ./services/alerter)
+  log "building prober, recorder, alerter and web into $BIN"
+  (cd "$ROOT" && go build -o "$BIN/" ./services/prober ./services/recorder ./services/alerter ./services/web)
   "$BIN/prober" -config "$targets" -validate
   set -a
   # shellcheck disable=SC1091
@@ -99,6 +101,9 @@ cmd_up() {
   BINARY=alerter SUBCOMMAND=sink start alerts "$ALERT_SINK_LISTEN"
   # After the recorder: the alerter waits for the tables the recorder's migrations create.
   start alerter "$ALERTER_LISTEN" -config "$targets"
+  # After the recorder: it reads the tables the recorder's migrations made.
+  start web "$WEB_LISTEN"
+  log "web pages: http://$WEB_LISTEN/ (status page: http://$WEB_LISTEN/status)"
   if [[ $PROBER_MODE == file ]]; then
     echo "file $targets" >"$RUN/prober.mode"
     start prober "$PROBER_LISTEN" -config "$targets"
@@ -113,6 +118,7 @@ cmd_up() {
 }
 
 cmd_down() {
+  stop web
   # The prober first, so that its last results can still be recorded.
   stop prober
   rm -f "$RUN/prober.mode"
@@ -123,11 +129,12 @@ cmd_down() {
 
 cmd_status() {
   local name listen
-  for name in prober recorder alerter alerts; do
+  for name in prober recorder alerter alerts web; do
     listen=$PROBER_LISTEN
     [[ $name == recorder ]] && listen=$RECORDER_LISTEN
     [[ $name == alerter ]] && listen=$ALERTER_LISTEN
     [[ $name == alerts ]] && listen=$ALERT_SINK_LISTEN
+    [[ $name == web ]] && listen=$WEB_LISTEN
     if alive "$name"; then
       printf '%-9s running      pid %-7s http://%s/metrics  %s%s\n' "$name" "$(cat "$RUN/$name.pid")" "$listen" \
         "$(ready "$listen" && echo ready || echo 'NOT ready')" \

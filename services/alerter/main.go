@@ -20,6 +20,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/services/alerter/internal/backtest"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/consume"
+	"github.com/sitewatch/sitewatch/services/alerter/internal/nodata"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/notify"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/outbox"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/policy"
@@ -48,6 +49,7 @@ type config struct {
 	maxNotifyAge   time.Duration
 	maxFuture      time.Duration
 	schemaWait     time.Duration
+	noDataInterval time.Duration
 	logLevel       slog.Level
 	// The outbox sender's lease and retry waits (outbox.Options).
 	lease, firstRetry, maxRetry time.Duration
@@ -65,7 +67,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.path, "config", "targets.yaml", "targets file: the targets and their alert policies, channels and maintenance windows (with -fleet: only channels and maintenance windows are taken from it)")
-	fs.BoolVar(&c.validate, "validate", false, "only validate the targets file, as `prober -validate` does: exit 0 when valid, 1 with the errors")
+	fs.BoolVar(&c.validate, "validate", false, "only validate the targets file, as `prober -validate` does: exit 0 when valid, 1 with the errors (with -fleet: as the fleet mode reads it, targets optional)")
 	fs.BoolVar(&c.fleet, "fleet", false, "take the targets and their policies from the targets topic (channels and maintenance windows still from -config)")
 	fs.StringVar(&c.targetsTopic, "targets-topic", targetstopic.DefaultTopic, "with -fleet: the targets topic")
 	fs.StringVar(&c.topic, "topic", "check-results", "Kafka topic of the check results")
@@ -74,9 +76,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.batch, "batch", 10000, "most records per batch (one database transaction)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long the batch in hand may still take to be stored")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent alerter before giving its partitions to another")
-	fs.DurationVar(&c.maxNotifyAge, "notify-max-age", time.Hour, "transitions caused by checks older than this when evaluated are recorded but not notified (suppressed \"stale\"): a first start over the topic's history pages no one for last month; 0 notifies all")
+	fs.DurationVar(&c.maxNotifyAge, "notify-max-age", time.Hour, "transitions caused by checks older than this when evaluated are recorded but not notified (suppressed \"stale\"): a first start over the topic's history pages no one for last month (the resolution of a notified incident is still sent); 0 notifies all")
 	fs.DurationVar(&c.maxFuture, "max-future", 24*time.Hour, "skip events that started further ahead of this clock, as the recorder does (0 accepts any)")
 	fs.DurationVar(&c.schemaWait, "schema-poll", 2*time.Second, "how often to look for the alerter's tables while the recorder has not created them")
+	fs.DurationVar(&c.noDataInterval, "nodata-interval", nodata.DefaultInterval, "how often to look for targets and regions that went stale (no-data incidents); 0 switches them off")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.DurationVar(&c.lease, "outbox-lease", outbox.DefaultLease, "how long a sender's claim holds an outbox row: the rows of a killed alerter are sent by another after this; it must outlast the channels' timeout")
 	fs.DurationVar(&c.firstRetry, "retry-first", outbox.DefaultFirstRetry, "wait after a first failed delivery; the waits double, jittered by 20%")
@@ -102,7 +105,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	bad(strings.TrimSpace(c.group) == "", "-group: empty")
 	bad(c.fleet && c.targetsTopic == "", "-targets-topic: required with -fleet")
 	bad(c.batch < 1 || c.batch > 1_000_000, fmt.Sprintf("-batch: %d is not between 1 and 1000000", c.batch))
-	bad(c.shutdownGrace < 0 || c.maxNotifyAge < 0 || c.maxFuture < 0, "-shutdown-grace, -notify-max-age, -max-future: must not be negative")
+	bad(c.shutdownGrace < 0 || c.maxNotifyAge < 0 || c.maxFuture < 0 || c.noDataInterval < 0, "-shutdown-grace, -notify-max-age, -max-future, -nodata-interval: must not be negative")
 	bad(c.schemaWait <= 0, "-schema-poll: must be positive")
 	bad(c.lease < time.Second, fmt.Sprintf("-outbox-lease: %s is under 1s", c.lease))
 	bad(c.firstRetry <= 0 || c.maxRetry < c.firstRetry, "-retry-first, -retry-max: must be positive, -retry-max at least -retry-first")
@@ -171,6 +174,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// ${VAR} secrets are only checked for their syntax, as the machine
 		// that validates need not hold them; the alerter resolves them
 		// when it runs, and refuses to start without them.
+		if cfg.fleet {
+			file, err := targets.LoadAlerting(cfg.path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: %d channels, %d maintenance windows, valid\n", cfg.path, len(file.Channels), len(file.Maintenance))
+			return nil
+		}
 		file, err := targets.Load(cfg.path)
 		if err != nil {
 			return err
@@ -180,7 +191,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 
-	file, err := loadFile(cfg.path, getenv)
+	file, err := loadFile(cfg.path, cfg.fleet, getenv)
 	if err != nil {
 		return err
 	}
@@ -270,7 +281,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// Fleet mode too: the file's maintenance windows apply on change.
 	err = targets.Watch(bg, cfg.path, time.Second, func() {
-		f, err := loadFile(cfg.path, getenv)
+		f, err := loadFile(cfg.path, cfg.fleet, getenv)
 		if err != nil {
 			logger.Error("targets file not reloaded; the previous policies stay", "err", err)
 			return
@@ -305,6 +316,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			logger.Error("the outbox sender stopped", "err", err)
 		}
 	})
+	if cfg.noDataInterval > 0 {
+		// A pool of its own: a pass never waits for the consumer's
+		// connections. Every alerter runs passes; a database lock lets
+		// one of them evaluate each.
+		pool, err := pgxpool.New(ctx, cfg.databaseURL)
+		if err != nil {
+			return errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
+		}
+		defer pool.Close()
+		nd := nodata.New(pool, func() nodata.Policies { return src.Load() },
+			nodata.Options{Interval: cfg.noDataInterval, Logger: logger.With("component", "nodata"), Registerer: reg})
+		wg.Go(func() { _ = nd.Run(bg) })
+	}
 	err = cons.Run(ctx)
 	stopBG()
 	wg.Wait()
@@ -315,9 +339,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return opsErr
 }
 
-// loadFile reads the targets file and resolves its secrets.
-func loadFile(path string, getenv func(string) string) (*targets.File, error) {
-	f, err := targets.Load(path)
+// loadFile reads the targets file and resolves its secrets. In fleet
+// mode only its channels and maintenance windows are used, so it need not
+// list targets (targets.ParseAlerting).
+func loadFile(path string, fleet bool, getenv func(string) string) (*targets.File, error) {
+	load := targets.Load
+	if fleet {
+		load = targets.LoadAlerting
+	}
+	f, err := load(path)
 	if err != nil {
 		return nil, err
 	}

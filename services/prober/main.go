@@ -74,7 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.fleet, "fleet", false, "fleet mode: take targets from the targets topic, shared with the region's other probers (group sitewatch-prober-REGION); not with -config")
 	fs.StringVar(&f.targetsTopic, "targets-topic", targetstopic.DefaultTopic, "fleet mode: the targets topic")
 	fs.DurationVar(&f.session, "session-timeout", 45*time.Second, "fleet mode: how long the group waits for a prober that stopped answering (or restarts with the same -instance) before its targets go to the others")
-	fs.DurationVar(&f.catchUp, "catch-up", 0, "fleet mode: a target taken over runs at once its latest slot if that passed at most this long ago, so that the slot between the old owner's revoke and this prober's assignment (a heartbeat, 3s, and the rebalance) is checked; the recorder drops the result of a slot the old owner checked too (0, the default until the fleet drills measure it: the next slot, as in file mode)")
+	fs.DurationVar(&f.catchUp, "catch-up", defaultCatchUp, "fleet mode: a target taken over runs at once its latest slot if that passed at most this long ago, so that the slot between the old owner's revoke and this prober's assignment (up to two heartbeats of 500ms and the rebalance) is checked; the recorder drops the result of a slot the old owner checked too (0: the next slot, as in file mode)")
 	fs.StringVar(&f.listen, "listen", ":9101", "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&f.instance, "instance", host, "name of this prober in events, unique among probers")
 	fs.StringVar(&f.region, "region", "", "where this prober runs (for example eu-west-1), in events")
@@ -134,6 +134,16 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	return f, nil
 }
+
+// defaultCatchUp is -catch-up's default. It must exceed the gap of a
+// graceful hand-over, from the old owner's revoke to the new owner's first
+// check (two heartbeats, fleet.DefaultHeartbeat, the rebalance, reading the
+// partitions; about 1 s, more on a busy machine), and the restart of a
+// region's only prober (stop, start, join: 2 to 4 s in the fleet drill).
+// Larger values only add duplicates the recorder drops: a hand-over of
+// targets checked every I runs about min(1, catchUp/I) of them twice, each
+// once more at most (only the latest slot is caught up).
+const defaultCatchUp = 10 * time.Second
 
 // catchUpWindow is -catch-up in fleet mode, where targets move between
 // probers, and 0 in file mode: a file's new target has no other prober

@@ -323,13 +323,13 @@ func TestFleetFlags(t *testing.T) {
 			}
 		})
 	}
-	// A complete fleet command line parses; catch-up is off unless asked.
+	// A complete fleet command line parses; catch-up is on by default.
 	f, err := parseFlags([]string{"-fleet", "-region", "r1", "-instance", "p1"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatalf("-fleet -region r1 -instance p1: %v", err)
 	}
-	if got := f.catchUpWindow(); got != 0 {
-		t.Errorf("fleet catch-up %v, want 0 by default", got)
+	if got := f.catchUpWindow(); got != 10*time.Second {
+		t.Errorf("fleet catch-up %v, want 10s by default", got)
 	}
 	if f, err = parseFlags([]string{"-fleet", "-region", "r1", "-instance", "p1", "-catch-up", "15s"}, &bytes.Buffer{}); err != nil || f.catchUpWindow() != 15*time.Second {
 		t.Errorf("-catch-up 15s: %v, %v", f, err)
@@ -344,6 +344,7 @@ func TestCatchUpFlag(t *testing.T) {
 		want time.Duration
 		err  string
 	}{
+		{[]string{"-fleet", "-region", "r1"}, 10 * time.Second, ""},
 		{[]string{"-fleet", "-region", "r1", "-catch-up", "0"}, 0, ""},
 		{[]string{"-fleet", "-region", "r1", "-catch-up", "40s"}, 40 * time.Second, ""},
 		{[]string{"-config", "t.yaml"}, 0, ""},

@@ -18,16 +18,25 @@ import (
 // `recorder` projects its -targets-topic beside the check results, and
 // `recorder reset-offsets` empties the projection, which the next run
 // rebuilds from the topic row for row.
-func TestRecorderProjectsTargetsTopic(t *testing.T) {
-	f := newFixture(t, 1)
+// targetsTopic creates the fixture's targets topic with the given
+// partitions and registers its schema, returning the codec of its values.
+func (f *fixture) targetsTopic(partitions int32) *targetstopic.Codec {
+	f.t.Helper()
 	ctx := context.Background()
-	if err := targetstopic.Ensure(ctx, f.adm, f.targets, 2); err != nil {
-		t.Fatal(err)
+	if err := targetstopic.Ensure(ctx, f.adm, f.targets, partitions); err != nil {
+		f.t.Fatal(err)
 	}
 	codec, err := targetstopic.Register(ctx, f.reg, f.targets)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
+	return codec
+}
+
+func TestRecorderProjectsTargetsTopic(t *testing.T) {
+	f := newFixture(t, 1)
+	ctx := context.Background()
+	codec := f.targetsTopic(2)
 	var recs []*kgo.Record
 	for _, id := range []string{"one", "two"} {
 		rec, err := codec.Record(f.targets, &sitewatchv1.Target{Id: id, Url: "http://" + id + ".test/", Method: "GET",

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"go/version"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -89,6 +90,7 @@ func check(ctx context.Context, file string) []error {
 	c.postgres()
 	c.prober()
 	c.recorder()
+	c.grafana()
 	c.dockerfiles()
 	return append(errs, c.errs...)
 }
@@ -129,41 +131,29 @@ func (c *checker) postgres() {
 }
 
 // prober: the targets file's directory is bind-mounted, and the container
-// has time to end its checks and flush.
+// has time to end its checks and flush. In file mode (-config) the prober
+// reads the file; in fleet mode (-fleet) a one-shot service applies it to
+// the targets topic before the prober starts, and the prober's checks are
+// that file's.
 func (c *checker) prober() {
 	s, ok := c.service("prober")
 	if !ok {
 		return
 	}
-	config, ok := flagValue(s.Command, "config")
-	if !ok {
-		c.errorf("prober", "command", "no -config")
-		return
-	}
-	var mount *types.ServiceVolumeConfig
-	for i, v := range s.Volumes {
-		if v.Type == types.VolumeTypeBind && (v.Target == config || strings.HasPrefix(config, strings.TrimSuffix(v.Target, "/")+"/")) {
-			mount = &s.Volumes[i]
+	var longest time.Duration
+	if hasFlag(s.Command, "fleet") {
+		if longest, ok = c.fleetProber(s); !ok {
+			return
 		}
-	}
-	if mount == nil {
-		c.errorf("prober", "volumes", "no bind mount holds -config %s", config)
-		return
-	}
-	st, err := os.Stat(mount.Source)
-	if err != nil {
-		c.errorf("prober", "volumes", "%s: %v", mount.Source, err)
-		return
-	}
-	if !st.IsDir() {
-		c.errorf("prober", "volumes", "%s is mounted as a single file at %s: an editor's rename-save replaces the file, and the container keeps the old one; mount its directory", mount.Source, mount.Target)
-		return
-	}
-	host := filepath.Join(mount.Source, filepath.FromSlash(strings.TrimPrefix(config, strings.TrimSuffix(mount.Target, "/")+"/")))
-	longest, err := longestTimeout(host)
-	if err != nil {
-		c.errorf("prober", "command", "-config %s: %v", config, err)
-		return
+	} else {
+		config, ok := flagValue(s.Command, "config")
+		if !ok {
+			c.errorf("prober", "command", "neither -config (file mode) nor -fleet (fleet mode)")
+			return
+		}
+		if longest, ok = c.targetsFile("prober", s, "-config", config); !ok {
+			return
+		}
 	}
 	flush, ok := c.durationFlag("prober", s.Command, "flush-timeout")
 	if !ok {
@@ -171,6 +161,120 @@ func (c *checker) prober() {
 	}
 	c.stopGrace("prober", s, longest+flush+opsShutdown,
 		fmt.Sprintf("the longest target timeout %s + -flush-timeout %s + %s for the metrics listener", longest, flush, opsShutdown))
+}
+
+var fullTag = regexp.MustCompile(`:\d+\.\d+\.\d+$`)
+
+// grafana (optional): only under its profile, so that `task stack:up` and
+// `task up` never start it; an image of a full version; its provisioning
+// mounted read-only from files that exist; reachable on loopback only (its
+// first login is admin/admin).
+func (c *checker) grafana() {
+	s, ok := c.p.Services["grafana"]
+	if !ok {
+		return
+	}
+	if !slices.Contains(s.Profiles, "grafana") {
+		c.errorf("grafana", "profiles", "%q: want the profile grafana, so that only `docker compose --profile grafana` starts it", s.Profiles)
+	}
+	if !fullTag.MatchString(s.Image) {
+		c.errorf("grafana", "image", "%q is not pinned to a full version (such as grafana/grafana:13.1.0)", s.Image)
+	}
+	for _, v := range s.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		if !v.ReadOnly {
+			c.errorf("grafana", "volumes", "%s is mounted writable at %s: mount provisioning read_only, the files are the source", v.Source, v.Target)
+		}
+		if _, err := os.Stat(v.Source); err != nil {
+			c.errorf("grafana", "volumes", "%v", err)
+		}
+	}
+	for _, p := range s.Ports {
+		if p.HostIP != "127.0.0.1" {
+			c.errorf("grafana", "ports", "%s:%s published on %q: publish on 127.0.0.1 (the first login is admin/admin)", p.Published, fmt.Sprint(p.Target), p.HostIP)
+		}
+	}
+}
+
+// fleetProber checks a -fleet prober: its region and a fixed instance (the
+// default, the host name, is the container's ID: a new static member, and a
+// new spool directory, at every re-creation), and the service that applies
+// the targets file first, since a fleet prober refuses to start before the
+// targets topic exists. It returns the longest timeout of that file.
+func (c *checker) fleetProber(s types.ServiceConfig) (time.Duration, bool) {
+	if _, ok := flagValue(s.Command, "config"); ok {
+		c.errorf("prober", "command", "-config and -fleet: the prober refuses both")
+		return 0, false
+	}
+	for _, name := range []string{"region", "instance"} {
+		if _, ok := flagValue(s.Command, name); !ok {
+			c.errorf("prober", "command", "-fleet without -%s", name)
+		}
+	}
+	var apply, file string
+	for _, dep := range slices.Sorted(maps.Keys(s.DependsOn)) {
+		if f, ok := applyFile(c.p.Services[dep].Command); ok && s.DependsOn[dep].Condition == types.ServiceConditionCompletedSuccessfully {
+			apply, file = dep, f
+			break
+		}
+	}
+	if apply == "" {
+		c.errorf("prober", "depends_on", "-fleet, but no service it depends on (condition: service_completed_successfully) runs `prober targets apply FILE`: a fleet prober refuses to start before the targets topic exists")
+		return 0, false
+	}
+	as := c.p.Services[apply]
+	for _, dep := range []string{"kafka", "registry"} {
+		if as.DependsOn[dep].Condition != types.ServiceConditionHealthy {
+			c.errorf(apply, "depends_on", "%s: want condition service_healthy (apply publishes to Kafka, registering the schema)", dep)
+		}
+	}
+	if as.Restart != "" && as.Restart != types.RestartPolicyNo {
+		c.errorf(apply, "restart", "%q: want \"no\" (a one-shot step; restarted, it would apply the file in a loop)", as.Restart)
+	}
+	return c.targetsFile(apply, as, "targets apply", file)
+}
+
+// applyFile returns FILE of a command `targets apply [flags] FILE`.
+func applyFile(cmd []string) (string, bool) {
+	if len(cmd) < 3 || cmd[0] != "targets" || cmd[1] != "apply" {
+		return "", false
+	}
+	last := cmd[len(cmd)-1]
+	return last, !strings.HasPrefix(last, "-")
+}
+
+// targetsFile checks that the targets file at path in the container of
+// service is on a bind mount of its directory, and returns the file's
+// longest target timeout. what names the argument in errors.
+func (c *checker) targetsFile(service string, s types.ServiceConfig, what, path string) (time.Duration, bool) {
+	var mount *types.ServiceVolumeConfig
+	for i, v := range s.Volumes {
+		if v.Type == types.VolumeTypeBind && (v.Target == path || strings.HasPrefix(path, strings.TrimSuffix(v.Target, "/")+"/")) {
+			mount = &s.Volumes[i]
+		}
+	}
+	if mount == nil {
+		c.errorf(service, "volumes", "no bind mount holds %s %s", what, path)
+		return 0, false
+	}
+	st, err := os.Stat(mount.Source)
+	if err != nil {
+		c.errorf(service, "volumes", "%s: %v", mount.Source, err)
+		return 0, false
+	}
+	if !st.IsDir() {
+		c.errorf(service, "volumes", "%s is mounted as a single file at %s: an editor's rename-save replaces the file, and the container keeps the old one; mount its directory", mount.Source, mount.Target)
+		return 0, false
+	}
+	host := filepath.Join(mount.Source, filepath.FromSlash(strings.TrimPrefix(path, strings.TrimSuffix(mount.Target, "/")+"/")))
+	longest, err := longestTimeout(host)
+	if err != nil {
+		c.errorf(service, "command", "%s %s: %v", what, path, err)
+		return 0, false
+	}
+	return longest, true
 }
 
 // recorder: the container has time to store the batch in hand.
@@ -209,6 +313,18 @@ func (c *checker) stopGrace(service string, s types.ServiceConfig, shutdown time
 	if stop <= shutdown {
 		c.errorf(service, "stop_grace_period", "%s does not exceed the %s's shutdown time %s (%s); after it, SIGKILL loses what is in hand", stop, service, shutdown, why)
 	}
+}
+
+// hasFlag reports whether the boolean flag -name (or -name=true, or with two
+// dashes) is set.
+func hasFlag(cmd []string, name string) bool {
+	for _, a := range cmd {
+		b := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if len(b) < len(a) && (b == name || b == name+"=true") {
+			return true
+		}
+	}
+	return false
 }
 
 // flagValue finds -name VALUE, -name=VALUE or the same with two dashes.

@@ -80,6 +80,72 @@ func replace(t *testing.T, file, old, new string) func(map[string]string) {
 	}
 }
 
+// addGrafana adds a grafana service to the fixture.
+func addGrafana(t *testing.T, profiles, image, readOnly, port string) func(map[string]string) {
+	return func(files map[string]string) {
+		files["compose.yaml"] += `  grafana:
+    profiles: ` + profiles + `
+    image: ` + image + `
+    volumes:
+      - type: bind
+        source: ./grafana/provisioning
+        target: /etc/grafana/provisioning
+        read_only: ` + readOnly + `
+    ports:
+      - "` + port + `"
+`
+		files["grafana/provisioning/datasources/sitewatch.yaml"] = "apiVersion: 1\n"
+	}
+}
+
+// fleet turns the fixture's prober into a fleet prober, with a one-shot
+// service that applies the targets file first, as compose.yaml runs it.
+func fleet(t *testing.T) func(map[string]string) {
+	return func(files map[string]string) {
+		replace(t, "compose.yaml", `  prober:
+    build: {context: ., dockerfile: build/Dockerfile}
+    command: ["-config", "/etc/sitewatch/targets/${TARGETS_FILE:-targets.yaml}", "-flush-timeout=15s"]
+    stop_grace_period: 41s
+    volumes:
+      - type: bind
+        source: ./targets
+        target: /etc/sitewatch/targets
+        read_only: true
+`, `  kafka:
+    image: apache/kafka:4.4.0
+  registry:
+    image: apicurio/apicurio-registry:3.3.3
+  targets:
+    build: {context: ., dockerfile: build/Dockerfile}
+    command: ["targets", "apply", "/etc/sitewatch/targets/${TARGETS_FILE:-targets.yaml}"]
+    volumes:
+      - type: bind
+        source: ./targets
+        target: /etc/sitewatch/targets
+        read_only: true
+    depends_on:
+      registry: {condition: service_healthy}
+      kafka: {condition: service_healthy}
+    restart: "no"
+  prober:
+    build: {context: ., dockerfile: build/Dockerfile}
+    command: ["-fleet", "-region", "local", "-instance", "local-1", "-flush-timeout=15s"]
+    stop_grace_period: 41s
+    depends_on:
+      targets: {condition: service_completed_successfully}
+`)(files)
+	}
+}
+
+// chain applies edits in order.
+func chain(edits ...func(map[string]string)) func(map[string]string) {
+	return func(files map[string]string) {
+		for _, e := range edits {
+			e(files)
+		}
+	}
+}
+
 func TestCheck(t *testing.T) {
 	const f = "$DIR/compose.yaml: "
 	tests := []struct {
@@ -140,6 +206,28 @@ func TestCheck(t *testing.T) {
 			want: []string{f + `services.prober.command: -config /etc/sitewatch/targets/targets.yaml: target "a" has no timeout and the file no defaults.timeout: set one, so that stop_grace_period can be checked against it`},
 		},
 		{
+			name: "grafana as the repository runs it",
+			edit: addGrafana(t, "[grafana]", "grafana/grafana:13.1.0", "true", "127.0.0.1:3000:3000"),
+		},
+		{
+			name: "grafana without its profile, floating, writable, on every address",
+			edit: addGrafana(t, "[app]", "grafana/grafana:latest", "false", "3000:3000"),
+			want: []string{
+				f + `services.grafana.profiles: ["app"]: want the profile grafana, so that only ` + "`docker compose --profile grafana`" + ` starts it`,
+				f + `services.grafana.image: "grafana/grafana:latest" is not pinned to a full version (such as grafana/grafana:13.1.0)`,
+				f + "services.grafana.volumes: $DIR/grafana/provisioning is mounted writable at /etc/grafana/provisioning: mount provisioning read_only, the files are the source",
+				f + `services.grafana.ports: 3000:3000 published on "": publish on 127.0.0.1 (the first login is admin/admin)`,
+			},
+		},
+		{
+			name: "grafana provisioning that does not exist",
+			edit: func(files map[string]string) {
+				addGrafana(t, "[grafana]", "grafana/grafana:13.1.0", "true", "127.0.0.1:3000:3000")(files)
+				delete(files, "grafana/provisioning/datasources/sitewatch.yaml")
+			},
+			want: []string{f + "services.grafana.volumes: stat $DIR/grafana/provisioning: no such file or directory"},
+		},
+		{
 			name: "floating golang tag",
 			edit: replace(t, "build/Dockerfile", "golang:1.26.8 AS", "golang:1.26 AS"),
 			want: []string{f + "services.prober.build: build/Dockerfile:2: golang:1.26 is not pinned to a full Go version (such as golang:1.26.8)"},
@@ -148,6 +236,56 @@ func TestCheck(t *testing.T) {
 			name: "golang image below a module's go directive",
 			edit: replace(t, "build/Dockerfile", "golang:1.26.8 AS", "golang:1.26.7-bookworm AS"),
 			want: []string{f + "services.prober.build: build/Dockerfile:2: golang:1.26.7-bookworm is below the workspace's go directive 1.26.8"},
+		},
+		{name: "fleet: valid", edit: fleet(t)},
+		{
+			name: "fleet: no apply step",
+			edit: chain(fleet(t), replace(t, "compose.yaml", "    depends_on:\n      targets: {condition: service_completed_successfully}\n", "")),
+			want: []string{f + "services.prober.depends_on: -fleet, but no service it depends on (condition: service_completed_successfully) runs `prober targets apply FILE`: a fleet prober refuses to start before the targets topic exists"},
+		},
+		{
+			name: "fleet: apply step only started",
+			edit: chain(fleet(t), replace(t, "compose.yaml", "targets: {condition: service_completed_successfully}", "targets: {condition: service_started}")),
+			want: []string{f + "services.prober.depends_on: -fleet, but no service it depends on (condition: service_completed_successfully) runs `prober targets apply FILE`: a fleet prober refuses to start before the targets topic exists"},
+		},
+		{
+			name: "fleet: without -region and -instance, with -config",
+			edit: chain(fleet(t), replace(t, "compose.yaml", `"-region", "local", "-instance", "local-1"`, `"-config", "/t.yaml"`)),
+			want: []string{f + "services.prober.command: -config and -fleet: the prober refuses both"},
+		},
+		{
+			name: "fleet: without -instance",
+			edit: chain(fleet(t), replace(t, "compose.yaml", `, "-instance", "local-1"`, "")),
+			want: []string{f + "services.prober.command: -fleet without -instance"},
+		},
+		{
+			name: "fleet: apply before kafka is healthy, restarted",
+			edit: chain(fleet(t), replace(t, "compose.yaml", "kafka: {condition: service_healthy}\n    restart: \"no\"", "kafka: {condition: service_started}\n    restart: on-failure")),
+			want: []string{
+				f + "services.targets.depends_on: kafka: want condition service_healthy (apply publishes to Kafka, registering the schema)",
+				f + `services.targets.restart: "on-failure": want "no" (a one-shot step; restarted, it would apply the file in a loop)`,
+			},
+		},
+		{
+			name: "fleet: applied file mounted as a single file",
+			edit: chain(fleet(t), replace(t, "compose.yaml", "source: ./targets\n        target: /etc/sitewatch/targets\n",
+				"source: ./targets/targets.yaml\n        target: /etc/sitewatch/targets/targets.yaml\n")),
+			want: []string{f + "services.targets.volumes: $DIR/targets/targets.yaml is mounted as a single file at /etc/sitewatch/targets/targets.yaml: an editor's rename-save replaces the file, and the container keeps the old one; mount its directory"},
+		},
+		{
+			name: "fleet: stop_grace_period from the applied file's timeouts",
+			edit: chain(fleet(t), replace(t, "targets/targets.yaml", "timeout: 20s", "timeout: 21s")),
+			want: []string{f + "services.prober.stop_grace_period: 41s does not exceed the prober's shutdown time 41s (the longest target timeout 21s + -flush-timeout 15s + 5s for the metrics listener); after it, SIGKILL loses what is in hand"},
+		},
+		{
+			name: "fleet: applied file without timeouts",
+			edit: chain(fleet(t), replace(t, "targets/targets.yaml", "defaults:\n  timeout: 10s\n", "")),
+			want: []string{f + `services.targets.command: targets apply /etc/sitewatch/targets/targets.yaml: target "a" has no timeout and the file no defaults.timeout: set one, so that stop_grace_period can be checked against it`},
+		},
+		{
+			name: "prober in neither mode",
+			edit: replace(t, "compose.yaml", `"-config", "/etc/sitewatch/targets/${TARGETS_FILE:-targets.yaml}", `, ""),
+			want: []string{f + "services.prober.command: neither -config (file mode) nor -fleet (fleet mode)"},
 		},
 	}
 	for _, tt := range tests {
@@ -173,6 +311,24 @@ func TestRepositoryComposeFile(t *testing.T) {
 	}
 	if want := "../../compose.yaml: valid (Compose Specification schema, compose-go loader, sitewatch's rules)\n"; out.String() != want {
 		t.Errorf("stdout %q, want %q", out.String(), want)
+	}
+}
+
+func TestHasFlag(t *testing.T) {
+	for _, tt := range []struct {
+		cmd  []string
+		want bool
+	}{
+		{[]string{"-fleet"}, true},
+		{[]string{"-region", "a", "--fleet"}, true},
+		{[]string{"-fleet=true"}, true},
+		{[]string{"-fleet=false"}, false},
+		{[]string{"fleet"}, false},
+		{[]string{"-fleets"}, false},
+	} {
+		if got := hasFlag(tt.cmd, "fleet"); got != tt.want {
+			t.Errorf("hasFlag(%q) = %v, want %v", tt.cmd, got, tt.want)
+		}
 	}
 }
 

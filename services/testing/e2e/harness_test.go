@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -438,4 +439,25 @@ func (s *system) assertExact(t testing.TB, sites []*site) {
 			t.Errorf("%s: availability_daily %d checks, %.3f%%; want %d, %.3f%%", st.id, dayChecks, pct, total, wantPct)
 		}
 	}
+}
+
+// slotOffset is schedule.Offset (services/prober/internal/schedule, out of
+// reach of this package): FNV-1a 64 of the ID modulo the interval. It never
+// changes (TestOffsetIsStable pins it there).
+func slotOffset(id string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// slotAt returns the slot a request that came at t belongs to: the latest
+// grid point at or before t (a check never starts before its slot, and one
+// later than an interval is skipped as behind).
+func slotAt(offset, interval time.Duration, t time.Time) int64 {
+	n := t.UnixNano()
+	r := (n - int64(offset)) % int64(interval)
+	if r < 0 {
+		r += int64(interval)
+	}
+	return n - r
 }

@@ -2,6 +2,7 @@ package stackdb
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,6 +11,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver goose runs on
+	"github.com/pressly/goose/v3"
+
+	"github.com/sitewatch/sitewatch/migrations"
 
 	"github.com/sitewatch/sitewatch/services/testing/internal/need"
 	"github.com/sitewatch/sitewatch/services/testing/stacktest"
@@ -62,4 +67,26 @@ func Database(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// Migrated is Database with every migration of the repository applied
+// (migrations.FS, as `recorder migrate` applies them).
+func Migrated(t testing.TB) string {
+	t.Helper()
+	url := Database(t)
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrations: %v", err)
+	}
+	return url
 }

@@ -93,7 +93,10 @@ type Options struct {
 	// slot that fell between the other's revoke and its own assignment;
 	// if the other did check it, the recorder drops the second result.
 	// Zero: a new target waits for its next slot. A value at or above a
-	// target's interval catches up its latest slot only, never more.
+	// target's interval catches up its latest slot only, never more. A
+	// catch-up run still going at the target's next slot (it may start up
+	// to an interval late) makes that slot wait until it ends, rather
+	// than skip it as overlapping.
 	CatchUp time.Duration
 }
 
@@ -130,6 +133,13 @@ type entry struct {
 	next     time.Time // the next time a run is due
 	running  bool
 	index    int // in the queue; -1 when removed
+	// catchUp: the first run, due now, is a catch-up (Options.CatchUp);
+	// lateRun: the run going on is one. Started up to an interval late by
+	// design, a catch-up run may still go on at the target's next slot,
+	// which then waits for it (waiting) instead of being skipped as
+	// overlapping: catching up one slot must not cost the next.
+	catchUp, lateRun bool
+	waiting          time.Time
 }
 
 // New returns a Scheduler without targets; give them with Set.
@@ -194,7 +204,7 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 		case ok:
 			// Keep the entry, and with it the running flag: the new
 			// rhythm must not overlap a run of the old one.
-			e.target, e.interval = t, t.Interval
+			e.target, e.interval, e.waiting = t, t.Interval, time.Time{}
 			e.index = -1 // out of the queue, in again below
 			fresh = append(fresh, e)
 		default:
@@ -227,6 +237,7 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 		if s.opts.CatchUp > 0 {
 			s.gone[id] = e.next
 		}
+		e.waiting = time.Time{}
 	}
 	q := s.queue[:0]
 	for _, e := range s.queue {
@@ -249,6 +260,7 @@ func (s *Scheduler) Set(ts []*targets.Target) {
 	}
 	for _, e := range added {
 		e.next = s.firstSlot(e, now)
+		e.catchUp = e.next.Before(now)
 		q = append(q, e)
 	}
 	if s.opts.CatchUp > 0 {
@@ -425,12 +437,24 @@ func (s *Scheduler) takeDue(runs []run) []run {
 		e.next = due.Add(e.interval)
 		heap.Fix(&s.queue, 0)
 		if e.running {
+			if e.lateRun {
+				// Run when the catch-up run ends. A slot that waited
+				// already gives way to this later one: it is the slot
+				// skipped, so that each slot counts once, run or
+				// skipped, and at most one slot ever waits.
+				if !e.waiting.IsZero() && s.opts.OnSkip != nil {
+					s.opts.OnSkip(e.target, SkipOverlap, 1)
+				}
+				e.waiting = due
+				continue
+			}
 			if s.opts.OnSkip != nil {
 				s.opts.OnSkip(e.target, SkipOverlap, 1)
 			}
 			continue
 		}
 		e.running = true
+		e.lateRun, e.catchUp = e.catchUp, false
 		runs = append(runs, run{e: e, t: e.target, due: due})
 	}
 	return runs
@@ -450,9 +474,21 @@ func (s *Scheduler) do(ctx context.Context, r run) {
 // ended marks e's run as ended, and forgets e if its target was removed
 // meanwhile (and not added back). s.mu must be held.
 func (s *Scheduler) ended(e *entry) {
-	e.running = false
+	e.running, e.lateRun = false, false
 	if s.draining[e.target.ID] == e {
 		delete(s.draining, e.target.ID)
+	}
+	if !e.waiting.IsZero() {
+		// The slot that waited for a catch-up run is due now.
+		if s.entries[e.target.ID] == e && e.index >= 0 {
+			e.next = e.waiting
+			heap.Fix(&s.queue, e.index)
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+		e.waiting = time.Time{}
 	}
 	if s.runEnded != nil { // someone waits in Wait
 		close(s.runEnded)

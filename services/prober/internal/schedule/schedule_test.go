@@ -861,6 +861,83 @@ func TestCatchUpRunsTheLatestSlotAtOnce(t *testing.T) {
 	})
 }
 
+// startCatchingUp starts a scheduler at 9.5s with target a, every 10s at
+// 0s, whose 0s slot is caught up (CatchUp 10s), and moves the clock to 10s,
+// where that run still goes: the slot waits. Each run of a lasts until a
+// value is sent on release.
+func startCatchingUp(t *testing.T) (*harness, chan struct{}) {
+	t.Helper()
+	release := make(chan struct{}, 4)
+	job := func(ctx context.Context, _ *targets.Target) { <-release }
+	h := startAt(t, 9500*time.Millisecond, job, Options{Concurrency: 10, CatchUp: 10 * time.Second}, targetsEvery(10*time.Second, "a"), grid(nil))
+	if runs, skips := h.rec.take(); !equal(runs, []string{"a@0s"}) || len(skips) != 0 {
+		t.Fatalf("runs %v skips %v at the start, want [a@0s] and none", runs, skips)
+	}
+	if runs, skips := h.at(t, 10*time.Second); len(runs) != 0 || len(skips) != 0 {
+		t.Errorf("runs %v skips %v at 10s while the catch-up runs, want none (the slot waits)", runs, skips)
+	}
+	return h, release
+}
+
+// A catch-up run starts up to an interval late, so it may still run at the
+// target's next slot: that slot waits for it and runs as it ends, due at
+// its slot, rather than being skipped as overlapping (the catch-up would
+// then only move the miss to the next slot). A regular run still going at
+// its next slot still skips it.
+func TestCatchUpRunDelaysTheNextSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, release := startCatchingUp(t)
+		h.clock.set(t, t0.Add(10500*time.Millisecond))
+		release <- struct{}{} // the catch-up run ends at 10.5s
+		synctest.Wait()
+		if runs, skips := h.rec.take(); !equal(runs, []string{"a@10s"}) || len(skips) != 0 {
+			t.Errorf("runs %v skips %v as the catch-up ended, want [a@10s] and none", runs, skips)
+		}
+		h.rec.mu.Lock()
+		if lag := h.rec.lags[len(h.rec.lags)-1]; lag != 500*time.Millisecond {
+			t.Errorf("the waiting slot started %v late, want 500ms", lag)
+		}
+		h.rec.mu.Unlock()
+		// A regular run (10s) still going at 20s: 20s is skipped.
+		if runs, skips := h.at(t, 20*time.Second); len(runs) != 0 || !equal(skips, []string{"a:overlap:1"}) {
+			t.Errorf("runs %v skips %v at 20s, want none and [a:overlap:1]", runs, skips)
+		}
+		release <- struct{}{}
+		synctest.Wait()
+		if runs, skips := h.at(t, 30*time.Second); !equal(runs, []string{"a@30s"}) || len(skips) != 0 {
+			t.Errorf("runs %v skips %v at 30s, want [a@30s] and none", runs, skips)
+		}
+		release <- struct{}{}
+	})
+}
+
+// A catch-up run still going two slots later (it waited for a concurrency
+// slot, or the machine starved it): the slot that waited gives way to the
+// latest one, and every slot counts once, as run or as skipped. Before, the
+// latest slot was counted skipped as overlapping and then run when the
+// catch-up ended, and the slot that waited was counted skipped too.
+func TestCatchUpRunPastTwoSlotsCountsEachSlotOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, release := startCatchingUp(t)
+		// Still going at 20s: 10s can no longer run; 20s waits instead.
+		if runs, skips := h.at(t, 20*time.Second); len(runs) != 0 || !equal(skips, []string{"a:overlap:1"}) {
+			t.Errorf("runs %v skips %v at 20s while the catch-up runs, want none and [a:overlap:1] (10s)", runs, skips)
+		}
+		h.clock.set(t, t0.Add(20500*time.Millisecond))
+		release <- struct{}{} // the catch-up run ends at 20.5s
+		synctest.Wait()
+		if runs, skips := h.rec.take(); !equal(runs, []string{"a@20s"}) || len(skips) != 0 {
+			t.Errorf("runs %v skips %v as the catch-up ended, want [a@20s] and none", runs, skips)
+		}
+		release <- struct{}{}
+		synctest.Wait()
+		if runs, skips := h.at(t, 30*time.Second); !equal(runs, []string{"a@30s"}) || len(skips) != 0 {
+			t.Errorf("runs %v skips %v at 30s, want [a@30s] and none", runs, skips)
+		}
+		release <- struct{}{}
+	})
+}
+
 func TestCatchUpOnlyForTargetsNewToTheScheduler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// Every 10s: a at 0s, b at 5s, e at 2s; c, new at 7s, at 4s.

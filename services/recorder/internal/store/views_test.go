@@ -65,6 +65,106 @@ func TestViewsTargetReAdded(t *testing.T) {
 	expect(t, "target_regions_down checked again", query(t, conn, `SELECT target_id, regions_down FROM target_regions_down`), "alpha | 1")
 }
 
+// A target configured but never checked is pending until 3 intervals have
+// passed since configured_at, then stale (migration 00012): in its
+// configured regions, or, on every region, in every region a prober was
+// seen in (the empty region before any was). It is in no outage and no per-region row
+// (nothing was checked); removed, it leaves target_status for
+// removed_targets.
+func TestViewsNeverCheckedTurnsStale(t *testing.T) {
+	ctx := context.Background()
+	_, conn := openStore(t, store.Config{})
+	now := time.Now().UTC().Truncate(time.Second)
+	ago := func(d time.Duration) string { return "'" + now.Add(-d).Format(time.RFC3339) + "'::timestamptz" }
+	cfg := func(id, regions string, configured time.Duration, removed string) string {
+		return `INSERT INTO target_config VALUES ('` + id + `', 'http://` + id + `.test/', 'GET', 60000000, 5000000, '{}', false,
+			'{200-399}', NULL, false, false, 1048576, '` + regions + `', '{}', ` + ago(configured) + `, ` + ago(configured) + `, ` + removed + `);`
+	}
+	if _, err := conn.Exec(ctx, cfg("added", "{eu,us}", 10*time.Second, "NULL")+
+		// 10 s short of 3 intervals: now is truncated to the second, so
+		// 179 s left as little as a few milliseconds for the test's
+		// queries before almost turned stale.
+		cfg("almost", "{}", 170*time.Second, "NULL")+
+		cfg("quiet-eu", "{eu}", 4*time.Minute, "NULL")+
+		cfg("everywhere", "{}", 4*time.Minute, "NULL")+
+		cfg("gone", "{}", 10*time.Minute, ago(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	const status = `SELECT target_id, status, state, since = configured_at, stale_since = configured_at + interval '3 minutes',
+		quiet_regions::text FROM target_status ORDER BY 1`
+	expect(t, "target_status before any prober", query(t, conn, status), `
+		added | pending | NULL | true | NULL | NULL
+		almost | pending | NULL | true | NULL | NULL
+		everywhere | stale | NULL | true | true | {""}
+		quiet-eu | stale | NULL | true | true | {eu}`)
+
+	// Probers seen in eu and us: a target on every region is quiet in both.
+	if _, err := conn.Exec(ctx, `INSERT INTO probers VALUES ('eu', 'p1', now(), now()), ('us', 'p2', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "target_status with probers", query(t, conn, status), `
+		added | pending | NULL | true | NULL | NULL
+		almost | pending | NULL | true | NULL | NULL
+		everywhere | stale | NULL | true | true | {eu,us}
+		quiet-eu | stale | NULL | true | true | {eu}`)
+	expect(t, "freshness", query(t, conn, `SELECT target_id, region, last_checked_at, interval_source, stale
+		FROM target_region_freshness ORDER BY 1, 2`), `
+		added | eu | NULL | config | false
+		added | us | NULL | config | false
+		almost | eu | NULL | config | false
+		almost | us | NULL | config | false
+		everywhere | eu | NULL | config | true
+		everywhere | us | NULL | config | true
+		quiet-eu | eu | NULL | config | true`)
+	for _, view := range []string{"current_outages", "target_region_status", "target_regions_down"} {
+		expect(t, view, query(t, conn, `SELECT count(*) FROM `+view), "0")
+	}
+	expect(t, "removed_targets", query(t, conn, `SELECT target_id, last_checked_at FROM removed_targets`), "gone | NULL")
+}
+
+// A region added to a target's list long after the target was configured
+// has had no chance to check it yet: it turns stale 3 intervals after the
+// change (updated_at), not at once with a stale_since of days ago (from
+// configured_at). A region that did check it still counts from its last
+// check, however recent the change.
+func TestViewsRegionAddedLaterIsNotStaleAtOnce(t *testing.T) {
+	ctx := context.Background()
+	_, conn := openStore(t, store.Config{})
+	now := time.Now().UTC().Truncate(time.Second)
+	ago := func(d time.Duration) string { return "'" + now.Add(-d).Format(time.RFC3339) + "'::timestamptz" }
+	if _, err := conn.Exec(ctx, `
+		INSERT INTO target_config VALUES ('alpha', 'http://alpha.test/', 'GET', 60000000, 5000000, '{}', false,
+			'{200-399}', NULL, false, false, 1048576, '{eu,us}', '{}', `+ago(24*time.Hour)+`, `+ago(10*time.Second)+`, NULL);
+		INSERT INTO target_config VALUES ('beta', 'http://beta.test/', 'GET', 60000000, 5000000, '{}', false,
+			'{200-399}', NULL, false, false, 1048576, '{eu,us}', '{}', `+ago(24*time.Hour)+`, `+ago(10*time.Second)+`, NULL);
+		INSERT INTO targets (target_id, url, method, first_seen, last_seen, last_event_id, last_outcome,
+			last_response_time_us, check_interval_us)
+		VALUES ('alpha', 'http://alpha.test/', 'GET', `+ago(24*time.Hour)+`, `+ago(20*time.Second)+`,
+			'0190a000-0000-7000-8000-000000000001', 'up', 5000, 60000000),
+		       ('beta', 'http://beta.test/', 'GET', `+ago(24*time.Hour)+`, `+ago(20*time.Second)+`,
+			'0190a000-0000-7000-8000-000000000002', 'up', 5000, 60000000);
+		INSERT INTO target_regions (target_id, region, first_seen, last_seen, last_event_id, last_outcome,
+			last_response_time_us, check_interval_us)
+		VALUES ('alpha', 'eu', `+ago(24*time.Hour)+`, `+ago(20*time.Second)+`,
+			'0190a000-0000-7000-8000-000000000001', 'up', 5000, 60000000),
+		       ('beta', 'eu', `+ago(24*time.Hour)+`, `+ago(20*time.Second)+`,
+			'0190a000-0000-7000-8000-000000000002', 'up', 5000, 60000000),
+		       ('beta', 'us', `+ago(24*time.Hour)+`, `+ago(10*time.Minute)+`,
+			'0190a000-0000-7000-8000-000000000003', 'up', 5000, 60000000)`); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "target_status", query(t, conn, `SELECT target_id, status, stale_since = `+ago(10*time.Minute)+` + interval '3 minutes',
+		quiet_regions::text FROM target_status ORDER BY 1`), `
+		alpha | up | NULL | NULL
+		beta | stale | true | {us}`)
+	expect(t, "freshness", query(t, conn, `SELECT target_id, region, stale,
+		(stale_since - `+ago(0)+`)::text FROM target_region_freshness ORDER BY 1, 2`), `
+		alpha | eu | false | 00:02:40
+		alpha | us | false | 00:02:50
+		beta | eu | false | 00:02:40
+		beta | us | true | -00:07:00`)
+}
+
 // prober_status (and region_status over it) reads the raw rows of the last
 // 10 minutes only: through an index on checked_at, not by scanning the day's
 // partition (on 10,000 targets every minute in 3 regions, 43 million rows by

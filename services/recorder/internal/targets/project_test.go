@@ -266,16 +266,21 @@ func TestProjection(t *testing.T) {
 	if got := e.rows(`SELECT count(*) FROM target_config WHERE row_to_json(target_config)::text ~ '(s3cret|t0ken|secret=1)'`); got != "0" {
 		t.Errorf("rows holding a secret: %s, want 0", got)
 	}
-	statusSQL := `SELECT target_id, status, state, since, last_checked_at, stale_since, quiet_regions, check_interval::text, interval_source
+	statusSQL := `SELECT target_id, status, state, since, last_checked_at, stale_since, quiet_regions::text, check_interval::text, interval_source
 		FROM target_status ORDER BY 1`
+	// Configured an hour ago and never checked: stale 3 intervals after
+	// configured_at (migration 00012), in the regions that apply: beta's
+	// own, for the others every region a prober was seen in, none yet ("").
 	e.expect("target_status before any check", e.rows(statusSQL), fmt.Sprintf(`
-		alpha | pending | NULL | %[1]s | NULL | NULL | NULL | 00:00:30 | config
-		beta | pending | NULL | %[2]s | NULL | NULL | NULL | 00:01:00 | config
-		gamma | pending | NULL | %[3]s | NULL | NULL | NULL | 00:00:10 | config`,
-		ts(base), ts(base.Add(time.Second)), ts(base.Add(2*time.Second))))
+		alpha | stale | NULL | %[1]s | NULL | %[4]s | {""} | 00:00:30 | config
+		beta | stale | NULL | %[2]s | NULL | %[5]s | {eu,us} | 00:01:00 | config
+		gamma | stale | NULL | %[3]s | NULL | %[6]s | {""} | 00:00:10 | config`,
+		ts(base), ts(base.Add(time.Second)), ts(base.Add(2*time.Second)),
+		ts(base.Add(90*time.Second)), ts(base.Add(time.Second).Add(3*time.Minute)), ts(base.Add(2*time.Second).Add(30*time.Second))))
 
 	// alpha is up; beta down in eu, and us went quiet 4 minutes ago (3
-	// intervals of 1m: stale since 1 minute ago); gamma is never checked.
+	// intervals of 1m: stale since 1 minute ago); gamma is never checked,
+	// stale in every region a prober was seen in.
 	e.write(
 		event("alpha", "eu", "p-eu-1", now.Add(-10*time.Second), true, 0),
 		event("beta", "eu", "p-eu-1", now.Add(-5*time.Second), false, time.Minute),
@@ -283,9 +288,10 @@ func TestProjection(t *testing.T) {
 	)
 	e.expect("target_status after checks", e.rows(statusSQL), fmt.Sprintf(`
 		alpha | up | up | %[1]s | %[1]s | NULL | NULL | 00:00:30 | config
-		beta | stale | down | %[2]s | %[2]s | %[3]s | [us] | 00:01:00 | config
-		gamma | pending | NULL | %[4]s | NULL | NULL | NULL | 00:00:10 | config`,
-		ts(now.Add(-10*time.Second)), ts(now.Add(-5*time.Second)), ts(now.Add(-time.Minute)), ts(base.Add(2*time.Second))))
+		beta | stale | down | %[2]s | %[2]s | %[3]s | {us} | 00:01:00 | config
+		gamma | stale | NULL | %[4]s | NULL | %[5]s | {eu,us} | 00:00:10 | config`,
+		ts(now.Add(-10*time.Second)), ts(now.Add(-5*time.Second)), ts(now.Add(-time.Minute)), ts(base.Add(2*time.Second)),
+		ts(base.Add(2*time.Second).Add(30*time.Second))))
 	e.expect("target_region_status", e.rows(`SELECT target_id, region, state, stale, stale_since FROM target_region_status ORDER BY 1, 2`), fmt.Sprintf(`
 		alpha | eu | up | false | %s
 		beta | eu | down | false | %s
@@ -313,8 +319,8 @@ func TestProjection(t *testing.T) {
 	e.applied(9)
 	e.expect("delta's alerts off", e.rows(`SELECT alert IS NULL FROM target_config WHERE target_id = 'delta'`), "true")
 	e.expect("target_status after the removals", e.rows(`SELECT target_id, status FROM target_status ORDER BY 1`), `
-		delta | pending
-		gamma | pending`)
+		delta | stale
+		gamma | stale`)
 	e.expect("current_outages after the removals", e.rows(`SELECT count(*) FROM current_outages`), "0")
 	e.expect("target_region_status after the removals", e.rows(`SELECT count(*) FROM target_region_status`), "0")
 	e.expect("removed_targets", e.rows(`SELECT target_id, removed_at, last_checked_at, last_outcome FROM removed_targets ORDER BY 1`), fmt.Sprintf(`
