@@ -50,12 +50,15 @@ done
 	t.Cleanup(ready3.Close)
 	ready4 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(ready4.Close)
+	ready5 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(ready5.Close)
 	system := toolPath(t, "bash", "dirname", "mkdir", "cat", "setsid", "curl", "kill", "sleep", "rm", "tail", "basename", "chmod", "sh")
 	env = []string{"PATH=" + fake + ":" + system,
 		"SITEWATCH_PROBER_LISTEN=" + strings.TrimPrefix(ready.URL, "http://"),
 		"SITEWATCH_RECORDER_LISTEN=" + strings.TrimPrefix(ready2.URL, "http://"),
 		"SITEWATCH_WEB_LISTEN=" + strings.TrimPrefix(ready3.URL, "http://"),
-		"SITEWATCH_ALERTER_LISTEN=" + strings.TrimPrefix(ready4.URL, "http://")}
+		"SITEWATCH_ALERTER_LISTEN=" + strings.TrimPrefix(ready4.URL, "http://"),
+		"SITEWATCH_ALERT_SINK_LISTEN=" + strings.TrimPrefix(ready5.URL, "http://")}
 	return root, env
 }
 
@@ -72,6 +75,7 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 			name: "fleet by default",
 			wantCalls: "prober -config ROOT/targets.yaml -validate\n" +
 				"recorder -listen RECORDER\n" +
+				"alerter sink -listen SINK\n" +
 				"alerter -listen ALERTER -config ROOT/targets.yaml\n" +
 				"web -listen WEB\n" +
 				"prober targets apply ROOT/targets.yaml\n" +
@@ -83,6 +87,7 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 			env:  []string{"SITEWATCH_PROBER_REGION=eu-west", "SITEWATCH_PROBER_INSTANCE=eu-west-1"},
 			wantCalls: "prober -config ROOT/targets.yaml -validate\n" +
 				"recorder -listen RECORDER\n" +
+				"alerter sink -listen SINK\n" +
 				"alerter -listen ALERTER -config ROOT/targets.yaml\n" +
 				"web -listen WEB\n" +
 				"prober targets apply ROOT/targets.yaml\n" +
@@ -94,6 +99,7 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 			env:  []string{"SITEWATCH_PROBER_MODE=file"},
 			wantCalls: "prober -config ROOT/targets.yaml -validate\n" +
 				"recorder -listen RECORDER\n" +
+				"alerter sink -listen SINK\n" +
 				"alerter -listen ALERTER -config ROOT/targets.yaml\n" +
 				"web -listen WEB\n" +
 				"prober -listen PROBER -config ROOT/targets.yaml\n",
@@ -125,7 +131,7 @@ func TestServicesUpRunsTheFleet(t *testing.T) {
 			slices.Sort(want)
 			replace := strings.NewReplacer(root, "ROOT", envValue(env, "SITEWATCH_PROBER_LISTEN"), "PROBER",
 				envValue(env, "SITEWATCH_RECORDER_LISTEN"), "RECORDER", envValue(env, "SITEWATCH_WEB_LISTEN"), "WEB",
-				envValue(env, "SITEWATCH_ALERTER_LISTEN"), "ALERTER")
+				envValue(env, "SITEWATCH_ALERTER_LISTEN"), "ALERTER", envValue(env, "SITEWATCH_ALERT_SINK_LISTEN"), "SINK")
 			if got := replace.Replace(strings.Join(calls, "")); got != strings.Join(want, "") {
 				t.Errorf("calls, sorted:\n%s\nwant:\n%s", got, strings.Join(want, ""))
 			}

@@ -84,7 +84,7 @@ case "$mode" in
         fi
         echo "web pages: http://127.0.0.1:9103/ (status page: http://127.0.0.1:9103/status)"
         ;;
-      app-down) docker compose --profile app stop web prober recorder ;;
+      app-down) docker compose --profile app stop web prober alerter alert-sink recorder ;;
       app-status) docker compose --profile app ps ;;
       *) echo "usage: deploy/stack.sh up|down|clean|status|app-up|app-down|app-status|mode" >&2; exit 2 ;;
     esac

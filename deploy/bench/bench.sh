@@ -51,6 +51,11 @@
 #      with SQL after `recorder migrate`); WEB_REQUESTS requests in a row per page
 #      after a warm-up, timed at the client on loopback: p50 and p95 of `/` (goal:
 #      under 200 ms), a target's page over 24 h and 90 d, the status page, the API.
+#  11. The alerter (services/testing/cmd/alertbench, with the alerter and
+#      recorder binaries as processes): confirming check to the request at a
+#      local webhook receiver at 1,000 checks/s (p50, p99); a backlog of
+#      RECORDER_EVENTS check results drained by the recorder, then evaluated by
+#      the alerter (events/s of each); `alerter backtest` over the stored rows.
 #
 # Kafka, the registry and PostgreSQL come from .stack/env; when there is none,
 # or one of the three does not answer there (after `task down`), the stack is
@@ -82,14 +87,14 @@ if [[ -n ${BENCH_QUICK:-} ]]; then
   MODE="quick (BENCH_QUICK=1)"
   CEILING_DURATION=4s BLACKBOX_DURATION=5s WARMUP=1s
   PROBER_DURATION=5s MEMORY_DURATION=10s E2E_WARMUP=3s E2E_DURATION=10s
-  RECORDER_EVENTS=200000 RECORDER_RATE_FOR=10s DRAIN_RESULTS=100000
+  RECORDER_EVENTS=200000 RECORDER_RATE_FOR=10s DRAIN_RESULTS=100000 ALERT_RATE_FOR=10s
   FLEET_TARGETS=10000 FLEET_INTERVAL=15s FLEET_WARMUP=10s FLEET_SESSION=6s
   WEB_REQUESTS=20
 else
   MODE=full
   CEILING_DURATION=8s BLACKBOX_DURATION=10s WARMUP=2s
   PROBER_DURATION=10s MEMORY_DURATION=20s E2E_WARMUP=5s E2E_DURATION=20s
-  RECORDER_EVENTS=1000000 RECORDER_RATE_FOR=30s DRAIN_RESULTS=500000
+  RECORDER_EVENTS=1000000 RECORDER_RATE_FOR=30s DRAIN_RESULTS=500000 ALERT_RATE_FOR=30s
   FLEET_TARGETS=100000 FLEET_INTERVAL=60s FLEET_WARMUP=20s FLEET_SESSION=10s
   WEB_REQUESTS=100
 fi
@@ -543,6 +548,35 @@ web_row() {
     "$(wb_page 'status (cached 30s)')" "$(wb_page 'api targets')" "$(wb_page 'badge uptime 30d')" "$(wb .web_rss_mib)"
 }
 
+# --- 11. alerter ------------------------------------------------------------------
+
+ALERT_ARGS=(-events "$RECORDER_EVENTS" -targets 10000 -rate 1000 -rate-for "$ALERT_RATE_FOR")
+ALERT_OK=""
+log "building alerter and alertbench"
+if [[ -z $E2E_NOTE ]] && go build -o "$BIN/" ./services/alerter ./services/testing/cmd/alertbench 2>"$LOGS/alertbench-build.log"; then
+  log "alerter: alertbench ${ALERT_ARGS[*]} (alerter and recorder processes)"
+  "$BIN/alertbench" -alerter "$BIN/alerter" -recorder "$RECORDER_BIN" "${ALERT_ARGS[@]}" -logs "$LOGS" \
+    >"$LOGS/alertbench.json" 2>"$LOGS/alertbench.err" && ALERT_OK=1
+fi
+# al JQ: a figure of alertbench (fields: its doc.go).
+al() { jq -r "$1" "$LOGS/alertbench.json"; }
+alert_rows() {
+  if [[ -z $ALERT_OK ]]; then
+    printf '| 11. Alerter | %s | | |\n' "$(failed alertbench.err)"
+    return
+  fi
+  printf '| 11. Alerter at %s checks/s for %s s (1,000 targets, each failing 3 checks in 10; 2 failures confirm, 2 successes resolve; a webhook on 127.0.0.1): confirming check to the request at the receiver | **p50 %s ms, p99 %s ms** (max %s ms; %s incidents opened); resolving check to request p50 %s ms, p99 %s ms | | goal: p99 under 1,000 ms |\n' \
+    "$(fmt_int "$(al .rate_per_s)")" "$(al .rate_for_s)" "$(al '.opened_p50_ms | round')" "$(al '.opened_p99_ms | round')" "$(al '.opened_max_ms | round')" \
+    "$(fmt_int "$(al .opened)")" "$(al '.resolved_p50_ms | round')" "$(al '.resolved_p99_ms | round')"
+  printf '| 11. Alerter: evaluate a %s-event backlog (10,000 targets; incidents, transitions, outbox and deliveries included), from process start | **%s events/s** (%s s; %s incidents, %s notifications received) | recorder draining the same backlog, same run: **%s events/s** (%s s) | **%s** of the recorder (goal: at least 100%%) |\n' \
+    "$(fmt_int "$(al .events)")" "$(fmt_int "$(al .alerter_events_per_s)")" "$(al '.alerter_drain_s * 10 | round / 10')" "$(fmt_int "$(al .backlog_incidents)")" \
+    "$(fmt_int "$(al .backlog_notifications)")" "$(fmt_int "$(al .recorder_events_per_s)")" "$(al '.recorder_drain_s * 10 | round / 10')" \
+    "$(pct_of "$(al .alerter_events_per_s)" "$(al .recorder_events_per_s)")"
+  printf '| 11. Alerter backtest over %s stored checks (`alerter backtest`, whole range) | **%s checks/s** (%s s; %s incidents, as many as the live alerter: %s) | | |\n' \
+    "$(fmt_int "$(al .backtest_checks)")" "$(fmt_int "$(al .backtest_checks_per_s)")" "$(al '.backtest_s * 10 | round / 10')" "$(fmt_int "$(al .backtest_incidents)")" \
+    "$(al 'if .backtest_incidents == .backlog_incidents then "yes" else "no" end')"
+}
+
 LOAD_END=$(loadavg)
 log "load average at end: $LOAD_END"
 
@@ -666,6 +700,7 @@ table() {
   fi
   fleet_rows
   web_row
+  alert_rows
   echo
   echo "CPU is user+system time of the one process (blackbox_exporter: /proc/PID/stat over the wrk run; prober: /proc/self/stat over the measured time), divided by the probes or checks it completed. The prober's includes encoding and producing to Kafka (except the no-Kafka row); blackbox_exporter's includes answering wrk. The end-to-end delay is the recorder's histogram sitewatch_recorder_end_to_end_delay_seconds (started_at to commit) over the measured time, interpolated within its buckets. nginx, wrk, Kafka and PostgreSQL share the same CPUs. Logs: .stack/bench/logs/."
 }

@@ -13,7 +13,9 @@
 # the file changes).
 #
 # The alerter runs with -config TARGETS_FILE (its policies, channels and maintenance windows; reloaded
-# when the file changes) and writes incidents and the notification outbox.
+# when the file changes) and writes incidents and the notification outbox. Beside it runs `alerter
+# sink` on SITEWATCH_ALERT_SINK_LISTEN (default 127.0.0.1:9105), the local webhook receiver of the
+# shipped targets.yaml's `local-log` channel: each notification is one JSON line in .stack/logs/alerts.log.
 #
 # Needs the stack's .stack/env (deploy/stack.sh up). Ports: SITEWATCH_PROBER_LISTEN (default
 # 127.0.0.1:9101), SITEWATCH_RECORDER_LISTEN (127.0.0.1:9102) and SITEWATCH_ALERTER_LISTEN
@@ -31,6 +33,7 @@ PROBER_LISTEN=${SITEWATCH_PROBER_LISTEN:-127.0.0.1:9101}
 RECORDER_LISTEN=${SITEWATCH_RECORDER_LISTEN:-127.0.0.1:9102}
 WEB_LISTEN=${SITEWATCH_WEB_LISTEN:-127.0.0.1:9103}
 ALERTER_LISTEN=${SITEWATCH_ALERTER_LISTEN:-127.0.0.1:9104}
+ALERT_SINK_LISTEN=${SITEWATCH_ALERT_SINK_LISTEN:-127.0.0.1:9105}
 PROBER_MODE=${SITEWATCH_PROBER_MODE:-fleet}
 PROBER_REGION=${SITEWATCH_PROBER_REGION:-local}
 PROBER_INSTANCE=${SITEWATCH_PROBER_INSTANCE:-local-1}
@@ -44,14 +47,14 @@ alive() { local pid; pid=$(cat "$RUN/$1.pid" 2>/dev/null) && kill -0 "$pid" 2>/d
 
 ready() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$1/readyz") == 200 ]]; }
 
-start() { # start NAME LISTEN ARGS...
+start() { # start NAME LISTEN ARGS...; BINARY and SUBCOMMAND run another binary than NAME, or a subcommand
   local name=$1 listen=$2; shift 2
   if alive "$name"; then
     log "$name already runs (pid $(cat "$RUN/$name.pid"))"
   else
     log "starting $name ($*), log $LOGS/$name.log"
     # setsid: the service outlives this shell and the task that ran it.
-    setsid "$BIN/$name" -listen "$listen" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    setsid "$BIN/${BINARY:-$name}" ${SUBCOMMAND:+"$SUBCOMMAND"} -listen "$listen" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
     echo $! >"$RUN/$name.pid"
   fi
   local i
@@ -94,6 +97,8 @@ cmd_up() {
   set +a
   # The recorder migrates at start; several recorders may start at once (goose session lock).
   start recorder "$RECORDER_LISTEN"
+  # The local receiver before the alerter, which may have notifications waiting for it.
+  BINARY=alerter SUBCOMMAND=sink start alerts "$ALERT_SINK_LISTEN"
   # After the recorder: the alerter waits for the tables the recorder's migrations create.
   start alerter "$ALERTER_LISTEN" -config "$targets"
   # After the recorder: it reads the tables the recorder's migrations made.
@@ -118,15 +123,17 @@ cmd_down() {
   stop prober
   rm -f "$RUN/prober.mode"
   stop alerter
+  stop alerts
   stop recorder
 }
 
 cmd_status() {
   local name listen
-  for name in prober recorder alerter web; do
+  for name in prober recorder alerter alerts web; do
     listen=$PROBER_LISTEN
     [[ $name == recorder ]] && listen=$RECORDER_LISTEN
     [[ $name == alerter ]] && listen=$ALERTER_LISTEN
+    [[ $name == alerts ]] && listen=$ALERT_SINK_LISTEN
     [[ $name == web ]] && listen=$WEB_LISTEN
     if alive "$name"; then
       printf '%-9s running      pid %-7s http://%s/metrics  %s%s\n' "$name" "$(cat "$RUN/$name.pid")" "$listen" \

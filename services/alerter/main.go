@@ -51,6 +51,8 @@ type config struct {
 	schemaWait     time.Duration
 	noDataInterval time.Duration
 	logLevel       slog.Level
+	// The outbox sender's lease and retry waits (outbox.Options).
+	lease, firstRetry, maxRetry time.Duration
 
 	databaseURL string
 	kafka       kafkaenv.Config
@@ -61,7 +63,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs := flag.NewFlagSet("alerter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: alerter -config FILE [-fleet] [flags]\n       alerter -config FILE -validate\n       alerter backtest -config FILE -from T -to T [-target ID]\n       alerter healthcheck URL")
+		fmt.Fprintln(stderr, "usage: alerter -config FILE [-fleet] [flags]\n       alerter -config FILE -validate\n       alerter backtest -config FILE -from T -to T [-target ID]\n       alerter healthcheck URL\n       alerter sink [-listen ADDR]")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.path, "config", "targets.yaml", "targets file: the targets and their alert policies, channels and maintenance windows (with -fleet: only channels and maintenance windows are taken from it)")
@@ -79,6 +81,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.schemaWait, "schema-poll", 2*time.Second, "how often to look for the alerter's tables while the recorder has not created them")
 	fs.DurationVar(&c.noDataInterval, "nodata-interval", nodata.DefaultInterval, "how often to look for targets and regions that went stale (no-data incidents); 0 switches them off")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.DurationVar(&c.lease, "outbox-lease", outbox.DefaultLease, "how long a sender's claim holds an outbox row: the rows of a killed alerter are sent by another after this; it must outlast the channels' timeout")
+	fs.DurationVar(&c.firstRetry, "retry-first", outbox.DefaultFirstRetry, "wait after a first failed delivery; the waits double, jittered by 20%")
+	fs.DurationVar(&c.maxRetry, "retry-max", outbox.DefaultMaxRetry, "longest wait between two delivery attempts")
 	var errs []error
 	if err := cmdline.Parse(fs, args); errors.Is(err, flag.ErrHelp) {
 		return c, err
@@ -102,6 +107,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	bad(c.batch < 1 || c.batch > 1_000_000, fmt.Sprintf("-batch: %d is not between 1 and 1000000", c.batch))
 	bad(c.shutdownGrace < 0 || c.maxNotifyAge < 0 || c.maxFuture < 0 || c.noDataInterval < 0, "-shutdown-grace, -notify-max-age, -max-future, -nodata-interval: must not be negative")
 	bad(c.schemaWait <= 0, "-schema-poll: must be positive")
+	bad(c.lease < time.Second, fmt.Sprintf("-outbox-lease: %s is under 1s", c.lease))
+	bad(c.firstRetry <= 0 || c.maxRetry < c.firstRetry, "-retry-first, -retry-max: must be positive, -retry-max at least -retry-first")
 	// The broker's group.min/max.session.timeout.ms defaults.
 	bad(c.sessionTimeout < 6*time.Second || c.sessionTimeout > 5*time.Minute,
 		fmt.Sprintf("-session-timeout: %s is not between 6s and 5m", c.sessionTimeout))
@@ -135,21 +142,25 @@ type sender interface {
 // newSender returns the outbox sender of the channels, on a pool of its
 // own: its claims and deliveries never wait for the evaluator's
 // connections, nor the evaluator for its.
-func newSender(ctx context.Context, databaseURL string, channels []*targets.Channel, reg prometheus.Registerer, logger *slog.Logger) (sender, func(), error) {
+func newSender(ctx context.Context, cfg config, channels []*targets.Channel, reg prometheus.Registerer, logger *slog.Logger) (sender, func(), error) {
 	senders, err := notify.Senders(channels, notify.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, err := pgxpool.New(ctx, databaseURL)
+	pool, err := pgxpool.New(ctx, cfg.databaseURL)
 	if err != nil {
 		return nil, nil, errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
 	}
-	return outbox.New(pool, senders, outbox.Options{Logger: logger.With("component", "outbox"), Registerer: reg}), pool.Close, nil
+	return outbox.New(pool, senders, outbox.Options{Logger: logger.With("component", "outbox"), Registerer: reg,
+		Lease: cfg.lease, FirstRetry: cfg.firstRetry, MaxRetry: cfg.maxRetry}), pool.Close, nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 2 && args[0] == "healthcheck" {
 		return opshttp.Probe(ctx, args[1])
+	}
+	if len(args) > 0 && args[0] == "sink" {
+		return runSink(ctx, args[1:], stdout, stderr, time.Now, nil)
 	}
 	if len(args) > 0 && args[0] == "backtest" {
 		return runBacktest(ctx, args[1:], getenv, stdout, stderr)
@@ -226,7 +237,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The channels are those of the file at start: a reload applies
 	// policies and maintenance windows, a change of channels needs a
 	// restart (the sender holds their connections and secrets).
-	snd, closeSender, err := newSender(ctx, cfg.databaseURL, file.Channels, reg, logger)
+	snd, closeSender, err := newSender(ctx, cfg, file.Channels, reg, logger)
 	if err != nil {
 		return err
 	}

@@ -84,6 +84,10 @@ func TestCommandLine(t *testing.T) {
 			wantErr: `invalid value "5" for flag -nodata-interval: parse error`,
 		},
 		{
+			name: "bad outbox lease and retries", args: []string{"-outbox-lease", "500ms", "-retry-first", "2s", "-retry-max", "1s"}, env: good,
+			wantErr: "-outbox-lease: 500ms is under 1s\n-retry-first, -retry-max: must be positive, -retry-max at least -retry-first",
+		},
+		{
 			name: "backtest without times", args: []string{"backtest", "-config", "x"}, env: good,
 			wantErr: "-from and -to: required",
 		},

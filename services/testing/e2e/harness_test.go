@@ -28,7 +28,7 @@ import (
 	"github.com/sitewatch/sitewatch/services/testing/stacktest"
 )
 
-// binaries builds the prober and recorder once per test run.
+// binaries builds the prober, recorder and alerter once per test run.
 var binaries = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "sitewatch-e2e-bin")
 	if err != nil {
@@ -36,7 +36,8 @@ var binaries = sync.OnceValues(func() (string, error) {
 	}
 	cmd := exec.Command("go", "build", "-o", dir+"/",
 		"github.com/sitewatch/sitewatch/services/prober",
-		"github.com/sitewatch/sitewatch/services/recorder")
+		"github.com/sitewatch/sitewatch/services/recorder",
+		"github.com/sitewatch/sitewatch/services/alerter")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}

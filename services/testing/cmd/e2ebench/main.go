@@ -12,12 +12,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -106,29 +104,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	recorder, err := start(c.recorder, filepath.Join(c.logDir, "e2e-recorder.log"),
-		withEnv(os.Environ(), "DATABASE_URL", dbURL),
+	recorder, err := benchhost.Start(c.recorder, filepath.Join(c.logDir, "e2e-recorder.Log"),
+		benchhost.WithEnv(os.Environ(), "DATABASE_URL", dbURL),
 		"-topic", topic, "-group", topic, "-listen", recAddr, "-log-level", "warn")
 	if err != nil {
 		return err
 	}
-	defer recorder.stop()
-	if err := waitReady(ctx, recAddr, recorder, 60*time.Second); err != nil {
-		return fmt.Errorf("recorder: %w (see %s)", err, recorder.log)
+	defer recorder.Stop()
+	if err := recorder.WaitReady(ctx, recAddr, 60*time.Second); err != nil {
+		return fmt.Errorf("recorder: %w (see %s)", err, recorder.Log)
 	}
 	probAddr, err := benchhost.FreeAddr()
 	if err != nil {
 		return err
 	}
-	prober, err := start(c.prober, filepath.Join(c.logDir, "e2e-prober.log"), os.Environ(),
+	prober, err := benchhost.Start(c.prober, filepath.Join(c.logDir, "e2e-prober.Log"), os.Environ(),
 		"-config", targetsFile, "-topic", topic, "-listen", probAddr, "-instance", "e2ebench",
 		"-region", "local", "-log-level", "warn", "-spool-dir", filepath.Join(work, "spool"))
 	if err != nil {
 		return err
 	}
-	defer prober.stop()
-	if err := waitReady(ctx, probAddr, prober, 60*time.Second); err != nil {
-		return fmt.Errorf("prober: %w (see %s)", err, prober.log)
+	defer prober.Stop()
+	if err := prober.WaitReady(ctx, probAddr, 60*time.Second); err != nil {
+		return fmt.Errorf("prober: %w (see %s)", err, prober.Log)
 	}
 
 	fmt.Fprintf(stderr, "e2ebench: %d targets every %v against %s, topic %s, database %s; waiting for rows\n",
@@ -140,7 +138,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no row stored within 60 s (see %s and %s)", recorder.log, prober.log)
+			return fmt.Errorf("no row stored within 60 s (see %s and %s)", recorder.Log, prober.Log)
 		}
 		if err := sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
@@ -158,18 +156,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	rcpu0, pcpu0 := cpu(recorder.cmd.Process.Pid), cpu(prober.cmd.Process.Pid)
+	rcpu0, pcpu0 := cpu(recorder.Cmd.Process.Pid), cpu(prober.Cmd.Process.Pid)
 	start := time.Now()
 	var recRSS, probRSS int64
 	for time.Since(start) < c.duration {
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
-		recRSS = max(recRSS, rss(recorder.cmd.Process.Pid))
-		probRSS = max(probRSS, rss(prober.cmd.Process.Pid))
+		recRSS = max(recRSS, rss(recorder.Cmd.Process.Pid))
+		probRSS = max(probRSS, rss(prober.Cmd.Process.Pid))
 	}
 	elapsed := time.Since(start)
-	rcpu1, pcpu1 := cpu(recorder.cmd.Process.Pid), cpu(prober.cmd.Process.Pid)
+	rcpu1, pcpu1 := cpu(recorder.Cmd.Process.Pid), cpu(prober.Cmd.Process.Pid)
 	rec1, err := scrape(ctx, recAddr)
 	if err != nil {
 		return err
@@ -238,75 +236,6 @@ func writeTargets(path string, c config) error {
 		fmt.Fprintf(&b, "  - id: e2e-%05d\n    url: %s%st=%d\n", i, c.url, sep, i)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-// process is a child started by start, its output in log.
-type process struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-func start(bin, logPath string, env []string, args ...string) (*process, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		cmd.Wait() //nolint:errcheck // a benchmark child's exit status is in its log
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// stop sends SIGTERM and waits for the process (the prober flushes to Kafka,
-// the recorder stores the batch in hand), then SIGKILL after 30 s.
-func (p *process) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill() //nolint:errcheck // may have exited
-		<-p.done
-	}
-}
-
-func waitReady(ctx context.Context, addr string, p *process, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-p.done:
-			return errors.New("exited before it was ready")
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready at %s within %v", addr, timeout)
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
-func withEnv(env []string, key, value string) []string {
-	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
-	return append(env, key+"="+value)
 }
 
 // metrics is one scrape in the Prometheus text format: sample lines by

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -138,21 +136,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil, err
 		}
 		inst := fmt.Sprintf("fleetbench-%d", i)
-		p, err := start(c.prober, filepath.Join(c.logDir, "fleet-"+inst+".log"),
+		bp, err := benchhost.Start(c.prober, filepath.Join(c.logDir, "fleet-"+inst+".log"), nil,
 			"-fleet", "-region", region, "-instance", inst, "-targets-topic", targetsTopic,
 			"-topic", resultsTopic, "-listen", addr, "-spool-dir", filepath.Join(work, "spool-"+inst),
 			"-session-timeout", c.session.String(), "-log-level", "warn")
 		if err != nil {
 			return nil, err
 		}
-		p.instance, p.addr = inst, addr
-		return p, nil
+		return &process{Process: bp, instance: inst, addr: addr}, nil
 	}
 	var probers []*process
 	defer func() {
 		var wg sync.WaitGroup
 		for _, p := range probers {
-			wg.Go(p.stop)
+			wg.Go(p.Stop)
 		}
 		wg.Wait()
 	}()
@@ -164,8 +161,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		probers = append(probers, p)
 	}
 	for _, p := range probers {
-		if err := waitReady(ctx, p, 60*time.Second); err != nil {
-			return fmt.Errorf("%s: %w (see %s)", p.instance, err, p.log)
+		if err := p.WaitReady(ctx, p.addr, 60*time.Second); err != nil {
+			return fmt.Errorf("%s: %w (see %s)", p.instance, err, p.Log)
 		}
 	}
 	fmt.Fprintf(stderr, "fleetbench: %d probers ready (region %s); %v warm-up, then 3 windows of %v\n", c.probers, region, c.warmup, c.interval)
@@ -177,7 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	tl := timeline{interval: c.interval, steady: time.Now()}
 	cpu0 := make([]time.Duration, len(probers))
 	for i, p := range probers {
-		cpu0[i] = cpu(p.cmd.Process.Pid)
+		cpu0[i] = cpu(p.Cmd.Process.Pid)
 	}
 	rssMax := make([]int64, len(probers))
 	for time.Since(tl.steady) < c.interval {
@@ -185,20 +182,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		for i, p := range probers {
-			rssMax[i] = max(rssMax[i], rss(p.cmd.Process.Pid))
+			rssMax[i] = max(rssMax[i], rss(p.Cmd.Process.Pid))
 		}
 	}
 	cpu1 := make([]time.Duration, len(probers))
 	peak := make([]int64, len(probers))
 	for i, p := range probers {
-		cpu1[i] = cpu(p.cmd.Process.Pid)
-		_, peak[i], _ = benchhost.Memory(p.cmd.Process.Pid)
+		cpu1[i] = cpu(p.Cmd.Process.Pid)
+		_, peak[i], _ = benchhost.Memory(p.Cmd.Process.Pid)
 	}
 
 	// Kill window.
 	victim := probers[0]
 	tl.kill = time.Now()
-	victim.cmd.Process.Kill() //nolint:errcheck // it is running
+	victim.Cmd.Process.Kill() //nolint:errcheck // it is running
 	fmt.Fprintf(stderr, "fleetbench: kill -9 %s\n", victim.instance)
 	if err := sleep(ctx, time.Until(tl.kill.Add(c.interval))); err != nil {
 		return err
@@ -621,67 +618,10 @@ func stableAfter(states []groupState, since time.Time, cond func(groupState) boo
 	return -1
 }
 
-// process is a child started by start, its output in log.
+// process is a prober of the fleet.
 type process struct {
-	cmd            *exec.Cmd
-	log            string
+	*benchhost.Process
 	instance, addr string
-	done           chan struct{}
-}
-
-func start(bin, logPath string, args ...string) (*process, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		cmd.Wait() //nolint:errcheck // a benchmark child's exit status is in its log
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// stop sends SIGTERM and waits for the process, then SIGKILL after 30 s.
-func (p *process) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill() //nolint:errcheck // may have exited
-		<-p.done
-	}
-}
-
-func waitReady(ctx context.Context, p *process, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-p.done:
-			return errors.New("exited before it was ready")
-		default:
-		}
-		resp, err := http.Get("http://" + p.addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready at %s within %v", p.addr, timeout)
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
