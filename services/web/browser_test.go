@@ -134,11 +134,7 @@ func TestBrowser(t *testing.T) {
 func clearOfHour(t *testing.T, url string, margin time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	var ms float64
 	if err := conn.QueryRow(ctx, `SELECT extract(epoch FROM date_trunc('hour', now(), 'UTC') + interval '1 hour' - now()) * 1000`).Scan(&ms); err != nil {
 		t.Fatal(err)
@@ -149,17 +145,24 @@ func clearOfHour(t *testing.T, url string, margin time.Duration) {
 	}
 }
 
+// connect opens a connection to url, closed when t ends.
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // dbStates reads each target's state as the database holds it
 // (target_status.status), with the page's one addition: a target up
 // overall but down in a region is degraded.
 func dbStates(t *testing.T, url string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	rows, err := conn.Query(ctx, `SELECT s.target_id,
 		CASE WHEN s.status = 'up' AND coalesce(d.regions_down, 0) > 0 THEN 'degraded' ELSE s.status END
 		FROM target_status s LEFT JOIN target_regions_down d USING (target_id)`)
