@@ -63,7 +63,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.path, "config", "targets.yaml", "targets file: the targets and their alert policies, channels and maintenance windows (with -fleet: only channels and maintenance windows are taken from it)")
-	fs.BoolVar(&c.validate, "validate", false, "only validate the targets file, as `prober -validate` does: exit 0 when valid, 1 with the errors")
+	fs.BoolVar(&c.validate, "validate", false, "only validate the targets file, as `prober -validate` does: exit 0 when valid, 1 with the errors (with -fleet: as the fleet mode reads it, targets optional)")
 	fs.BoolVar(&c.fleet, "fleet", false, "take the targets and their policies from the targets topic (channels and maintenance windows still from -config)")
 	fs.StringVar(&c.targetsTopic, "targets-topic", targetstopic.DefaultTopic, "with -fleet: the targets topic")
 	fs.StringVar(&c.topic, "topic", "check-results", "Kafka topic of the check results")
@@ -72,7 +72,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.batch, "batch", 10000, "most records per batch (one database transaction)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long the batch in hand may still take to be stored")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent alerter before giving its partitions to another")
-	fs.DurationVar(&c.maxNotifyAge, "notify-max-age", time.Hour, "transitions caused by checks older than this when evaluated are recorded but not notified (suppressed \"stale\"): a first start over the topic's history pages no one for last month; 0 notifies all")
+	fs.DurationVar(&c.maxNotifyAge, "notify-max-age", time.Hour, "transitions caused by checks older than this when evaluated are recorded but not notified (suppressed \"stale\"): a first start over the topic's history pages no one for last month (the resolution of a notified incident is still sent); 0 notifies all")
 	fs.DurationVar(&c.maxFuture, "max-future", 24*time.Hour, "skip events that started further ahead of this clock, as the recorder does (0 accepts any)")
 	fs.DurationVar(&c.schemaWait, "schema-poll", 2*time.Second, "how often to look for the alerter's tables while the recorder has not created them")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
@@ -160,6 +160,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// ${VAR} secrets are only checked for their syntax, as the machine
 		// that validates need not hold them; the alerter resolves them
 		// when it runs, and refuses to start without them.
+		if cfg.fleet {
+			file, err := targets.LoadAlerting(cfg.path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: %d channels, %d maintenance windows, valid\n", cfg.path, len(file.Channels), len(file.Maintenance))
+			return nil
+		}
 		file, err := targets.Load(cfg.path)
 		if err != nil {
 			return err
@@ -169,7 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 
-	file, err := loadFile(cfg.path, getenv)
+	file, err := loadFile(cfg.path, cfg.fleet, getenv)
 	if err != nil {
 		return err
 	}
@@ -259,7 +267,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// Fleet mode too: the file's maintenance windows apply on change.
 	err = targets.Watch(bg, cfg.path, time.Second, func() {
-		f, err := loadFile(cfg.path, getenv)
+		f, err := loadFile(cfg.path, cfg.fleet, getenv)
 		if err != nil {
 			logger.Error("targets file not reloaded; the previous policies stay", "err", err)
 			return
@@ -304,9 +312,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return opsErr
 }
 
-// loadFile reads the targets file and resolves its secrets.
-func loadFile(path string, getenv func(string) string) (*targets.File, error) {
-	f, err := targets.Load(path)
+// loadFile reads the targets file and resolves its secrets. In fleet
+// mode only its channels and maintenance windows are used, so it need not
+// list targets (targets.ParseAlerting).
+func loadFile(path string, fleet bool, getenv func(string) string) (*targets.File, error) {
+	load := targets.Load
+	if fleet {
+		load = targets.LoadAlerting
+	}
+	f, err := load(path)
 	if err != nil {
 		return nil, err
 	}

@@ -181,6 +181,10 @@ func TestRunWaitsForTheSchema(t *testing.T) {
 		_, body := get("/metrics")
 		return strings.Contains(body, `sitewatch_alerter_events_total{result="no_policy"} 3`)
 	})
+	// Named as the recorder's lag, so that one query covers both.
+	if _, body := get("/metrics"); !regexp.MustCompile(`(?m)^sitewatch_alerter_consumer_lag\{partition="[01]",topic="` + regexp.QuoteMeta(s.Topic) + `"\} 0$`).MatchString(body) {
+		t.Errorf("no sitewatch_alerter_consumer_lag of the topic in /metrics")
+	}
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -260,13 +264,25 @@ func runScenario(t *testing.T, fleet bool) {
 	defer hook.Close()
 	path := writeFile(t, alertingFile(base, hook.URL+"/hook"))
 	e := map[string]string{"DATABASE_URL": s.DBURL, "KAFKA_BROKERS": stacktest.Getenv("KAFKA_BROKERS")}
-	args := []string{"-config", path, "-topic", s.Topic, "-group", s.Group, "-listen", "127.0.0.1:0"}
+	validate, wantValid := []string{"-config", path, "-validate"}, path+": 3 targets, valid\n"
+	args := []string{"-topic", s.Topic, "-group", s.Group, "-listen", "127.0.0.1:0"}
 	if fleet {
 		args = append(args, "-fleet", "-targets-topic", publishTargets(t, path))
+		// The fleet's file: its channels and windows, no targets (they
+		// are the topic's).
+		full := alertingFile(base, hook.URL+"/hook")
+		path = writeFile(t, full[:strings.Index(full, "defaults:")])
+		validate, wantValid = []string{"-fleet", "-config", path, "-validate"}, path+": 1 channels, 1 maintenance windows, valid\n"
+		// Without -fleet the file needs targets.
+		if err := run(context.Background(), []string{"-config", path, "-validate"}, env(nil), io.Discard, io.Discard); err == nil ||
+			err.Error() != path+": targets: missing: no targets" {
+			t.Errorf("-validate of the fleet's file without -fleet: %v", err)
+		}
 	}
+	args = append(args, "-config", path)
 
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-config", path, "-validate"}, env(nil), &out, io.Discard); err != nil || out.String() != path+": 3 targets, valid\n" {
+	if err := run(context.Background(), validate, env(nil), &out, io.Discard); err != nil || out.String() != wantValid {
 		t.Errorf("-validate without the secret: %v %q", err, out.String())
 	}
 	if err := run(context.Background(), args, env(e), io.Discard, io.Discard); err == nil ||

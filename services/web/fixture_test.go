@@ -72,7 +72,9 @@ const hostileID = `x<script>alert(1)</script>`
 //   - bravo: down (http_status 503) in eu, team=api, 24 hours of 60 checks
 //     all down; an open incident.
 //   - charlie: up overall but down in us: degraded.
-//   - delta: configured, never checked: pending.
+//   - delta: configured a minute ago with a 1-hour interval, never
+//     checked: pending (stale only 3 intervals after configured_at,
+//     migration 00012).
 //   - hostileID: up, team=<b>ops</b>.
 func fixture(t testing.TB, url string) {
 	t.Helper()
@@ -91,6 +93,8 @@ func fixture(t testing.TB, url string) {
 		              ('charlie', 'https://charlie.example/', '{"team":"web"}'),
 		              ('delta', 'https://delta.example/', '{"team":"api"}'),
 		              ('`+hostileID+`', 'https://hostile.example/', '{"team":"<b>ops</b>"}')) AS v(id, u, l)`,
+		`UPDATE target_config SET interval_us = 3600000000, configured_at = now() - interval '1 minute',
+		     updated_at = now() - interval '1 minute' WHERE target_id = 'delta'`,
 		`INSERT INTO targets (target_id, url, method, first_seen, last_seen, last_event_id, last_outcome, last_failure_kind,
 		     last_status_code, last_response_time_us, last_error, last_up_at, last_down_at, check_interval_us)
 		 VALUES ('alpha', 'https://alpha.example/', 'GET', now() - interval '30 days', now() - interval '10 seconds',

@@ -146,7 +146,9 @@ func TestOverview(t *testing.T) {
 			t.Errorf("%s: no %q", c.query, c.info)
 		}
 	}
-	for _, q := range []string{"?state=sideways", "?page=0", "?page=x"} {
+	// A NUL or a byte that is not UTF-8 in the search: PostgreSQL refuses
+	// such text, so it is the request that is bad, not the server.
+	for _, q := range []string{"?state=sideways", "?page=0", "?page=x", "?q=%00", "?q=a%00b", "?q=%ff", "?q=%c3"} {
 		if a := get(t, base+"/"+q); a.code != 400 {
 			t.Errorf("%s: %d, want 400", q, a.code)
 		}
@@ -423,6 +425,8 @@ func TestAPI(t *testing.T) {
 		{"/api/v1/targets/alpha/hourly?range=2d", 400, `{"error":"range must be one of 24h, 7d, 30d, 90d"}`},
 		{"/api/v1/targets?per_page=5000", 400, `{"error":"per_page must be a number from 1 to 1000"}`},
 		{"/api/v1/incidents?state=closed", 400, `{"error":"state must be open or all"}`},
+		{"/api/v1/targets?q=%00", 400, `{"error":"state must be one of down, degraded, stale, pending, up; page a number from 1; q at most 200 bytes of UTF-8 text without control characters"}`},
+		{"/api/v1/targets?q=%ff", 400, `{"error":"state must be one of down, degraded, stale, pending, up; page a number from 1; q at most 200 bytes of UTF-8 text without control characters"}`},
 	} {
 		a := get(t, base+c.path)
 		if compact := strings.Join(strings.Fields(a.body), ""); a.code != c.code || compact != strings.ReplaceAll(c.body, " ", "") {
@@ -507,5 +511,36 @@ func TestUptimeCache(t *testing.T) {
 	}
 	if got := uptimes(fresh); got != "95.417 99.345 99.847" {
 		t.Errorf("-uptime-cache 0: %s, want 95.417 99.345 99.847", got)
+	}
+
+	// A target without checks is not cached as such: once its first hour
+	// is recorded, its 7 and 30 days show it at once, as its 24 hours do
+	// (not "—" next to a 24-hour figure for the cache's lifetime).
+	delta := func() string {
+		var tg struct {
+			U24 *float64 `json:"uptime_24h"`
+			U7  *float64 `json:"uptime_7d"`
+			U30 *float64 `json:"uptime_30d"`
+		}
+		a := get(t, cached+"/api/v1/targets/delta")
+		if err := json.Unmarshal([]byte(a.body), &tg); err != nil {
+			t.Fatalf("%v: %s", err, a.body)
+		}
+		f := func(p *float64) string {
+			if p == nil {
+				return "-"
+			}
+			return fmt.Sprint(*p)
+		}
+		return f(tg.U24) + " " + f(tg.U7) + " " + f(tg.U30)
+	}
+	if got := delta(); got != "- - -" {
+		t.Fatalf("delta before its first check: %s", got)
+	}
+	exec(t, url, `INSERT INTO check_results_hourly
+		SELECT 'delta', date_trunc('hour', now(), 'UTC'), 4, 3, 1, 0, 1, 0, 0, 0, 0, 0,
+		       100000, 100000, 4 * 100000, array_fill(0, ARRAY[12]) || 4 || array_fill(0, ARRAY[16])`)
+	if got := delta(); got != "75 75 75" {
+		t.Errorf("delta after its first checks: %s, want 75 75 75", got)
 	}
 }

@@ -554,7 +554,8 @@ func urlProblem(s string) string {
 }
 
 // maintenance validates the top-level `maintenance:` list; ids holds the
-// IDs of the file's targets (line of each).
+// IDs of the file's targets (line of each), or is nil when the targets
+// are not the file's (ParseAlerting) and any ID is taken.
 func (p *parser) maintenance(v *yaml.Node, ids map[string]int) []*Maintenance {
 	var out []*Maintenance
 	p.eachNamed(v, "maintenance", "maintenance", "the window",
@@ -583,7 +584,7 @@ func (p *parser) window(n *yaml.Node, where string, ids map[string]int) *Mainten
 				case !ok:
 				case slices.Contains(m.Targets, s):
 					p.errorf(it, where, "targets", "%q given twice", s)
-				case ids[s] == 0:
+				case ids != nil && ids[s] == 0:
 					p.errorf(it, where, "targets", "%q is no target of the file", s)
 				default:
 					m.Targets = append(m.Targets, s)

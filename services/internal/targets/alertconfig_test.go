@@ -615,3 +615,40 @@ targets:
 		t.Errorf("err %v", err)
 	}
 }
+
+// The file of an alerter in fleet mode: channels and windows only, a
+// window naming a target of the topic. Parse refuses it; ParseAlerting
+// takes it, and still validates what it holds.
+func TestParseAlertingOnly(t *testing.T) {
+	const file = `channels:
+  - name: hook
+    type: webhook
+    url: http://127.0.0.1:9000/hook
+maintenance:
+  - name: deploy
+    targets: [from-the-topic]
+    cron: "0 3 * * SUN"
+    duration: 1h
+`
+	if _, err := Parse("f.yaml", []byte(file)); err == nil || err.Error() != "f.yaml: targets: missing: no targets\n"+
+		`f.yaml:7: maintenance "deploy": targets: "from-the-topic" is no target of the file` {
+		t.Errorf("Parse: %v", err)
+	}
+	f, err := ParseAlerting("f.yaml", []byte(file))
+	if err != nil {
+		t.Fatalf("ParseAlerting: %v", err)
+	}
+	if len(f.Targets) != 0 || len(f.Channels) != 1 || f.Channels[0].Name != "hook" ||
+		len(f.Maintenance) != 1 || fmt.Sprint(f.Maintenance[0].Targets) != "[from-the-topic]" {
+		t.Errorf("ParseAlerting: %d targets, channels %v, maintenance %v", len(f.Targets), f.Channels, f.Maintenance)
+	}
+	for _, c := range []struct{ name, file, want string }{
+		{"empty", "", "f.yaml: empty file: no channels"},
+		{"bad channel", "channels:\n  - name: hook\n    type: fax\n", `f.yaml:3: channel "hook": type: "fax" is not a channel type (webhook, slack, pagerduty, alertmanager or email)`},
+		{"bad target", "targets:\n  - id: a\n", `f.yaml:2: target "a": url: missing`},
+	} {
+		if _, err := ParseAlerting("f.yaml", []byte(c.file)); err == nil || err.Error() != c.want {
+			t.Errorf("%s: %v, want %s", c.name, err, c.want)
+		}
+	}
+}

@@ -118,9 +118,30 @@ func Load(path string) (*File, error) {
 	return Parse(path, data)
 }
 
+// LoadAlerting reads and validates the file at path as ParseAlerting does.
+func LoadAlerting(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAlerting(path, data)
+}
+
+// ParseAlerting validates the file of an alerter in fleet mode, which
+// takes only its channels and maintenance windows: the targets come from
+// the targets topic, so the file need not list any, and a window may name
+// targets it does not list. Whatever the file does hold is validated as
+// Parse does, so the file that `prober targets apply` reads works too.
+func ParseAlerting(name string, data []byte) (*File, error) {
+	return parse(name, data, true)
+}
+
 // Parse validates the content of a targets file; name is used in errors.
 // The error, if any, joins one error per problem found (errors.Join).
-func Parse(name string, data []byte) (*File, error) {
+func Parse(name string, data []byte) (*File, error) { return parse(name, data, false) }
+
+// parse is Parse, or with alertingOnly ParseAlerting.
+func parse(name string, data []byte, alertingOnly bool) (*File, error) {
 	if line, col, b, ok := firstInvalidUTF8(data); !ok {
 		// The YAML decoder says "invalid UTF-8 octet" without a line.
 		return nil, fmt.Errorf("%s:%d: not UTF-8: byte 0x%02x at column %d; save the file as UTF-8", name, line, b, col)
@@ -130,6 +151,9 @@ func Parse(name string, data []byte) (*File, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
+			if alertingOnly {
+				return nil, fmt.Errorf("%s: empty file: no channels", name)
+			}
 			return nil, fmt.Errorf("%s: empty file: no targets", name)
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -178,6 +202,7 @@ func Parse(name string, data []byte) (*File, error) {
 		p.channelNames = map[string]bool{}
 	}
 	switch {
+	case alertingOnly && (targetsNode == nil || targetsNode.Kind == yaml.SequenceNode && len(targetsNode.Content) == 0):
 	case targetsNode == nil:
 		p.errs = append(p.errs, fmt.Errorf("%s: targets: missing: no targets", name))
 	case targetsNode.Kind != yaml.SequenceNode:
@@ -213,6 +238,9 @@ func Parse(name string, data []byte) (*File, error) {
 		}
 	}
 	if maintenanceNode != nil {
+		if alertingOnly {
+			seen = nil // the targets topic's targets are not known here
+		}
 		f.Maintenance = p.maintenance(maintenanceNode, seen)
 	}
 	if len(p.errs) > 0 {

@@ -191,8 +191,9 @@ func (s *Stack) WaitEvaluated(n int64) {
 }
 
 // InsertChecks stores the events in check_results as the recorder stores
-// them, creating the days' partitions (the recorder's job).
-func (s *Stack) InsertChecks(evs []*sitewatchv1.CheckResult) {
+// them, creating the days' partitions (the recorder's job), and returns
+// those it stored: the first of each slot.
+func (s *Stack) InsertChecks(evs []*sitewatchv1.CheckResult) []*sitewatchv1.CheckResult {
 	s.t.Helper()
 	ctx := context.Background()
 	days := map[time.Time]bool{}
@@ -208,7 +209,24 @@ func (s *Stack) InsertChecks(evs []*sitewatchv1.CheckResult) {
 			s.t.Fatalf("create partition %s: %v", name, err)
 		}
 	}
+	// One row per target, region and slot, the first, as the recorder
+	// keeps (migrations/00006_check_slots.sql).
+	type slot struct {
+		target, region string
+		at             time.Time
+	}
+	claimed := map[slot]bool{}
+	var stored []*sitewatchv1.CheckResult
 	for _, ev := range evs {
+		var scheduled any
+		if ts := ev.GetScheduledAt(); ts != nil {
+			k := slot{ev.GetTarget().GetId(), ev.GetProber().GetRegion(), ts.AsTime()}
+			if claimed[k] {
+				continue
+			}
+			claimed[k], scheduled = true, ts.AsTime()
+		}
+		stored = append(stored, ev)
 		outcome := checkevent.OutcomeName(ev.GetOutcome())
 		var kind, msg, notAfter any
 		if ev.GetOutcome() == sitewatchv1.Outcome_OUTCOME_DOWN {
@@ -218,13 +236,14 @@ func (s *Stack) InsertChecks(evs []*sitewatchv1.CheckResult) {
 			notAfter = ev.GetTlsCertExpiresAt().AsTime()
 		}
 		if _, err := s.DB.Exec(ctx, `INSERT INTO check_results (event_id, target_id, checked_at, outcome, failure_kind,
-				response_time_us, bytes_read, body_truncated, redirects, error, prober_instance, prober_region, tls_cert_expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 0, false, 0, $7, $8, $9, $10)`,
+				response_time_us, bytes_read, body_truncated, redirects, error, prober_instance, prober_region, tls_cert_expires_at, scheduled_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 0, false, 0, $7, $8, $9, $10, $11)`,
 			ev.GetEventId(), ev.GetTarget().GetId(), ev.GetStartedAt().AsTime(), outcome, kind,
-			ev.GetResponseTime().AsDuration().Microseconds(), msg, ev.GetProber().GetInstance(), ev.GetProber().GetRegion(), notAfter); err != nil {
+			ev.GetResponseTime().AsDuration().Microseconds(), msg, ev.GetProber().GetInstance(), ev.GetProber().GetRegion(), notAfter, scheduled); err != nil {
 			s.t.Fatalf("insert check %s: %v", ev.GetEventId(), err)
 		}
 	}
+	return stored
 }
 
 // TargetsTopic is a targets topic of the test's own, its schema registered.

@@ -46,7 +46,7 @@ type Report struct {
 }
 
 const query = `SELECT c.event_id::text, c.target_id, coalesce(t.url, ''), coalesce(c.prober_region, ''), c.checked_at,
-		c.outcome = 'up', coalesce(c.failure_kind, ''), coalesce(c.error, ''), c.tls_cert_expires_at
+		c.outcome = 'up', coalesce(c.failure_kind, ''), coalesce(c.error, ''), c.tls_cert_expires_at, c.scheduled_at
 	FROM check_results c LEFT JOIN targets t USING (target_id)
 	WHERE c.checked_at >= $1 AND c.checked_at < $2 AND ($3 = '' OR c.target_id = $3)
 	ORDER BY c.target_id, c.checked_at, c.event_id`
@@ -68,15 +68,20 @@ func Run(ctx context.Context, db Querier, pol Policies, o Options) (*Report, err
 		index   = map[string]int{}
 		ev      evaluate.Event
 		notAft  *time.Time
+		slot    *time.Time
 	)
 	for rows.Next() {
 		if err := rows.Scan(&ev.EventID, &ev.TargetID, &ev.URL, &ev.Region, &ev.CheckedAt, &ev.Up,
-			&ev.FailureKind, &ev.Error, &notAft); err != nil {
+			&ev.FailureKind, &ev.Error, &notAft, &slot); err != nil {
 			return nil, fmt.Errorf("read check_results: %w", err)
 		}
 		ev.CertNotAfter = time.Time{}
 		if notAft != nil {
 			ev.CertNotAfter = *notAft
+		}
+		ev.ScheduledAt = time.Time{}
+		if slot != nil {
+			ev.ScheduledAt = *slot
 		}
 		rep.Checks++
 		if ev.TargetID != current {

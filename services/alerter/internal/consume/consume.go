@@ -26,7 +26,7 @@ import (
 
 // Stale is Transition.Suppressed for a transition of a check older than
 // Config.MaxNotifyAge when it was evaluated.
-const Stale = "stale"
+const Stale = evaluate.Stale
 
 // Config of a Consumer.
 type Config struct {
@@ -38,8 +38,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// MaxNotifyAge: a transition caused by a check older than this when it
 	// is evaluated (a first start over a topic's history, a long outage)
-	// is recorded but notifies no channel (Suppressed Stale); 0 notifies
-	// every transition.
+	// is recorded but notifies no channel (Suppressed Stale), unless it
+	// resolves an incident whose opening was notified; 0 notifies every
+	// transition.
 	MaxNotifyAge time.Duration
 	// MaxFuture skips events whose check started further ahead of this
 	// clock (the recorder dead-letters them too): one event of a prober
@@ -198,7 +199,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		})
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			if n := len(p.Records); n > 0 {
-				c.m.lag.WithLabelValues(strconv.Itoa(int(p.Partition))).Set(float64(p.HighWatermark - p.Records[n-1].Offset - 1))
+				c.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(p.HighWatermark - p.Records[n-1].Offset - 1))
 			}
 		})
 		if recs := fs.Records(); len(recs) > 0 {
@@ -301,7 +302,16 @@ func (c *Consumer) process(ctx context.Context, recs []*kgo.Record) error {
 			before[id] = st.Clone()
 		}
 		p, maint, _ := pol.Lookup(id)
+		// Decided before Apply: the evaluator still notifies the
+		// resolution of an incident whose opening was notified.
+		it.ev.Stale = c.cfg.MaxNotifyAge > 0 && now.Sub(it.ev.CheckedAt) > c.cfg.MaxNotifyAge
 		res := st.Apply(it.ev, p, maint)
+		if res.DuplicateSlot {
+			c.m.events.WithLabelValues(resultDupSlot).Inc()
+			c.logger.Debug("ignored a second event of a slot its region has counted", "target", id,
+				"region", it.ev.Region, "scheduled_at", it.ev.ScheduledAt, "event_id", it.ev.EventID)
+			continue
+		}
 		if res.Ignored {
 			c.m.events.WithLabelValues(resultIgnoredLate).Inc()
 			c.logger.Warn("ignored an event older than its region's latest check", "target", id,
@@ -312,9 +322,6 @@ func (c *Consumer) process(ctx context.Context, recs []*kgo.Record) error {
 		b.States[id] = st
 		b.Incidents = evaluate.Merge(b.Incidents, incidents, res.Changed)
 		for _, t := range res.Transitions {
-			if t.Suppressed == "" && c.cfg.MaxNotifyAge > 0 && now.Sub(it.ev.CheckedAt) > c.cfg.MaxNotifyAge {
-				t.Suppressed, t.Channels = Stale, nil
-			}
 			b.Transitions = append(b.Transitions, t)
 			for _, ch := range t.Channels {
 				typ, ok := pol.ChannelType(ch)

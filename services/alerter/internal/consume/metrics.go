@@ -10,6 +10,7 @@ import (
 const (
 	resultEvaluated   = "evaluated"
 	resultIgnoredLate = "ignored_late"
+	resultDupSlot     = "duplicate_slot"
 	resultNoPolicy    = "no_policy"
 	resultUndecodable = "undecodable"
 	resultFuture      = "future"
@@ -30,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sitewatch_alerter_events_total",
-			Help: "Check results read, by result: evaluated, ignored_late (older than its region's latest check: a sent notification cannot be taken back), no_policy (target unknown or its alerts off), undecodable, future (checked further ahead of the alerter's clock than -max-future).",
+			Help: "Check results read, by result: evaluated, ignored_late (older than its region's latest check: a sent notification cannot be taken back), duplicate_slot (a slot its region has counted: two probers checked it), no_policy (target unknown or its alerts off), undecodable, future (checked further ahead of the alerter's clock than -max-future).",
 		}, []string{"result"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sitewatch_alerter_transitions_total",
@@ -57,12 +58,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a poll's records to their effects committed in PostgreSQL.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		// Named and labelled as the recorder's, so that one dashboard
+		// query covers both consumers of check-results.
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sitewatch_alerter_lag",
+			Name: "sitewatch_alerter_consumer_lag",
 			Help: "Records behind the end of each partition, at the last fetch.",
-		}, []string{"partition"}),
+		}, []string{"topic", "partition"}),
 	}
-	for _, r := range []string{resultEvaluated, resultIgnoredLate, resultNoPolicy, resultUndecodable, resultFuture} {
+	for _, r := range []string{resultEvaluated, resultIgnoredLate, resultDupSlot, resultNoPolicy, resultUndecodable, resultFuture} {
 		m.events.WithLabelValues(r)
 	}
 	for _, c := range []prometheus.Collector{m.events, m.transitions, m.outbox, m.unknownChannel, m.fenced, m.retries, m.batchDuration, m.lag} {

@@ -187,8 +187,22 @@ func newKfakeTopic(t *testing.T, topic string) *kfakeTopic {
 // start runs a consumer of the group on st until the returned stop.
 func (k *kfakeTopic) start(t *testing.T, topic, group string, st consume.Store, reg prometheus.Registerer) (stop func()) {
 	t.Helper()
+	return k.startWith(t, consume.Config{Topic: topic, Group: group, MaxBatch: 5, MaxNotifyAge: time.Hour}, st, reg)
+}
+
+// startWith runs a consumer of cfg on st until the returned stop. The
+// batch in hand at the stop is finished, as the alerter's -shutdown-grace
+// does (with none, a stop during a batch is an error of Run).
+func (k *kfakeTopic) startWith(t *testing.T, cfg consume.Config, st consume.Store, reg prometheus.Registerer) (stop func()) {
+	t.Helper()
+	cfg.ShutdownGrace = 10 * time.Second
+	return k.startRaw(t, cfg, st, reg)
+}
+
+func (k *kfakeTopic) startRaw(t *testing.T, cfg consume.Config, st consume.Store, reg prometheus.Registerer) (stop func()) {
+	t.Helper()
 	set := Policies()
-	c, err := consume.New(consume.Config{Topic: topic, Group: group, MaxBatch: 5, MaxNotifyAge: time.Hour},
+	c, err := consume.New(cfg,
 		k.opts, st, func() consume.Policies { return set }, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -270,4 +284,42 @@ func TestTwoOwnersAreFenced(t *testing.T) {
 		}
 	}
 	t.Logf("fenced batches: %g", fenced)
+}
+
+// An alerter that comes back after -notify-max-age (down, or Kafka was)
+// records the late transitions as stale, but still notifies the
+// resolutions of incidents whose openings were notified: receivers would
+// keep those alerts open for good.
+func TestLateResolutionsAreNotified(t *testing.T) {
+	const topic = "check-results"
+	k := newKfakeTopic(t, topic)
+	base := time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
+	st := newFakeStore(base)
+	evs := Schedule(base)
+	first := 5 * 4 // minutes 0 to 4: both incidents opened and notified
+	k.produce(evs[:first])
+	stop := k.start(t, topic, "sitewatch-alerter", st, prometheus.NewRegistry())
+	waitEvaluated(t, st, int64(first))
+	stop()
+	k.produce(evs[first:])
+	// Minutes 5 to 9, now older than the maximum age.
+	stop = k.startWith(t, consume.Config{Topic: topic, Group: "sitewatch-alerter", MaxBatch: 5, MaxNotifyAge: time.Minute},
+		st, prometheus.NewRegistry())
+	waitEvaluated(t, st, int64(len(evs)))
+	stop()
+	_, gt, gob := st.rows()
+	_, wt, wo := wantRows()
+	s := evaluate.IncidentID("single", "down", EventID(3))
+	for i, tr := range wt {
+		if tr == s+" #2 reminder at=6 " {
+			wt[i] += consume.Stale
+		}
+	}
+	wo = slices.DeleteFunc(wo, func(o string) bool { return strings.HasPrefix(o, s+"/2-reminder/") })
+	if !slices.Equal(gt, wt) {
+		t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(gt, "\n"), strings.Join(wt, "\n"))
+	}
+	if !slices.Equal(gob, wo) {
+		t.Errorf("outbox:\n%s\nwant:\n%s", strings.Join(gob, "\n"), strings.Join(wo, "\n"))
+	}
 }

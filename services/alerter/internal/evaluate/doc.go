@@ -21,17 +21,26 @@
 //     confirmed the down regions; confirmed_at is the check that made the
 //     count reach the quorum.
 //   - An incident of kind "tls_expiry" opens on a check whose certificate
-//     expires before the check's time plus TLSExpiryDays, and resolves on
-//     a check whose certificate no longer does.
+//     expires before the check's time plus TLSExpiryDays, and resolves
+//     after SuccessThreshold checks in a row (of any region) whose
+//     certificate no longer does.
 //   - While an incident is open, a check at or after the last notification
 //     plus ReminderInterval sends a reminder.
-//   - A transition inside a maintenance window, or of an incident
-//     confirmed inside one, is recorded with the window's name in
-//     Suppressed and notifies no channel.
+//   - A transition inside a maintenance window is recorded with the
+//     window's name in Suppressed and notifies no channel; so does one of
+//     a check evaluated too late (Event.Stale). An incident confirmed in
+//     a window and still open at the first check after it sends a
+//     reminder then (the outage outlasted the maintenance); if it
+//     resolves first, nothing of it is notified.
+//   - The resolution of an incident with a notified transition is
+//     notified whatever window or delay: receivers would keep its alert
+//     open. That of an incident with none is not (no lone "resolved").
 //
 // Events of a region are applied in check-time order. An event older than
-// the region's latest applied check (or that very check again) is ignored
-// and reported as such: the transitions of later checks may have been
+// the region's latest applied check (or that very check again), or of a
+// slot (CheckResult.scheduled_at) at or before the region's latest, is
+// ignored and reported as such: one result per target, region and slot
+// counts, as in check_results; and the transitions of later checks may have been
 // notified already, and a notification cannot be taken back.
 //
 // Incident IDs are deterministic: the hex of SHA-256 over the target, the

@@ -25,6 +25,14 @@ const (
 // NoChannels is Transition.Suppressed when the policy names no channel.
 const NoChannels = "no channels"
 
+// Stale is Transition.Suppressed for a transition of a check evaluated
+// too late to notify (Event.Stale).
+const Stale = "stale"
+
+// NothingNotified is Transition.Suppressed for the resolution of an
+// incident none of whose transitions was notified.
+const NothingNotified = "nothing notified before"
+
 // Event is what the evaluator needs of one check result.
 type Event struct {
 	EventID   string
@@ -39,6 +47,15 @@ type Event struct {
 	// CertNotAfter is the expiry of the certificate the check saw; zero
 	// when it saw none.
 	CertNotAfter time.Time
+	// ScheduledAt is the check's slot (its time on the target's grid);
+	// zero for events of probers older than the field.
+	ScheduledAt time.Time
+	// Stale is set by the caller when the check is evaluated too late for
+	// its transitions to be worth notifying (a first start over a topic's
+	// history, an alerter down for long): they are recorded, suppressed
+	// Stale, but for the resolution of an incident whose opening was
+	// notified.
+	Stale bool
 }
 
 // FromCheckResult returns the Event of a CheckResult, or an error naming
@@ -77,6 +94,9 @@ func FromCheckResult(m *sitewatchv1.CheckResult) (Event, error) {
 	if ts := m.GetTlsCertExpiresAt(); ts != nil && ts.CheckValid() == nil {
 		e.CertNotAfter = ts.AsTime()
 	}
+	if ts := m.GetScheduledAt(); ts != nil && ts.CheckValid() == nil {
+		e.ScheduledAt = ts.AsTime()
+	}
 	if len(errs) > 0 {
 		return Event{}, fmt.Errorf("event %q: %w", e.EventID, errors.Join(errs...))
 	}
@@ -102,6 +122,10 @@ type State struct {
 	Regions map[string]*Region `json:"regions,omitempty"`
 	// Open holds the open incidents by kind.
 	Open map[string]*Incident `json:"open,omitempty"`
+	// CertRenewed counts the checks in a row, of any region, whose
+	// certificate does not expire within the warning: SuccessThreshold of
+	// them resolve a certificate-expiry incident.
+	CertRenewed int `json:"cert_renewed,omitempty"`
 }
 
 // Region is the state of one region of a target.
@@ -121,6 +145,8 @@ type Region struct {
 	Last        time.Time `json:"last"`
 	LastEventID string    `json:"last_event_id"`
 	LastUp      bool      `json:"last_up,omitempty"`
+	// LastSlot is the slot of the latest check applied that had one.
+	LastSlot time.Time `json:"last_slot,omitzero"`
 }
 
 // Check is one check of a region's window.
@@ -162,6 +188,11 @@ type Incident struct {
 	// Flaps counts the checks, while it was open, that failed right after
 	// a successful check of the same region.
 	Flaps int `json:"flaps,omitempty"`
+	// Unnotified is set while none of its transitions went to channels:
+	// its resolution then goes to none (a lone "resolved"); otherwise to
+	// them whatever window or delay, or receivers would keep the alert
+	// open. (Inverted so that states saved before the field notify.)
+	Unnotified bool `json:"unnotified,omitempty"`
 }
 
 // TimeToDetect is how long the incident took to be confirmed.
@@ -189,6 +220,9 @@ type Result struct {
 	// Ignored is set for an event at or before its region's latest
 	// applied check: it changed nothing.
 	Ignored bool
+	// DuplicateSlot is set, with Ignored, for an event of a slot the
+	// region has counted already (two probers checked it).
+	DuplicateSlot bool
 	// Transitions caused by the event, in order.
 	Transitions []Transition
 	// Changed holds a copy of each incident whose row the event changed
@@ -236,10 +270,18 @@ func (s *State) Apply(ev Event, p Policy, maint Maintenance) Result {
 		s.Regions[ev.Region] = r
 	} else if ev.CheckedAt.Before(r.Last) || (ev.CheckedAt.Equal(r.Last) && ev.EventID == r.LastEventID) {
 		return Result{Ignored: true}
+	} else if !ev.ScheduledAt.IsZero() && !r.LastSlot.IsZero() && !ev.ScheduledAt.After(r.LastSlot) {
+		// A slot already counted: two probers of the region checked it
+		// (a fleet rebalance). One result per slot counts, as in
+		// check_results, where the recorder keeps one.
+		return Result{Ignored: true, DuplicateSlot: true}
 	}
 	e := evaluation{s: s, ev: ev, p: p, maint: maint, changed: map[string]bool{}}
 	wasUp, seen := r.LastUp, r.LastEventID != ""
 	r.Last, r.LastEventID, r.LastUp = ev.CheckedAt, ev.EventID, ev.Up
+	if !ev.ScheduledAt.IsZero() {
+		r.LastSlot = ev.ScheduledAt
+	}
 	if !ev.Up && seen && wasUp {
 		for _, inc := range s.Open {
 			inc.Flaps++
@@ -252,13 +294,20 @@ func (s *State) Apply(ev Event, p Policy, maint Maintenance) Result {
 	// Reminders of the incidents this event did not otherwise move.
 	for _, kind := range []string{KindDown, KindTLSExpiry} {
 		inc := s.Open[kind]
-		if inc == nil || e.moved[kind] || a.ReminderInterval <= 0 {
+		if inc == nil || e.moved[kind] {
 			continue
 		}
-		if !ev.CheckedAt.Before(inc.LastNotice.Add(a.ReminderInterval)) {
-			e.transition(inc, notify.Reminder)
-			inc.LastNotice = ev.CheckedAt
+		switch {
+		case inc.Maintenance != "" && inc.Unnotified && len(a.Notify) > 0 && !ev.Stale && e.window() == "":
+			// Confirmed in a window that has ended, and still open: the
+			// outage outlasted the maintenance, so the receivers are told
+			// now, whatever the reminder interval.
+		case a.ReminderInterval > 0 && !ev.CheckedAt.Before(inc.LastNotice.Add(a.ReminderInterval)):
+		default:
+			continue
 		}
+		e.transition(inc, notify.Reminder)
+		inc.LastNotice = ev.CheckedAt
 	}
 	for _, kind := range slices.Sorted(maps.Keys(e.changed)) {
 		if inc := e.incident(kind); inc != nil {
@@ -354,17 +403,26 @@ func (e *evaluation) down() {
 	}
 	need = max(need, 1)
 	inc := s.Open[KindDown]
+	var first *Check
+	for _, name := range down {
+		f := s.Regions[name].FirstFail
+		if f == nil {
+			continue // down, but no failure since the last incident
+		}
+		if first == nil || f.At.Before(first.At) || (f.At.Equal(first.At) && f.EventID < first.EventID) {
+			first = f
+		}
+	}
 	switch {
-	case inc == nil && len(down) >= need:
-		var first *Check
-		for _, name := range down {
-			f := s.Regions[name].FirstFail
-			if f == nil {
-				continue // down, but no failure since the last incident
-			}
-			if first == nil || f.At.Before(first.At) || (f.At.Equal(first.At) && f.EventID < first.EventID) {
-				first = f
-			}
+	// first is nil when every down region stayed down through the last
+	// incident and has not failed since (a reload lowered the quorum):
+	// the next incident starts at a failure, which opens it.
+	case inc == nil && len(down) >= need && first != nil:
+		// Never before it started: after a reload that lowered the
+		// quorum, a lagging region's event can be older than the failures.
+		confirmed := ev.CheckedAt
+		if confirmed.Before(first.At) {
+			confirmed = first.At
 		}
 		inc = &Incident{
 			ID:               IncidentID(ev.TargetID, KindDown, first.EventID),
@@ -373,14 +431,14 @@ func (e *evaluation) down() {
 			URL:              ev.URL,
 			StartedAt:        first.At,
 			FirstEventID:     first.EventID,
-			ConfirmedAt:      ev.CheckedAt,
+			ConfirmedAt:      confirmed,
 			Regions:          down,
 			FirstFailureKind: first.FailureKind,
 			FirstError:       first.Error,
 			LastFailureKind:  first.FailureKind,
 			LastError:        first.Error,
 			LastFailureAt:    first.At,
-			LastNotice:       ev.CheckedAt,
+			LastNotice:       confirmed,
 		}
 		e.failed(inc)
 		e.open(inc)
@@ -431,6 +489,11 @@ func (e *evaluation) tlsExpiry() {
 		return // a check that saw no certificate tells nothing
 	}
 	expiring := ev.CertNotAfter.Before(ev.CheckedAt.Add(time.Duration(days) * 24 * time.Hour))
+	if expiring {
+		s.CertRenewed = 0
+	} else {
+		s.CertRenewed++
+	}
 	switch {
 	case expiring && inc == nil:
 		notAfter := ev.CertNotAfter
@@ -453,7 +516,10 @@ func (e *evaluation) tlsExpiry() {
 			LastNotice:       ev.CheckedAt,
 		}
 		e.open(inc)
-	case !expiring && inc != nil:
+	case !expiring && inc != nil && s.CertRenewed >= max(e.p.Alert.SuccessThreshold, 1):
+		// Not at the first: backends (or regions' edges) that serve the
+		// old and the renewed certificate in turn would open and resolve
+		// an incident at every check.
 		e.resolve(inc)
 	case expiring && !inc.CertNotAfter.Equal(ev.CertNotAfter):
 		notAfter := ev.CertNotAfter
@@ -468,9 +534,7 @@ func (e *evaluation) tlsExpiry() {
 }
 
 func (e *evaluation) open(inc *Incident) {
-	if e.maint != nil {
-		inc.Maintenance = e.maint(e.ev.CheckedAt)
-	}
+	inc.Maintenance = e.window()
 	e.s.Open[inc.Kind] = inc
 	inc.Seq = -1
 	e.transition(inc, notify.Opened)
@@ -493,6 +557,14 @@ func (e *evaluation) resolve(inc *Incident) {
 	e.transition(inc, notify.Resolved)
 }
 
+// window names the maintenance window the event's check is in, or "".
+func (e *evaluation) window() string {
+	if e.maint == nil {
+		return ""
+	}
+	return e.maint(e.ev.CheckedAt)
+}
+
 // transition appends the incident's next transition and its notification.
 func (e *evaluation) transition(inc *Incident, kind string) {
 	inc.Seq++
@@ -513,16 +585,27 @@ func (e *evaluation) transition(inc *Incident, kind string) {
 		EventID:    e.ev.EventID,
 		Regions:    slices.Clone(inc.Regions),
 	}
+	window := e.window()
 	switch {
-	case inc.Maintenance != "":
+	case kind == notify.Resolved && !inc.Unnotified && len(e.p.Alert.Notify) > 0:
+		// Receivers that were told it opened would keep the alert open.
+		t.Channels = slices.Clone(e.p.Alert.Notify)
+	case window != "":
+		t.Suppressed = window
+	case inc.Maintenance != "" && inc.Unnotified && kind != notify.Reminder:
+		// Confirmed in a window and never notified: neither is its
+		// resolution. (A reminder after the window tells the receivers.)
 		t.Suppressed = inc.Maintenance
-	case e.maint != nil && e.maint(e.ev.CheckedAt) != "":
-		t.Suppressed = e.maint(e.ev.CheckedAt)
 	case len(e.p.Alert.Notify) == 0:
 		t.Suppressed = NoChannels
+	case e.ev.Stale:
+		t.Suppressed = Stale
+	case kind == notify.Resolved:
+		t.Suppressed = NothingNotified
 	default:
 		t.Channels = slices.Clone(e.p.Alert.Notify)
 	}
+	inc.Unnotified = (kind == notify.Opened || inc.Unnotified) && len(t.Channels) == 0
 	t.Notification = notify.Notification{
 		IncidentID:  inc.ID,
 		Transition:  kind,
@@ -550,7 +633,7 @@ func (e *evaluation) transition(inc *Incident, kind string) {
 
 // Clone returns a deep copy of s.
 func (s *State) Clone() *State {
-	c := &State{}
+	c := &State{CertRenewed: s.CertRenewed}
 	if s.Regions != nil {
 		c.Regions = make(map[string]*Region, len(s.Regions))
 		for name, r := range s.Regions {

@@ -265,11 +265,13 @@ func TestApply(t *testing.T) {
 				{region: "eu", minute: 3, outcome: 'F'}, // no certificate seen: no change
 				{region: "eu", minute: 4, outcome: 'S', certDays: 13.8},
 				{region: "eu", minute: 5, outcome: 'S', certDays: 90},
+				{region: "eu", minute: 6, outcome: 'F'},                 // no certificate: the count goes on
+				{region: "eu", minute: 7, outcome: 'S', certDays: 89.9}, // success_threshold (2) renewed in a row
 			},
 			policy: policy(func(a *targets.Alert) { a.TLSExpiryDays = 14 }),
 			want: []string{
 				"tls_expiry opened #0 at=2 started=2 regions=eu to=hook",
-				"tls_expiry resolved #1 at=5 started=2 regions=eu to=hook",
+				"tls_expiry resolved #1 at=7 started=2 regions=eu to=hook",
 			},
 		},
 		{
@@ -278,9 +280,45 @@ func TestApply(t *testing.T) {
 			policy: policy(nil),
 		},
 		{
-			name:   "confirmed in maintenance: recorded, never notified",
+			name:   "confirmed and resolved in maintenance: recorded, never notified",
+			steps:  checks("eu", 1, "FFFFFFSS"),
+			policy: policy(nil),
+			maint:  deploy(0, 10),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=deploy",
+				"down resolved #1 at=8 started=1 regions=eu suppressed=deploy",
+			},
+		},
+		{
+			// The outage outlasted the window: the receivers are told at
+			// its first check after the window, reminders or none.
+			name:   "confirmed in maintenance, still down after it: notified then",
 			steps:  checks("eu", 1, "FFFFFFFFFFFFSS"),
 			policy: policy(nil),
+			maint:  deploy(0, 10),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=deploy",
+				"down reminder #1 at=10 started=1 regions=eu to=hook",
+				"down resolved #2 at=14 started=1 regions=eu to=hook",
+			},
+		},
+		{
+			name:   "confirmed in maintenance, after it with reminders: one at the end, then by interval",
+			steps:  checks("eu", 1, strings.Repeat("F", 18)+"SS"),
+			policy: policy(func(a *targets.Alert) { a.ReminderInterval = 5 * time.Minute }),
+			maint:  deploy(0, 10),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=deploy",
+				"down reminder #1 at=8 started=1 regions=eu suppressed=deploy",
+				"down reminder #2 at=10 started=1 regions=eu to=hook",
+				"down reminder #3 at=15 started=1 regions=eu to=hook",
+				"down resolved #4 at=20 started=1 regions=eu to=hook",
+			},
+		},
+		{
+			name:   "confirmed in maintenance, no channels: no transition per check after it",
+			steps:  checks("eu", 1, "FFFFFFFFFFFFSS"),
+			policy: policy(func(a *targets.Alert) { a.Notify = nil }),
 			maint:  deploy(0, 10),
 			want: []string{
 				"down opened #0 at=3 started=1 regions=eu suppressed=deploy",
@@ -297,6 +335,30 @@ func TestApply(t *testing.T) {
 				"down reminder #1 at=13 started=1 regions=eu suppressed=deploy",
 				"down reminder #2 at=23 started=1 regions=eu to=hook",
 				"down resolved #3 at=26 started=1 regions=eu to=hook",
+			},
+		},
+		{
+			// The receivers were told it opened: a window that began since
+			// must not leave them an alert that never resolves.
+			name:   "opened before a maintenance window, resolved in it: notified",
+			steps:  checks("eu", 1, strings.Repeat("F", 12)+"SS"),
+			policy: policy(func(a *targets.Alert) { a.ReminderInterval = 5 * time.Minute }),
+			maint:  deploy(5, 20),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu to=hook",
+				"down reminder #1 at=8 started=1 regions=eu suppressed=deploy",
+				"down reminder #2 at=13 started=1 regions=eu suppressed=deploy",
+				"down resolved #3 at=14 started=1 regions=eu to=hook",
+			},
+		},
+		{
+			name:   "opened without channels, resolved in a window: no lone resolution",
+			steps:  checks("eu", 1, "FFFFFSS"),
+			policy: policy(func(a *targets.Alert) { a.Notify = nil }),
+			maint:  deploy(5, 20),
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=no channels",
+				"down resolved #1 at=7 started=1 regions=eu suppressed=deploy",
 			},
 		},
 		{
@@ -457,5 +519,211 @@ func TestFromCheckResult(t *testing.T) {
 	_, err = evaluate.FromCheckResult(&sitewatchv1.CheckResult{EventId: "x"})
 	if want := `event "x": target.id is empty` + "\nstarted_at is missing\noutcome OUTCOME_UNSPECIFIED"; err == nil || err.Error() != want {
 		t.Errorf("error %v, want %s", err, want)
+	}
+}
+
+// A policy reload that lowers the quorum while a region stays down from an
+// incident that resolved: the region has no failure since, so nothing
+// opens until it fails again (and no panic on the missing first failure).
+func TestQuorumLoweredWhileARegionStaysDown(t *testing.T) {
+	two := policy(func(a *targets.Alert) { a.Regions = 2 })
+	one := policy(nil)
+	var st evaluate.State
+	var got []string
+	apply := func(steps []step, p evaluate.Policy) {
+		for _, ev := range events(steps) {
+			ev.EventID = fmt.Sprintf("%s-%s", ev.Region, minute(ev.CheckedAt))
+			for _, tr := range st.Apply(ev, p, nil).Transitions {
+				got = append(got, describe(tr))
+			}
+		}
+	}
+	// eu and us down: open; us recovers at 5: resolved, eu stays down.
+	apply(interleave(checks("eu", 1, "FFFFF"), checks("us", 1, "FFFSS")), two)
+	// The quorum becomes 1: us up, eu's first success of two.
+	apply(interleave(checks("us", 6, "S"), checks("eu", 6, "S")), one)
+	// eu fails again: a new incident from that failure.
+	apply(checks("eu", 7, "F"), one)
+	want := []string{
+		"down opened #0 at=3 started=1 regions=eu,us to=hook",
+		"down resolved #1 at=5 started=1 regions=eu,us to=hook",
+		"down opened #0 at=7 started=7 regions=eu to=hook",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Two probers of a region that both checked one slot (a rebalance of the
+// fleet) publish two events of it: one counts, as in check_results, so
+// two failed slots do not confirm a threshold of three.
+func TestOneResultPerSlot(t *testing.T) {
+	var st evaluate.State
+	p := policy(nil)
+	var got []string
+	ignored := 0
+	for i, c := range []struct {
+		slot, started float64
+		outcome       byte
+	}{
+		{1, 1.25, 'F'},
+		{1, 1.5, 'F'}, // the slot again, from another prober
+		{2, 2.25, 'F'},
+		{2, 2.5, 'F'},  // again
+		{3, 3.25, 'F'}, // the third failed slot confirms
+		{4, 4.25, 'S'},
+		{4, 4.5, 'F'}, // a duplicate does not break the recovery
+		{5, 5.25, 'S'},
+	} {
+		ev := events([]step{{region: "eu", minute: c.started, outcome: c.outcome}})[0]
+		ev.EventID = fmt.Sprintf("e%d", i)
+		ev.ScheduledAt = at(c.slot)
+		res := st.Apply(ev, p, nil)
+		if res.Ignored {
+			ignored++
+		}
+		if res.DuplicateSlot != (c.started-c.slot == 0.5) {
+			t.Errorf("event %d: DuplicateSlot %v", i, res.DuplicateSlot)
+		}
+		for _, tr := range res.Transitions {
+			got = append(got, describe(tr))
+		}
+	}
+	want := []string{
+		"down opened #0 at=3.25 started=1.25 regions=eu to=hook",
+		"down resolved #1 at=5.25 started=1.25 regions=eu to=hook",
+	}
+	if !slices.Equal(got, want) || ignored != 3 {
+		t.Errorf("transitions:\n%s\nwant:\n%s\nignored %d, want 3", strings.Join(got, "\n"), strings.Join(want, "\n"), ignored)
+	}
+}
+
+// A check evaluated too late to notify (Event.Stale: the alerter was down)
+// notifies nothing, except the resolution of an incident whose opening was
+// notified: receivers would keep that alert open for good.
+func TestStaleChecks(t *testing.T) {
+	cases := []struct {
+		name  string
+		stale func(minute float64) bool
+		want  []string
+	}{
+		{
+			name:  "opened in time, resolved late: the resolution is notified",
+			stale: func(m float64) bool { return m > 4 },
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu to=hook",
+				"down reminder #1 at=5 started=1 regions=eu suppressed=stale",
+				"down resolved #2 at=7 started=1 regions=eu to=hook",
+			},
+		},
+		{
+			name:  "all late: nothing is notified",
+			stale: func(float64) bool { return true },
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=stale",
+				"down reminder #1 at=5 started=1 regions=eu suppressed=stale",
+				"down resolved #2 at=7 started=1 regions=eu suppressed=stale",
+			},
+		},
+		{
+			name:  "opened late, resolved in time: no lone resolution",
+			stale: func(m float64) bool { return m < 6 },
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=stale",
+				"down reminder #1 at=5 started=1 regions=eu suppressed=stale",
+				"down resolved #2 at=7 started=1 regions=eu suppressed=nothing notified before",
+			},
+		},
+		{
+			name:  "opened late, a reminder in time: it and the resolution are notified",
+			stale: func(m float64) bool { return m < 5 },
+			want: []string{
+				"down opened #0 at=3 started=1 regions=eu suppressed=stale",
+				"down reminder #1 at=5 started=1 regions=eu to=hook",
+				"down resolved #2 at=7 started=1 regions=eu to=hook",
+			},
+		},
+	}
+	p := policy(func(a *targets.Alert) { a.ReminderInterval = 2 * time.Minute })
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var st evaluate.State
+			var got []string
+			for _, ev := range events(checks("eu", 1, "FFFFFSS")) {
+				ev.Stale = c.stale(ev.CheckedAt.Sub(base).Minutes())
+				for _, tr := range st.Apply(ev, p, nil).Transitions {
+					got = append(got, describe(tr))
+				}
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+		})
+	}
+}
+
+// A reload that lowers the quorum takes effect at the next event, which
+// may be a lagging region's, earlier than the failures of the down
+// region: the incident is confirmed no earlier than it started (the
+// incidents table checks it; a violation would stop the partition).
+func TestConfirmedNeverBeforeStarted(t *testing.T) {
+	var st evaluate.State
+	var got []string
+	apply := func(steps []step, p evaluate.Policy) {
+		for _, ev := range events(steps) {
+			ev.EventID = fmt.Sprintf("%s-%s", ev.Region, minute(ev.CheckedAt))
+			res := st.Apply(ev, p, nil)
+			for _, tr := range res.Transitions {
+				got = append(got, describe(tr))
+			}
+			for _, inc := range res.Changed {
+				if inc.ConfirmedAt.Before(inc.StartedAt) {
+					t.Errorf("confirmed at %s, before it started at %s", minute(inc.ConfirmedAt), minute(inc.StartedAt))
+				}
+			}
+		}
+	}
+	apply(concat(checks("eu", 10, "FFF"), checks("us", 1, "S")), policy(func(a *targets.Alert) { a.Regions = 2 }))
+	apply(checks("us", 2, "S"), policy(nil))
+	want := []string{"down opened #0 at=10 started=10 regions=eu to=hook"}
+	if !slices.Equal(got, want) {
+		t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Two backends (or two regions' edges) serving the old and the renewed
+// certificate in turn: one incident that stays open while any check
+// still sees the expiring one, resolved by success_threshold checks in a
+// row that see the renewed one; not an opened/resolved pair per check.
+func TestCertificateExpiryNoStorm(t *testing.T) {
+	var steps []step
+	for i := range 8 {
+		days := 10.0 // old
+		if i%2 == 1 {
+			days = 90 // renewed
+		}
+		steps = append(steps, step{region: "eu", minute: float64(i + 1), outcome: 'S', certDays: days})
+	}
+	steps = append(steps, step{region: "eu", minute: 9, outcome: 'S', certDays: 90}, step{region: "eu", minute: 10, outcome: 'S', certDays: 90})
+	got, _, _ := run(steps, policy(func(a *targets.Alert) { a.TLSExpiryDays = 14 }), nil)
+	want := []string{
+		"tls_expiry opened #0 at=1 started=1 regions=eu to=hook",
+		"tls_expiry resolved #1 at=9 started=1 regions=eu to=hook",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("transitions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Clone copies every field: the consumer restores the clone when a batch
+// is not stored.
+func TestCloneCopiesAll(t *testing.T) {
+	steps := []step{{region: "eu", minute: 1, outcome: 'S', certDays: 1}, {region: "eu", minute: 2, outcome: 'S', certDays: 90}}
+	steps = append(steps, checks("us", 3, "FFF")...)
+	_, _, st := run(steps, policy(func(a *targets.Alert) { a.TLSExpiryDays = 14 }), nil)
+	want, _ := json.Marshal(st)
+	got, _ := json.Marshal(st.Clone())
+	if string(got) != string(want) || st.CertRenewed != 1 {
+		t.Errorf("clone %s\nwant  %s", got, want)
 	}
 }

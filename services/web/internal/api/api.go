@@ -96,7 +96,7 @@ func (a *API) targets(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	f, ok := pages.ParseFilter(v, a.perPage)
 	if !ok {
-		a.bad(w, "state must be one of "+strings.Join(query.States, ", ")+"; page a number from 1; q at most 200 bytes")
+		a.bad(w, "state must be one of "+strings.Join(query.States, ", ")+"; page a number from 1; q at most 200 bytes of UTF-8 text without control characters")
 		return
 	}
 	if s := v.Get("per_page"); s != "" {

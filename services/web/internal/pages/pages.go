@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sitewatch/sitewatch/services/web/internal/badge"
 	"github.com/sitewatch/sitewatch/services/web/internal/query"
@@ -309,7 +311,7 @@ func (p *Pages) Overview(w http.ResponseWriter, r *http.Request) {
 	}
 	f, ok := ParseFilter(r.URL.Query(), p.cfg.PerPage)
 	if !ok {
-		http.Error(w, "bad filter: state must be one of "+strings.Join(query.States, ", ")+", page a number from 1", http.StatusBadRequest)
+		http.Error(w, "bad filter: state must be one of "+strings.Join(query.States, ", ")+", page a number from 1, q at most 200 bytes of UTF-8 text without control characters", http.StatusBadRequest)
 		return
 	}
 	pg, err := p.db.Overview(r.Context(), f)
@@ -361,7 +363,9 @@ func ParseFilter(v url.Values, perPage int) (query.Filter, bool) {
 	if f.State != "" && !contains(query.States, f.State) {
 		return f, false
 	}
-	if len(f.Search) > 200 {
+	// PostgreSQL refuses text with a NUL or bytes that are not UTF-8: such
+	// a search is the request's fault (400), not the database's (500).
+	if len(f.Search) > 200 || !utf8.ValidString(f.Search) || strings.IndexFunc(f.Search, unicode.IsControl) >= 0 {
 		return f, false
 	}
 	if s := v.Get("page"); s != "" {
@@ -384,7 +388,8 @@ func contains(list []string, s string) bool {
 }
 
 // chartData is the JSON the detail page embeds for charts.js: uPlot's
-// column format, the first column times in Unix seconds, null for gaps.
+// column format, the first column times in Unix seconds, a row of nulls
+// in the first hour of each gap between hours with data.
 type chartData struct {
 	// The x axis of the hourly charts spans the whole range, and the
 	// phases' the last day, however few hours have data.
@@ -429,7 +434,20 @@ func Charts(hours []query.Hour, phases []query.Phase, rg query.Range, now time.T
 	for i := range c.Checks {
 		c.Checks[i] = []*float64{}
 	}
-	for _, h := range hours {
+	// gap appends a row of nulls at x to each of cols: uPlot draws a line
+	// between consecutive points however far apart, and breaks it only at
+	// a null (spanGaps off).
+	gap := func(cols [][]*float64, x time.Time) {
+		cols[0] = append(cols[0], unix(x))
+		for i := 1; i < len(cols); i++ {
+			cols[i] = append(cols[i], nil)
+		}
+	}
+	for i, h := range hours {
+		if i > 0 && h.Hour.Sub(hours[i-1].Hour) > time.Hour {
+			gap(c.Latency, hours[i-1].Hour.Add(time.Hour))
+			gap(c.Checks, hours[i-1].Hour.Add(time.Hour))
+		}
 		c.Latency[0] = append(c.Latency[0], unix(h.Hour))
 		c.Latency[1] = append(c.Latency[1], h.P50MS)
 		c.Latency[2] = append(c.Latency[2], h.P95MS)
@@ -440,7 +458,10 @@ func Charts(hours []query.Hour, phases []query.Phase, rg query.Range, now time.T
 			c.Checks[2+i] = append(c.Checks[2+i], num(h.Failures[k]))
 		}
 	}
-	for _, ph := range phases {
+	for i, ph := range phases {
+		if i > 0 && ph.Hour.Sub(phases[i-1].Hour) > time.Hour {
+			gap(c.Phases, phases[i-1].Hour.Add(time.Hour))
+		}
 		c.Phases[0] = append(c.Phases[0], unix(ph.Hour))
 		c.Phases[1] = append(c.Phases[1], ph.DNSMS)
 		c.Phases[2] = append(c.Phases[2], ph.ConnectMS)

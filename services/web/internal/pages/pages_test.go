@@ -2,9 +2,11 @@ package pages
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sitewatch/sitewatch/services/web/internal/query"
 )
@@ -25,6 +27,9 @@ func TestParseFilter(t *testing.T) {
 		{"page=1e3", query.Filter{}, false},
 		{"page=1000001", query.Filter{}, false},
 		{"q=" + strings.Repeat("x", 201), query.Filter{}, false},
+		{"q=%00", query.Filter{}, false},
+		{"q=%ff%fe", query.Filter{}, false},
+		{"q=caf%C3%A9", query.Filter{Search: "café", Page: 1, PerPage: 100}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -56,7 +61,8 @@ func FuzzParseFilter(f *testing.F) {
 		if !ok {
 			return
 		}
-		if got.State != "" && !contains(query.States, got.State) || got.Page < 1 || got.PerPage != 100 || len(got.Search) > 200 {
+		if got.State != "" && !contains(query.States, got.State) || got.Page < 1 || got.PerPage != 100 || len(got.Search) > 200 ||
+			!utf8.ValidString(got.Search) || strings.ContainsRune(got.Search, 0) {
 			t.Fatalf("accepted %q as %+v", raw, got)
 		}
 	})
@@ -115,6 +121,46 @@ func TestRuns(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("run %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// Hours without data inside the range break the lines: uPlot joins
+// consecutive points whatever their distance, so a null row stands in the
+// first missing hour of each gap (only lines with spanGaps off break on
+// null); hours with data are sent as they are.
+func TestChartsGaps(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 30, 0, 0, time.UTC)
+	h := func(ago int, ms float64) query.Hour {
+		return query.Hour{Hour: now.Truncate(time.Hour).Add(-time.Duration(ago) * time.Hour), Checks: 60,
+			P50MS: &ms, P95MS: &ms, P99MS: &ms, Failures: map[string]int64{}}
+	}
+	ph := func(ago int, ms float64) query.Phase {
+		return query.Phase{Hour: now.Truncate(time.Hour).Add(-time.Duration(ago) * time.Hour), Checks: 60, DNSMS: &ms}
+	}
+	rg, _ := query.ParseRange("24h")
+	c := Charts([]query.Hour{h(10, 1), h(9, 2), h(5, 3), h(0, 4)}, []query.Phase{ph(3, 5), ph(1, 6)}, rg, now)
+	show := func(col []*float64) string {
+		var s []string
+		for _, v := range col {
+			if v == nil {
+				s = append(s, "null")
+			} else {
+				s = append(s, strconv.FormatFloat(*v, 'f', -1, 64))
+			}
+		}
+		return strings.Join(s, " ")
+	}
+	at := func(ago int) string { return strconv.FormatInt(now.Truncate(time.Hour).Unix()-int64(ago)*3600, 10) }
+	for _, tc := range []struct{ name, got, want string }{
+		{"latency x", show(c.Latency[0]), strings.Join([]string{at(10), at(9), at(8), at(5), at(4), at(0)}, " ")},
+		{"p95", show(c.Latency[2]), "1 2 null 3 null 4"},
+		{"checks", show(c.Checks[1]), "60 60 null 60 null 60"},
+		{"phases x", show(c.Phases[0]), strings.Join([]string{at(3), at(2), at(1)}, " ")},
+		{"dns", show(c.Phases[1]), "5 null 6"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, tc.got, tc.want)
 		}
 	}
 }

@@ -365,10 +365,10 @@ func (db *DB) longUptimes(ctx context.Context, ts []Target) error {
 		return fmt.Errorf("uptime: %w", err)
 	}
 	defer rows.Close()
+	// Only targets with checks are cached: one without any costs nothing
+	// to ask again, and cached it would show "—" for 7 and 30 days next
+	// to the 24 hours of its first checks for the cache's lifetime.
 	got := make(map[string]longUptime, len(missing))
-	for _, id := range missing {
-		got[id] = longUptime{at: now} // no rows: no checks, nil uptimes
-	}
 	for rows.Next() {
 		var id string
 		u := longUptime{at: now}
