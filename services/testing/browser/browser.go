@@ -26,9 +26,13 @@ const ExecEnv = "SITEWATCH_CHROMIUM"
 // Timeout bounds each step of a page (a load, a query, a screenshot).
 const Timeout = 30 * time.Second
 
+// closeTimeout bounds the browser's graceful close at the end of its test.
+const closeTimeout = 10 * time.Second
+
 // Browser is one headless chromium, stopped when its test ends.
 type Browser struct {
-	ctx context.Context // the browser's; each Page is a tab under it
+	ctx     context.Context // the browser's; each Page is a tab under it
+	profile string          // its --user-data-dir
 }
 
 // Path finds chromium: $SITEWATCH_CHROMIUM, else chromium, chromium-browser
@@ -90,6 +94,14 @@ func Start(t testing.TB) *Browser {
 	}
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(logf))
 	t.Cleanup(func() {
+		// Closed, not killed: a killed chromium leaves its
+		// org.chromium.Chromium.* directory in /tmp on every run. The kill
+		// of cancelAlloc stays for one that does not close in time.
+		cctx, ccancel := context.WithTimeout(ctx, closeTimeout)
+		if err := chromedp.Cancel(cctx); err != nil {
+			logf("close: %v", err)
+		}
+		ccancel()
 		cancel()
 		cancelAlloc()
 		mu.Lock()
@@ -101,7 +113,7 @@ func Start(t testing.TB) *Browser {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start %s: %v\n%s", path, err, output.String())
 	}
-	return &Browser{ctx: ctx}
+	return &Browser{ctx: ctx, profile: profile}
 }
 
 // Option changes how Open loads a page.

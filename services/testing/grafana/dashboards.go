@@ -204,6 +204,17 @@ func cmpOr(a, b int) int {
 }
 
 // Variables lists the dashboard's template variable names.
+// Vars gives each of the dashboard's variables the values of values (a
+// variable left out gets none) and Multi from its multi and includeAll
+// settings, for Expand.
+func (d Dashboard) Vars(values map[string][]string) map[string]Var {
+	out := map[string]Var{}
+	for _, v := range d.Templating.List {
+		out[v.Name] = Var{Values: values[v.Name], Multi: v.Multi || v.IncludeAll}
+	}
+	return out
+}
+
 func (d Dashboard) Variables() []string {
 	var out []string
 	for _, v := range d.Templating.List {

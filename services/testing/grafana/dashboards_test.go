@@ -142,10 +142,11 @@ func checkDashboard(t *testing.T, d Dashboard, dsUID, dsType string) {
 	if n != len(qs)-stringVars {
 		t.Errorf("%s: %d rawSql in the file, %d found by Queries: a query in a place Queries does not read", base, n, len(qs)-stringVars)
 	}
-	vars := map[string]string{}
+	values := map[string][]string{}
 	for _, name := range d.Variables() {
-		vars[name] = "x"
+		values[name] = []string{"x"}
 	}
+	vars := d.Vars(values)
 	to := time.Now()
 	for _, q := range qs {
 		if q.Datasource == nil || q.Datasource.UID != dsUID {

@@ -15,13 +15,23 @@ type Range struct {
 	Interval time.Duration
 }
 
+// Var is a template variable's value as a query sees it: its selected
+// values, and Multi where the variable is multi-value or has "include all"
+// (Grafana then quotes each value itself).
+type Var struct {
+	Values []string
+	Multi  bool
+}
+
 // Expand returns sql as Grafana's PostgreSQL data source sends it to the
 // server, in Grafana's order:
 //
 //  1. the dashboard's template variables, $name and ${name}, from vars; a
 //     variable that is neither multi-value nor "include all" is written as
 //     its value with each ' doubled and no quotes around it, so a query
-//     writes '$target' (packages/grafana-sql, SqlDatasource.interpolateVariable);
+//     writes '$target'; one that is either is written as each value
+//     quoted as a literal, joined by commas, so a query writes
+//     IN ($targets) (packages/grafana-sql, SqlDatasource.interpolateVariable);
 //  2. the global substitutions of every SQL data source: $__interval_ms,
 //     $__interval, $__unixEpochFrom(), $__unixEpochTo() (pkg/tsdb sqleng,
 //     Interpolate);
@@ -37,14 +47,21 @@ type Range struct {
 // behaviour, not copied. An unknown macro, a macro with wrong arguments or
 // a $name left over (an unknown variable) is an error, as a panel showing
 // "macro_error()" would be.
-func Expand(sql string, r Range, vars map[string]string) (string, error) {
+func Expand(sql string, r Range, vars map[string]Var) (string, error) {
 	sql = templateVar.ReplaceAllStringFunc(sql, func(m string) string {
 		name := strings.Trim(m, "${}")
 		v, ok := vars[name]
 		if !ok {
 			return m
 		}
-		return strings.ReplaceAll(v, "'", "''")
+		if !v.Multi {
+			return strings.ReplaceAll(strings.Join(v.Values, ","), "'", "''")
+		}
+		quoted := make([]string, len(v.Values))
+		for i, s := range v.Values {
+			quoted[i] = "'" + strings.ReplaceAll(s, "'", "''") + "'"
+		}
+		return strings.Join(quoted, ",")
 	})
 
 	sql = strings.ReplaceAll(sql, "$__interval_ms", strconv.FormatInt(r.Interval.Milliseconds(), 10))

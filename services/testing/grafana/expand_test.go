@@ -11,7 +11,8 @@ func TestExpand(t *testing.T) {
 		To:       time.Date(2026, 11, 30, 10, 0, 0, 500_000_000, time.FixedZone("CET", 3600)),
 		Interval: 10 * time.Minute,
 	}
-	vars := map[string]string{"target": "it's"}
+	vars := map[string]Var{"target": {Values: []string{"it's"}},
+		"targets": {Values: []string{"alpha", "it's"}, Multi: true}, "one": {Values: []string{"alpha"}, Multi: true}}
 	tests := []struct {
 		name, sql, want, err string
 	}{
@@ -39,6 +40,12 @@ func TestExpand(t *testing.T) {
 		{name: "a single-value variable: its quotes doubled, none added",
 			sql:  "WHERE target_id = '$target' OR target_id = '${target}'",
 			want: "WHERE target_id = 'it''s' OR target_id = 'it''s'"},
+		{name: "a multi-value or include-all variable: each value quoted, joined by commas",
+			sql:  "WHERE target_id IN ($targets) OR target_id IN (${one})",
+			want: "WHERE target_id IN ('alpha','it''s') OR target_id IN ('alpha')"},
+		{name: "a multi-value variable written in quotes as a single one is: broken SQL, as in Grafana",
+			sql:  "WHERE target_id = '$one'",
+			want: "WHERE target_id = ''alpha''"},
 		{name: "unknown macro", sql: "WHERE $__timeFilterr(hour)", err: "$__timeFilterr: unknown macro"},
 		{name: "macro without its column", sql: "WHERE $__timeFilter()", err: "$__timeFilter: missing time column argument"},
 		{name: "time group without an interval", sql: "$__timeGroup(hour)", err: "$__timeGroup(hour): want a time column, an interval and an optional fill value"},

@@ -161,7 +161,7 @@ func TestQueriesOnPostgres(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sql, err := Expand(q.SQL, r, map[string]string{"target": "beta"})
+			sql, err := Expand(q.SQL, r, d.Vars(map[string][]string{"target": {"beta"}}))
 			if err != nil {
 				t.Errorf("%s: %v", q.Name, err)
 				continue
