@@ -78,6 +78,9 @@ const hostileID = `x<script>alert(1)</script>`
 //   - hostileID: up, team=<b>ops</b>.
 func fixture(t testing.TB, url string) {
 	t.Helper()
+	// The rows are hours back from the database's hour and the pages count
+	// from theirs: a page served in the next hour would see one hour fewer.
+	clearOfHour(t, url, time.Minute)
 	day := func(offset int) string {
 		d := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, offset)
 		return fmt.Sprintf(`CREATE TABLE IF NOT EXISTS check_results_p%s PARTITION OF check_results
