@@ -29,7 +29,9 @@ import (
 
 // Drills run more traffic than the end-to-end test, so that a failure lands
 // mid-stream: the standard sites plus extra always-up ones, checked often.
-const drillInterval, drillTimeout = 250 * time.Millisecond, 150 * time.Millisecond
+// The timeout leaves a loaded 2-core CI machine room to read a quick answer
+// in time (at 150 ms a 500 once arrived late and was recorded as a timeout).
+const drillInterval, drillTimeout = 500 * time.Millisecond, 300 * time.Millisecond
 
 func drillSites(t testing.TB) []*site {
 	sites := standardSites(t, drillTimeout)
