@@ -848,6 +848,18 @@ func TestDrillAlertReceiverDownAnd500s(t *testing.T) {
 		return http.StatusOK
 	})
 	time.Sleep(30 * time.Second)
+	// Down at least until the incident has opened and resolved and its
+	// opened notification was refused: a starved prober may take longer
+	// than 30 s over the schedule.
+	waitFor(t, 60*time.Second, "while-down's opened notification refused and resolved stored", func() (bool, string) {
+		var attempts []int
+		for _, r := range d.outbox(t) {
+			if r.target == "while-down" {
+				attempts = append(attempts, r.attempts)
+			}
+		}
+		return len(attempts) == 2 && attempts[0] >= 1, fmt.Sprintf("outbox rows' attempts %v", attempts)
+	})
 	if n := d.hook.snapshot(); len(n) != 0 {
 		t.Fatalf("the receiver was down and got %v", n)
 	}
@@ -945,5 +957,34 @@ func TestDrillAlertQuorum(t *testing.T) {
 	d.finish(t, 60*time.Second)
 	if want := d.expected(t); len(want) != 1 {
 		t.Errorf("the schedule implies %d incidents, want the drill to make exactly 1: %v", len(want), want)
+	}
+}
+
+// The schedule's evaluation across regions (no services): a quorum of 2
+// confirms at the later region's confirming check, or at the earlier one's
+// when the alerter got the two out of order, and resolves at the first
+// region's recovery, or the other's.
+func TestDrillAlertExpectedAcrossRegions(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	checks := map[string]map[string][]arrival{"q": {
+		"r1": {{at(0), true}, {at(1000), true}, {at(2000), false}, {at(3000), false}},
+		"r2": {{at(500), true}, {at(1500), true}, {at(2500), false}, {at(3500), false}},
+	}}
+	got := expected(2, checks)
+	if len(got) != 1 {
+		t.Fatalf("%d incidents, want 1: %v", len(got), got)
+	}
+	w := got[0]
+	if !w.started.Equal(at(0)) || !w.confirmed.Equal(at(1500)) || !w.resolved.Equal(at(3000)) ||
+		!slices.Equal(w.regions, []string{"r1", "r2"}) ||
+		!slices.EqualFunc(w.confirms, []time.Time{at(1500), at(1000)}, time.Time.Equal) ||
+		!slices.EqualFunc(w.resolves, []time.Time{at(3000), at(3500)}, time.Time.Equal) {
+		t.Errorf("got %v confirms %v resolves %v", w, w.confirms, w.resolves)
+	}
+	if got := expected(1, map[string]map[string][]arrival{"q": {"r1": checks["q"]["r1"]}}); len(got) != 1 ||
+		!slices.EqualFunc(got[0].confirms, []time.Time{at(1000)}, time.Time.Equal) ||
+		!slices.EqualFunc(got[0].resolves, []time.Time{at(3000)}, time.Time.Equal) {
+		t.Errorf("one region: %v", got)
 	}
 }
