@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -78,7 +79,9 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer, now f
 		w.WriteHeader(http.StatusOK)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	fmt.Fprintf(stderr, "alerter sink: receiving notifications on http://%s/\n", ln.Addr())
+	// A JSON log line like the alerter's: `task up` writes stdout and
+	// stderr to one file, which stays a file of JSON lines (jq reads it).
+	slog.New(slog.NewJSONHandler(stderr, nil)).Info("alerter sink: receiving notifications", "url", "http://"+ln.Addr().String()+"/")
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

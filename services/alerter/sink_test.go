@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -34,12 +34,12 @@ func (l *lockedBuffer) String() string {
 // as a duplicate, refuses a body that is not JSON, and answers /readyz.
 func TestSink(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
+	var out, logs lockedBuffer
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	clock := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	go func() {
-		done <- runSink(ctx, []string{"-listen", "127.0.0.1:0"}, &out, io.Discard, func() time.Time { return clock },
+		done <- runSink(ctx, []string{"-listen", "127.0.0.1:0"}, &out, &logs, func() time.Time { return clock },
 			func(addr string) { addrc <- addr })
 	}()
 	addr := <-addrc
@@ -82,5 +82,12 @@ func TestSink(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("sink after its context ended: %v", err)
+	}
+	// task up writes stderr to the same file as the notifications: JSON
+	// lines too.
+	var banner struct{ Msg, URL string }
+	if err := json.Unmarshal([]byte(logs.String()), &banner); err != nil || strings.Count(logs.String(), "\n") != 1 ||
+		banner.Msg != "alerter sink: receiving notifications" || banner.URL != "http://"+addr+"/" {
+		t.Errorf("stderr %q (%v): want one JSON line with the sink's URL", logs.String(), err)
 	}
 }

@@ -39,10 +39,6 @@ const (
 	alertFailures  = 2 // consecutive failed checks in a region that confirm it down
 	alertSuccesses = 2 // consecutive successes that resolve it
 	alertLease     = 10 * time.Second
-	// A check's time in the event and the arrival of its request at the
-	// website differ by the time to connect: far less than this, and far
-	// less than the check grid.
-	alertTimeSlack = 300 * time.Millisecond
 )
 
 // pattern is a schedule by request number per region: request n (from 1)
@@ -136,6 +132,25 @@ func (d *alertDrill) waitServed(t testing.TB, n int) {
 	})
 }
 
+// waitRun waits until the last n checks of target id from each of regions
+// all failed (fail) or all succeeded: a schedule switched at run time
+// shaped by what the website served, not by how long the test slept, so a
+// starved prober still makes the incidents the drill is about.
+func (d *alertDrill) waitRun(t testing.TB, id string, regions []string, fail bool, n int) {
+	t.Helper()
+	waitFor(t, time.Duration(n+30)*alertInterval, fmt.Sprintf("%d checks of %s in a row with failed=%v from %v", n, id, fail, regions), func() (bool, string) {
+		d.site.mu.Lock()
+		defer d.site.mu.Unlock()
+		for _, region := range regions {
+			as := d.site.arrivals[id][region]
+			if len(as) < n || slices.ContainsFunc(as[len(as)-n:], func(a arrival) bool { return a.fail != fail }) {
+				return false, fmt.Sprintf("%s: %d checks", region, len(as))
+			}
+		}
+		return true, ""
+	})
+}
+
 // failing is a schedule switched at run time: every region of the target
 // fails while on is true, except the regions listed in only when it is set.
 type failing struct {
@@ -156,10 +171,16 @@ func (f *failing) decide(region string, _ int) bool {
 	return f.on && (len(f.only) == 0 || slices.Contains(f.only, region))
 }
 
-// wantIncident is an incident the schedule implies.
+// wantIncident is an incident the schedule implies, its times those of
+// recorded checks. With more than one region the alerter sees the regions'
+// checks in the order they reach Kafka, which need not be the order of
+// their times: then the incident may be confirmed by the check that made
+// any of its regions down (confirms), and resolved by the check that
+// recovered any of them (resolves). confirmed and resolved are first there.
 type wantIncident struct {
 	target                       string
 	started, confirmed, resolved time.Time // resolved zero: open
+	confirms, resolves           []time.Time
 	regions                      []string
 }
 
@@ -174,21 +195,25 @@ func (w wantIncident) String() string {
 
 // expected applies the drill's policy (alertFailures consecutive failures
 // confirm a region down, alertSuccesses consecutive successes recover it,
-// quorum regions down open an incident) to what the website served, in
-// the order of the checks: the incidents the alerter must have recorded.
-// It is the README's evaluation for consecutive failures, written again
-// from the text so that the drill does not trust the code it checks.
-func (s *alertSite) expected(quorum int) []wantIncident {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// quorum regions down open an incident) to checks (target, region: in
+// order, at their recorded times), in the order of their times: the
+// incidents the alerter must have recorded. It is the README's evaluation
+// for consecutive failures, written again from the text so that the drill
+// does not trust the code it checks.
+func expected(quorum int, checks map[string]map[string][]arrival) []wantIncident {
+	var ids []string
+	for id := range checks {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
 	var out []wantIncident
-	for _, id := range s.ids() {
+	for _, id := range ids {
 		type ev struct {
 			region string
 			arrival
 		}
 		var evs []ev
-		for region, as := range s.arrivals[id] {
+		for region, as := range checks[id] {
 			for _, a := range as {
 				evs = append(evs, ev{region, a})
 			}
@@ -199,10 +224,14 @@ func (s *alertSite) expected(quorum int) []wantIncident {
 			successes int
 			down      bool
 			start     time.Time // the first failure of the run that confirmed it
+			downAt    time.Time // the check that confirmed it
 			fromNext  bool      // down through the last incident: counts from its next failure
 		}
 		regions := map[string]*region{}
 		var open *wantIncident
+		// The region still down when an incident of several resolved: its
+		// recovery may resolve it in the alerter's order (out's index).
+		recovers := map[string]int{}
 		for _, e := range evs {
 			r := regions[e.region]
 			if r == nil {
@@ -213,7 +242,7 @@ func (s *alertSite) expected(quorum int) []wantIncident {
 			case e.fail && !r.down:
 				r.fails = append(r.fails, e.at)
 				if len(r.fails) >= alertFailures {
-					r.down, r.start, r.successes = true, r.fails[len(r.fails)-alertFailures], 0
+					r.down, r.start, r.downAt, r.successes = true, r.fails[len(r.fails)-alertFailures], e.at, 0
 				}
 			case e.fail:
 				r.successes = 0
@@ -224,6 +253,10 @@ func (s *alertSite) expected(quorum int) []wantIncident {
 				r.successes++
 				if r.successes >= alertSuccesses {
 					r.down, r.fails, r.successes, r.fromNext = false, nil, 0, false
+					if i, ok := recovers[e.region]; ok {
+						out[i].resolves = append(out[i].resolves, e.at)
+						delete(recovers, e.region)
+					}
 				}
 			default:
 				r.fails = nil
@@ -241,16 +274,24 @@ func (s *alertSite) expected(quorum int) []wantIncident {
 			sort.Strings(down)
 			switch {
 			case open == nil && len(down) >= quorum:
-				open = &wantIncident{target: id, started: start, confirmed: e.at, regions: down}
-			case open != nil && len(down) < quorum:
-				open.resolved = e.at
-				out = append(out, *open)
-				open = nil
-				for _, r := range regions {
-					if r.down {
-						r.fromNext = true
+				open = &wantIncident{target: id, started: start, confirmed: e.at, confirms: []time.Time{e.at}, regions: down}
+				for _, name := range down {
+					if at := regions[name].downAt; !slices.ContainsFunc(open.confirms, at.Equal) {
+						open.confirms = append(open.confirms, at)
 					}
 				}
+			case open != nil && len(down) < quorum:
+				open.resolved, open.resolves = e.at, []time.Time{e.at}
+				out = append(out, *open)
+				for name, r := range regions {
+					if r.down {
+						r.fromNext = true
+						if slices.Contains(open.regions, name) {
+							recovers[name] = len(out) - 1
+						}
+					}
+				}
+				open = nil
 			case open != nil:
 				for _, name := range down {
 					if !slices.Contains(open.regions, name) {
@@ -416,7 +457,7 @@ func startAlertDrill(t testing.TB, regions []string, quorum int, decide map[stri
   - name: hook
     type: webhook
     url: %s
-    timeout: 3s
+    timeout: 8s
 defaults:
   interval: %s
   timeout: 500ms
@@ -435,6 +476,10 @@ targets:
 	for _, id := range d.site.ids() {
 		fmt.Fprintf(&b, "  - id: %s\n    url: %s/%s/all\n", id, d.site.srv.URL, id)
 	}
+	// The webhook's timeout (8s) is under the 10s lease less its tenth, and
+	// far over the time the killed-alerter drill takes from the held
+	// request to the kill: a sender that gave up on the held request first
+	// would send it again itself, before the kill.
 	d.config = filepath.Join(t.TempDir(), "alerter.yaml")
 	if err := os.WriteFile(d.config, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -501,13 +546,78 @@ func (d *alertDrill) outbox(t testing.TB) []outboxRow {
 	return out
 }
 
-// compare returns what differs between the incidents table (with its
-// transitions and outbox) and the schedule, and between the outbox and what
-// the receiver accepted; "" when nothing does.
+// recorded returns the stored checks of each target and region in the
+// order of their times, and what differs between them and what the website
+// served ("" when nothing): the same outcomes in the same order. The
+// schedule is evaluated at the recorded times, the ones the alerter sees:
+// the website's clock differs from them by the time the prober took to
+// start the check and connect, which a loaded machine stretches at will.
+func (d *alertDrill) recorded(t testing.TB) (map[string]map[string][]arrival, string) {
+	t.Helper()
+	rows, err := d.sys.db.Query(context.Background(), `SELECT target_id, coalesce(prober_region, ''), checked_at, outcome = 'down'
+		FROM check_results ORDER BY checked_at, event_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	checks := map[string]map[string][]arrival{}
+	for rows.Next() {
+		var id, region string
+		var a arrival
+		if err := rows.Scan(&id, &region, &a.at, &a.fail); err != nil {
+			t.Fatal(err)
+		}
+		if checks[id] == nil {
+			checks[id] = map[string][]arrival{}
+		}
+		checks[id][region] = append(checks[id][region], a)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	outcomes := func(as []arrival) string {
+		b := make([]byte, len(as))
+		for i, a := range as {
+			b[i] = '.'
+			if a.fail {
+				b[i] = 'x'
+			}
+		}
+		return string(b)
+	}
+	d.site.mu.Lock()
+	defer d.site.mu.Unlock()
+	var problems []string
+	for _, id := range d.site.ids() {
+		for _, region := range d.regions {
+			if got, want := outcomes(checks[id][region]), outcomes(d.site.arrivals[id][region]); got != want {
+				problems = append(problems, fmt.Sprintf("%s from %s: stored %q, the website served %q", id, region, got, want))
+			}
+		}
+	}
+	return checks, strings.Join(problems, "\n")
+}
+
+// expected is the schedule's incidents at the recorded check times.
+func (d *alertDrill) expected(t testing.TB) []wantIncident {
+	t.Helper()
+	checks, _ := d.recorded(t)
+	return expected(d.quorum, checks)
+}
+
+// compare returns what differs between the stored checks and what the
+// website served, between the incidents table (with its transitions and
+// outbox) and the schedule, and between the outbox and what the receiver
+// accepted; "" when nothing does.
 func (d *alertDrill) compare(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
-	want := d.site.expected(d.quorum)
+	checks, p := d.recorded(t)
+	var problems []string
+	if p != "" {
+		problems = append(problems, p)
+	}
+	want := expected(d.quorum, checks)
 	rows, err := d.sys.db.Query(ctx, `SELECT incident_id, target_id, kind, started_at, confirmed_at, resolved_at, regions,
 			(SELECT count(*) FROM incident_transitions tr WHERE tr.incident_id = i.incident_id),
 			(SELECT count(*) FROM incident_transitions tr WHERE tr.incident_id = i.incident_id AND tr.suppressed IS NOT NULL)
@@ -516,7 +626,6 @@ func (d *alertDrill) compare(t testing.TB) string {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var problems []string
 	type got struct {
 		id, target, kind        string
 		started, confirmed      time.Time
@@ -535,16 +644,17 @@ func (d *alertDrill) compare(t testing.TB) string {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	near := func(a, b time.Time) bool { return a.Sub(b).Abs() <= alertTimeSlack }
+	// Times are exact: both sides are recorded check times (microseconds).
+	in := func(a time.Time, set []time.Time) bool { return slices.ContainsFunc(set, a.Equal) }
 	if len(gots) != len(want) {
 		problems = append(problems, fmt.Sprintf("%d incidents, the schedule implies %d: %v", len(gots), len(want), want))
 	}
 	wantTransitions := 0
 	for i := range min(len(gots), len(want)) {
 		g, w := gots[i], want[i]
-		resolvedOK := (g.resolved == nil) == w.resolved.IsZero() && (g.resolved == nil || near(*g.resolved, w.resolved))
+		resolvedOK := (g.resolved == nil) == w.resolved.IsZero() && (g.resolved == nil || in(*g.resolved, w.resolves))
 		slices.Sort(g.regions)
-		if g.target != w.target || g.kind != "down" || !near(g.started, w.started) || !near(g.confirmed, w.confirmed) ||
+		if g.target != w.target || g.kind != "down" || !g.started.Equal(w.started) || !in(g.confirmed, w.confirms) ||
 			!resolvedOK || !slices.Equal(g.regions, w.regions) {
 			res := "open"
 			if g.resolved != nil {
@@ -624,7 +734,7 @@ func (d *alertDrill) finish(t testing.TB, timeout time.Duration) {
 	if after := d.hook.snapshot(); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("the receiver got more after everything was delivered:\nbefore %v\nafter  %v", before, after)
 	}
-	for _, w := range d.site.expected(d.quorum) {
+	for _, w := range d.expected(t) {
 		t.Logf("incident: %v", w)
 	}
 	for key, got := range d.hook.snapshot() {
@@ -676,7 +786,9 @@ func TestDrillAlertKilledTwoAlertersFlapping(t *testing.T) {
 		t.Fatal("no notification within 60 s")
 	}
 	var claimedBy string
-	if err := d.sys.db.QueryRow(context.Background(), `SELECT claimed_by FROM notification_outbox WHERE idempotency_key = $1`, key).Scan(&claimedBy); err != nil {
+	var claimedUntil time.Time
+	if err := d.sys.db.QueryRow(context.Background(), `SELECT claimed_by, claimed_until FROM notification_outbox WHERE idempotency_key = $1`, key).
+		Scan(&claimedBy, &claimedUntil); err != nil {
 		t.Fatal(err)
 	}
 	// claimed_by is host-PID-random (outbox.Options.Instance).
@@ -707,8 +819,9 @@ func TestDrillAlertKilledTwoAlertersFlapping(t *testing.T) {
 	if got.wire != 2 || got.accepted != 1 || attempts != 2 {
 		t.Errorf("held key %s: %d requests, %d accepted, %d attempts; want 2, 1, 2 (the killed attempt, then the next sender's)", key, got.wire, got.accepted, attempts)
 	}
-	if deliveredAt.Before(killedAt.Add(alertLease - 3*time.Second)) {
-		t.Errorf("held key delivered %s after the kill, before its lease could end", deliveredAt.Sub(killedAt))
+	// Both times are PostgreSQL's clock: the lease the dead sender held.
+	if !deliveredAt.After(claimedUntil) {
+		t.Errorf("held key delivered at %s, before the dead sender's lease ended at %s", deliveredAt.Format("15:04:05.000"), claimedUntil.Format("15:04:05.000"))
 	}
 	for k, g := range d.hook.snapshot() {
 		if k != key && g.wire != 1 {
@@ -735,16 +848,31 @@ func TestDrillAlertReceiverDownAnd500s(t *testing.T) {
 		return http.StatusOK
 	})
 	time.Sleep(30 * time.Second)
+	// Down at least until the incident has opened and resolved and its
+	// opened notification was refused: a starved prober may take longer
+	// than 30 s over the schedule.
+	waitFor(t, 60*time.Second, "while-down's opened notification refused and resolved stored", func() (bool, string) {
+		var attempts []int
+		for _, r := range d.outbox(t) {
+			if r.target == "while-down" {
+				attempts = append(attempts, r.attempts)
+			}
+		}
+		return len(attempts) == 2 && attempts[0] >= 1, fmt.Sprintf("outbox rows' attempts %v", attempts)
+	})
 	if n := d.hook.snapshot(); len(n) != 0 {
 		t.Fatalf("the receiver was down and got %v", n)
 	}
 	d.hook.up(t)
 	d.waitServed(t, 9)
 	later.set(true)
-	time.Sleep(4 * time.Second)
+	d.waitRun(t, "errors-500", d.regions, true, alertFailures+1)
 	later.set(false)
-	time.Sleep(3 * time.Second)
+	d.waitRun(t, "errors-500", d.regions, false, alertSuccesses+1)
 	d.finish(t, 90*time.Second)
+	if want := d.expected(t); len(want) != 2 {
+		t.Errorf("the schedule implies %d incidents, want one of each target: %v", len(want), want)
+	}
 
 	if n := d.sys.count(t, `SELECT count(*) FROM notification_outbox o JOIN notification_outbox r USING (incident_id)
 		WHERE o.seq = 0 AND r.seq = 1 AND r.delivered_at < o.delivered_at`); n != 0 {
@@ -781,24 +909,30 @@ func TestDrillAlertKafkaAndPostgresDown(t *testing.T) {
 	})
 	d.redelivery = true
 	time.Sleep(2 * time.Second)
-	outageWhileFailing(t, "kafka", kafka)
+	d.outageWhileFailing(t, "kafka", "kafka-outage", kafka)
 	time.Sleep(5 * time.Second)
-	outageWhileFailing(t, "postgres", pg)
+	d.outageWhileFailing(t, "postgres", "postgres-outage", pg)
 	time.Sleep(3 * time.Second)
 	d.finish(t, 120*time.Second)
+	if want := d.expected(t); len(want) != 2 {
+		t.Errorf("the schedule implies %d incidents, want one of each target: %v", len(want), want)
+	}
 	t.Logf("requests on the wire: %v", d.wire())
 }
 
-// outageWhileFailing stops service for 20 s; the site fails for the first
-// 6 s of it, so that an incident opens and resolves while it is away.
-func outageWhileFailing(t testing.TB, service string, f *failing) {
+// outageWhileFailing stops service for 20 s; the site fails for its first
+// checks, then succeeds, so that an incident opens and resolves while the
+// service is away.
+func (d *alertDrill) outageWhileFailing(t testing.TB, service, id string, f *failing) {
 	t.Helper()
 	t.Cleanup(func() { stackCtl(t, "start", service) })
 	stackCtl(t, "stop", service)
+	back := time.Now().Add(20 * time.Second)
 	f.set(true)
-	time.Sleep(6 * time.Second)
+	d.waitRun(t, id, d.regions, true, alertFailures+1)
 	f.set(false)
-	time.Sleep(14 * time.Second)
+	d.waitRun(t, id, d.regions, false, alertSuccesses+1)
+	time.Sleep(time.Until(back))
 	stackCtl(t, "start", service)
 }
 
@@ -810,18 +944,47 @@ func TestDrillAlertQuorum(t *testing.T) {
 	d := startAlertDrill(t, []string{"r1", "r2"}, 2, map[string]func(string, int) bool{"quorum": f.decide})
 	time.Sleep(2 * time.Second)
 	f.set(true, "r1")
-	time.Sleep(5 * time.Second)
+	d.waitRun(t, "quorum", []string{"r1"}, true, alertFailures+2)
 	f.set(false)
-	time.Sleep(4 * time.Second)
+	d.waitRun(t, "quorum", []string{"r1"}, false, alertSuccesses+1)
 	if n := d.sys.count(t, `SELECT count(*) FROM incidents`); n != 0 {
 		t.Errorf("%d incidents after an outage seen from one region of two, want none", n)
 	}
 	f.set(true)
-	time.Sleep(5 * time.Second)
+	d.waitRun(t, "quorum", d.regions, true, alertFailures+2)
 	f.set(false)
-	time.Sleep(4 * time.Second)
+	d.waitRun(t, "quorum", d.regions, false, alertSuccesses+1)
 	d.finish(t, 60*time.Second)
-	if want := d.site.expected(2); len(want) != 1 {
+	if want := d.expected(t); len(want) != 1 {
 		t.Errorf("the schedule implies %d incidents, want the drill to make exactly 1: %v", len(want), want)
+	}
+}
+
+// The schedule's evaluation across regions (no services): a quorum of 2
+// confirms at the later region's confirming check, or at the earlier one's
+// when the alerter got the two out of order, and resolves at the first
+// region's recovery, or the other's.
+func TestDrillAlertExpectedAcrossRegions(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	checks := map[string]map[string][]arrival{"q": {
+		"r1": {{at(0), true}, {at(1000), true}, {at(2000), false}, {at(3000), false}},
+		"r2": {{at(500), true}, {at(1500), true}, {at(2500), false}, {at(3500), false}},
+	}}
+	got := expected(2, checks)
+	if len(got) != 1 {
+		t.Fatalf("%d incidents, want 1: %v", len(got), got)
+	}
+	w := got[0]
+	if !w.started.Equal(at(0)) || !w.confirmed.Equal(at(1500)) || !w.resolved.Equal(at(3000)) ||
+		!slices.Equal(w.regions, []string{"r1", "r2"}) ||
+		!slices.EqualFunc(w.confirms, []time.Time{at(1500), at(1000)}, time.Time.Equal) ||
+		!slices.EqualFunc(w.resolves, []time.Time{at(3000), at(3500)}, time.Time.Equal) {
+		t.Errorf("got %v confirms %v resolves %v", w, w.confirms, w.resolves)
+	}
+	if got := expected(1, map[string]map[string][]arrival{"q": {"r1": checks["q"]["r1"]}}); len(got) != 1 ||
+		!slices.EqualFunc(got[0].confirms, []time.Time{at(1000)}, time.Time.Equal) ||
+		!slices.EqualFunc(got[0].resolves, []time.Time{at(3000)}, time.Time.Equal) {
+		t.Errorf("one region: %v", got)
 	}
 }
