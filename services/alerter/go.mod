@@ -12,10 +12,8 @@ replace (
 require (
 	github.com/PagerDuty/go-pagerduty v1.8.0
 	github.com/jackc/pgx/v5 v5.13.0
-	github.com/pressly/goose/v3 v3.30.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/sitewatch/sitewatch/gen v0.0.0
-	github.com/sitewatch/sitewatch/migrations v0.0.0
 	github.com/sitewatch/sitewatch/services/internal v0.0.0
 	github.com/sitewatch/sitewatch/services/testing v0.0.0
 	github.com/slack-go/slack v0.36.0
@@ -42,11 +40,13 @@ require (
 	github.com/mfridman/interpolate v0.0.2 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/pressly/goose/v3 v3.30.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.23.0 // indirect
 	github.com/robfig/cron/v3 v3.0.1 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
+	github.com/sitewatch/sitewatch/migrations v0.0.0 // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect

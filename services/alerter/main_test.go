@@ -168,7 +168,7 @@ func TestRunWaitsForTheSchema(t *testing.T) {
 		err.Error() != "healthcheck: http://"+addr+"/readyz answered 503 Service Unavailable" {
 		t.Errorf("healthcheck before the migrations: %v", err)
 	}
-	alertertest.Migrate(t, dbURL)
+	stackdb.Migrate(t, dbURL)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if code, _ := get("/readyz"); code == 200 {
 			break

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -74,12 +76,21 @@ func Database(t testing.TB) string {
 func Migrated(t testing.TB) string {
 	t.Helper()
 	url := Database(t)
+	Migrate(t, url)
+	return url
+}
+
+// Migrate applies every migration of the repository to the database at url
+// (for a test that migrates a database it created earlier).
+func Migrate(t testing.TB, url string) {
+	t.Helper()
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS,
+		goose.WithSlog(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,5 +99,4 @@ func Migrated(t testing.TB) string {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrations: %v", err)
 	}
-	return url
 }

@@ -7,15 +7,12 @@ package alertertest
 
 import (
 	"context"
-	"database/sql"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver goose runs on
-	"github.com/pressly/goose/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,7 +20,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sitewatchv1 "github.com/sitewatch/sitewatch/gen/sitewatch/v1"
-	"github.com/sitewatch/sitewatch/migrations"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/consume"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/store"
 	"github.com/sitewatch/sitewatch/services/internal/checkevent"
@@ -35,32 +31,7 @@ import (
 )
 
 // Database returns the connection string of a new database, migrated.
-func Database(t testing.TB) string {
-	t.Helper()
-	url := stackdb.Database(t)
-	Migrate(t, url)
-	return url
-}
-
-// Migrate applies every migration to the database at url.
-func Migrate(t testing.TB, url string) {
-	t.Helper()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS,
-		goose.WithSlog(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := p.Up(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-}
+func Database(t testing.TB) string { return stackdb.Migrated(t) }
 
 // Stack is one test's topic (its schema registered), group and database.
 type Stack struct {

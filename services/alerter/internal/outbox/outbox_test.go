@@ -2,7 +2,6 @@ package outbox_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,12 +15,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for goose
-	"github.com/pressly/goose/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/sitewatch/sitewatch/migrations"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/notify"
 	"github.com/sitewatch/sitewatch/services/alerter/internal/outbox"
 	"github.com/sitewatch/sitewatch/services/internal/targets"
@@ -32,21 +28,7 @@ import (
 // database returns a pool on a migrated database of the test's own.
 func database(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	url := stackdb.Database(t)
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := p.Up(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	url := stackdb.Migrated(t)
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
