@@ -346,6 +346,8 @@ func TestCIRunCountsWhenTestsFail(t *testing.T) {
 	if err := os.Symlink(strings.TrimSpace(string(python)), filepath.Join(bin, "python3")); err != nil {
 		t.Fatal(err)
 	}
+	// A browser is there, as .ci/run installs one before the tests run.
+	writeExecutable(t, filepath.Join(bin, "chromium"), "#!/usr/bin/env bash\n")
 	events := `{"Action":"pass","Package":"p","Test":"TestA"}` + "\n" +
 		`{"Action":"pass","Package":"p","Test":"TestB"}` + "\n" +
 		`{"Action":"skip","Package":"p","Test":"TestC"}` + "\n" +
