@@ -335,16 +335,26 @@ func TestShippedTargetsFileIsValid(t *testing.T) {
 	}
 }
 
-// TestShippedAlertExampleUncommented uncomments the alerting example of the
-// shipped file, as a user would (each run of "# " lines that starts with
-// "channels:" or "alert:"), and parses it.
+// TestShippedAlertExampleUncommented parses the shipped file's alerting
+// as it is (the policy in defaults, the local sink's channel), then with its
+// commented maintenance example uncommented, as a user would (the run of
+// "# " lines that starts with "maintenance:").
 func TestShippedAlertExampleUncommented(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("..", "..", "..", "targets.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := regexp.MustCompile(`^ *# (channels|alert):`)
-	commented := regexp.MustCompile(`^( *)# `)
+	const policy = "{FailureThreshold:3 FailureWindow:3 SuccessThreshold:2 Regions:1 ReminderInterval:1h0m0s TLSExpiryDays:14 NoData:true Notify:[local-log]}"
+	f, err := Parse("targets.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%+v %s %s %d", *f.Targets[0].Alert, f.Channels[0].Name, f.Channels[0].Type, len(f.Maintenance)); got != policy+" local-log webhook 0" {
+		t.Errorf("shipped: got %s", got)
+	}
+
+	start := regexp.MustCompile(`^# maintenance:`)
+	commented := regexp.MustCompile(`^#( |$)`)
 	lines := strings.Split(string(data), "\n")
 	runs := 0
 	for i := 0; i < len(lines); i++ {
@@ -353,18 +363,18 @@ func TestShippedAlertExampleUncommented(t *testing.T) {
 		}
 		runs++
 		for ; i < len(lines) && commented.MatchString(lines[i]); i++ {
-			lines[i] = commented.ReplaceAllString(lines[i], "$1")
+			lines[i] = commented.ReplaceAllString(lines[i], "")
 		}
 	}
-	if runs != 2 {
-		t.Fatalf("%d runs to uncomment, want 2 (channels and maintenance, alert in defaults)", runs)
+	if runs != 1 {
+		t.Fatalf("%d runs to uncomment, want 1 (maintenance)", runs)
 	}
-	f, err := Parse("targets.yaml", []byte(strings.Join(lines, "\n")))
+	f, err = Parse("targets.yaml", []byte(strings.Join(lines, "\n")))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, strings.Join(lines, "\n"))
 	}
-	if got := fmt.Sprintf("%+v %d %d", *f.Targets[0].Alert, len(f.Channels), len(f.Maintenance)); got != "{FailureThreshold:3 FailureWindow:3 SuccessThreshold:2 Regions:1 ReminderInterval:0s TLSExpiryDays:14 NoData:true Notify:[ops-hook]} 1 1" {
-		t.Errorf("got %s", got)
+	if got := fmt.Sprintf("%+v %d %s", *f.Targets[0].Alert, len(f.Maintenance), f.Maintenance[0].Name); got != policy+" 1 weekly-deploy" {
+		t.Errorf("uncommented: got %s", got)
 	}
 }
 
