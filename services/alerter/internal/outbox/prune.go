@@ -33,8 +33,10 @@ type PruneOptions struct {
 }
 
 // Pruner deletes the outbox rows that are done with: delivered or given
-// up longer ago than the retention. Pending rows are never touched, and
-// incidents and incident_transitions stay: they are the history. Several
+// up longer ago than the retention. Pending rows are never touched, nor
+// the rows of an incident still open: the no-data pass reads from them
+// which channels to tell of its resolution (nodata.go). Incidents and
+// incident_transitions stay: they are the history. Several
 // pruners side by side are harmless: SKIP LOCKED lets each take rows the
 // others do not hold.
 type Pruner struct {
@@ -91,8 +93,9 @@ func (p *Pruner) Prune(ctx context.Context) (int64, error) {
 	for {
 		tag, err := p.pool.Exec(ctx, `
 DELETE FROM notification_outbox WHERE id IN (
-	SELECT id FROM notification_outbox
+	SELECT id FROM notification_outbox o
 	WHERE coalesce(delivered_at, failed_at) < now() - $1::interval
+	  AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.incident_id = o.incident_id AND i.resolved_at IS NULL)
 	LIMIT $2
 	FOR UPDATE SKIP LOCKED)`, p.o.Retention, p.o.Batch)
 		if err != nil {

@@ -35,9 +35,18 @@ func TestPrune(t *testing.T) {
 	set(4, `created_at = now() - interval '90 days', next_attempt_at = now() - interval '90 days'`)                  // old but pending: kept
 	set(5, `claimed_by = 'x', claimed_until = now() + interval '1 minute', created_at = now() - interval '90 days'`) // pending, claimed: kept
 	// seq 6: pending, fresh: kept.
+	if _, err := pool.Exec(ctx, `UPDATE incidents SET resolved_at = confirmed_at WHERE incident_id = 'i'`); err != nil {
+		t.Fatal(err)
+	}
+	// An incident still open: its old delivered row is kept (the no-data
+	// pass reads the channels to tell of its resolution from it).
+	enqueue(t, pool, "open", []int{0}, ch)
+	if _, err := pool.Exec(ctx, `UPDATE notification_outbox SET delivered_at = now() - interval '60 days' WHERE incident_id = 'open'`); err != nil {
+		t.Fatal(err)
+	}
 	remaining := func() []int {
 		t.Helper()
-		rows, err := pool.Query(ctx, `SELECT seq FROM notification_outbox ORDER BY seq`)
+		rows, err := pool.Query(ctx, `SELECT seq FROM notification_outbox WHERE incident_id = 'i' ORDER BY seq`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,6 +71,10 @@ func TestPrune(t *testing.T) {
 	if got, want := remaining(), []int{2, 3, 4, 5, 6}; !slices.Equal(got, want) {
 		t.Errorf("rows left: %v, want %v", got, want)
 	}
+	var open int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM notification_outbox WHERE incident_id = 'open'`).Scan(&open); err != nil || open != 1 {
+		t.Errorf("rows of the open incident: %d, %v; want 1", open, err)
+	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`# HELP sitewatch_alerter_outbox_pruned_total Rows of notification_outbox deleted for being delivered or given up longer ago than -outbox-retention.
 # TYPE sitewatch_alerter_outbox_pruned_total counter
 sitewatch_alerter_outbox_pruned_total 2
@@ -73,8 +86,8 @@ sitewatch_alerter_outbox_pruned_total 2
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM incidents), (SELECT count(*) FROM incident_transitions)`).Scan(&incidents, &transitions); err != nil {
 		t.Fatal(err)
 	}
-	if incidents != 1 || transitions != 7 {
-		t.Errorf("incidents %d, transitions %d; want 1, 7", incidents, transitions)
+	if incidents != 2 || transitions != 8 {
+		t.Errorf("incidents %d, transitions %d; want 2, 8", incidents, transitions)
 	}
 	// Again: nothing more to prune.
 	if n, err := p.Prune(ctx); err != nil || n != 0 {
