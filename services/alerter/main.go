@@ -53,6 +53,8 @@ type config struct {
 	logLevel       slog.Level
 	// The outbox sender's lease and retry waits (outbox.Options).
 	lease, firstRetry, maxRetry time.Duration
+	// How long delivered and given-up outbox rows are kept; 0: for good.
+	outboxRetention time.Duration
 
 	databaseURL string
 	kafka       kafkaenv.Config
@@ -82,6 +84,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.noDataInterval, "nodata-interval", nodata.DefaultInterval, "how often to look for targets and regions that went stale (no-data incidents); 0 switches them off")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.DurationVar(&c.lease, "outbox-lease", outbox.DefaultLease, "how long a sender's claim holds an outbox row: the rows of a killed alerter are sent by another after this; it must outlast the channels' timeout")
+	fs.DurationVar(&c.outboxRetention, "outbox-retention", outbox.DefaultRetention, "delete outbox rows delivered or given up longer ago than this (incidents and their transitions stay); 0 keeps them for good")
 	fs.DurationVar(&c.firstRetry, "retry-first", outbox.DefaultFirstRetry, "wait after a first failed delivery; the waits double, jittered by 20%")
 	fs.DurationVar(&c.maxRetry, "retry-max", outbox.DefaultMaxRetry, "longest wait between two delivery attempts")
 	var errs []error
@@ -108,6 +111,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	bad(c.shutdownGrace < 0 || c.maxNotifyAge < 0 || c.maxFuture < 0 || c.noDataInterval < 0, "-shutdown-grace, -notify-max-age, -max-future, -nodata-interval: must not be negative")
 	bad(c.schemaWait <= 0, "-schema-poll: must be positive")
 	bad(c.lease < time.Second, fmt.Sprintf("-outbox-lease: %s is under 1s", c.lease))
+	bad(c.outboxRetention < 0, fmt.Sprintf("-outbox-retention: %s is negative (0 keeps the rows for good)", c.outboxRetention))
 	bad(c.firstRetry <= 0 || c.maxRetry < c.firstRetry, "-retry-first, -retry-max: must be positive, -retry-max at least -retry-first")
 	// The broker's group.min/max.session.timeout.ms defaults.
 	bad(c.sessionTimeout < 6*time.Second || c.sessionTimeout > 5*time.Minute,
@@ -141,7 +145,8 @@ type sender interface {
 
 // newSender returns the outbox sender of the channels, on a pool of its
 // own: its claims and deliveries never wait for the evaluator's
-// connections, nor the evaluator for its.
+// connections, nor the evaluator for its. With -outbox-retention the
+// outbox's pruner runs beside it on the same pool (an hourly pass).
 func newSender(ctx context.Context, cfg config, channels []*targets.Channel, reg prometheus.Registerer, logger *slog.Logger) (sender, func(), error) {
 	senders, err := notify.Senders(channels, notify.Options{})
 	if err != nil {
@@ -151,8 +156,24 @@ func newSender(ctx context.Context, cfg config, channels []*targets.Channel, reg
 	if err != nil {
 		return nil, nil, errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
 	}
-	return outbox.New(pool, senders, outbox.Options{Logger: logger.With("component", "outbox"), Registerer: reg,
-		Lease: cfg.lease, FirstRetry: cfg.firstRetry, MaxRetry: cfg.maxRetry}), pool.Close, nil
+	snd := outbox.New(pool, senders, outbox.Options{Logger: logger.With("component", "outbox"), Registerer: reg,
+		Lease: cfg.lease, FirstRetry: cfg.firstRetry, MaxRetry: cfg.maxRetry})
+	if cfg.outboxRetention == 0 {
+		return snd, pool.Close, nil
+	}
+	pr := outbox.NewPruner(pool, outbox.PruneOptions{Retention: cfg.outboxRetention, Logger: logger.With("component", "outbox"), Registerer: reg})
+	return senderAndPruner{snd, pr}, pool.Close, nil
+}
+
+// senderAndPruner runs the outbox sender and its pruner side by side.
+type senderAndPruner struct{ snd, pr sender }
+
+func (s senderAndPruner) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.pr.Run(ctx) })
+	err := s.snd.Run(ctx)
+	wg.Wait()
+	return err
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -88,6 +88,10 @@ func TestCommandLine(t *testing.T) {
 			wantErr: "-outbox-lease: 500ms is under 1s\n-retry-first, -retry-max: must be positive, -retry-max at least -retry-first",
 		},
 		{
+			name: "a negative outbox retention", args: []string{"-outbox-retention", "-24h"}, env: good,
+			wantErr: "-outbox-retention: -24h0m0s is negative (0 keeps the rows for good)",
+		},
+		{
 			name: "backtest without times", args: []string{"backtest", "-config", "x"}, env: good,
 			wantErr: "-from and -to: required",
 		},
@@ -462,5 +466,25 @@ targets:
 	defer mu.Unlock()
 	if want := []string{id + "/0-opened/hook"}; !slices.Equal(delivered, want) {
 		t.Errorf("delivered %q, want %q", delivered, want)
+	}
+}
+
+func TestOutboxRetentionFlag(t *testing.T) {
+	cases := []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 30 * 24 * time.Hour},
+		{[]string{"-outbox-retention", "0"}, 0},
+		{[]string{"-outbox-retention", "168h"}, 7 * 24 * time.Hour},
+	}
+	for _, c := range cases {
+		cfg, err := parseConfig(c.args, env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"}), io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if cfg.outboxRetention != c.want {
+			t.Errorf("%q: retention %s, want %s", c.args, cfg.outboxRetention, c.want)
+		}
 	}
 }
