@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/sethvargo/go-retry"
@@ -49,4 +50,26 @@ func Do(ctx context.Context, b retry.Backoff, fn func(context.Context) error,
 		return attempts, fmt.Errorf("%w (gave up: %w)", last, err)
 	}
 	return attempts, last
+}
+
+// Batch retries fn the way a consumer retries the store of a batch: backing
+// off from 100 ms to 10 s until fn succeeds, retryable (nil: every error is)
+// refuses, or ctx ends. Each failure calls counted (a metric) and is logged
+// as transient; a success after failures is logged as a recovery. The error
+// names what.
+func Batch(ctx context.Context, logger *slog.Logger, what string, fn func() error,
+	retryable func(error) bool, counted func()) error {
+	attempts, err := Do(ctx, Exponential(100*time.Millisecond, 10*time.Second),
+		func(context.Context) error { return fn() }, retryable,
+		func(attempt int, wait time.Duration, err error) {
+			counted()
+			logger.Warn("transient failure; retrying the batch", "what", what, "attempt", attempt, "wait", wait.String(), "err", err)
+		})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if attempts > 1 {
+		logger.Info("recovered", "what", what, "attempts", attempts)
+	}
+	return nil
 }

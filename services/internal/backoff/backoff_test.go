@@ -1,9 +1,11 @@
 package backoff_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -74,4 +76,29 @@ func TestDo(t *testing.T) {
 			t.Errorf("attempts %d, err %v", n, err)
 		}
 	})
+}
+
+func TestBatch(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	calls, counted := 0, 0
+	err := backoff.Batch(context.Background(), logger, "store", func() error {
+		if calls++; calls < 3 {
+			return errors.New("connection reset")
+		}
+		return nil
+	}, nil, func() { counted++ })
+	if err != nil || calls != 3 || counted != 2 {
+		t.Fatalf("err %v, %d calls, %d counted; want nil, 3, 2", err, calls, counted)
+	}
+	if !strings.Contains(logs.String(), `msg=recovered what=store attempts=3`) {
+		t.Errorf("no recovery logged:\n%s", logs.String())
+	}
+
+	permanent := errors.New("constraint violated")
+	err = backoff.Batch(context.Background(), logger, "store", func() error { return permanent },
+		func(error) bool { return false }, func() { t.Error("a refused error was counted as a retry") })
+	if !errors.Is(err, permanent) || err.Error() != "store: constraint violated" {
+		t.Errorf("got %v, want store: constraint violated", err)
+	}
 }

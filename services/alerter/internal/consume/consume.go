@@ -401,19 +401,7 @@ func (c *Consumer) reseek(ctx context.Context, parts map[int32]store.Offset) err
 // nil: every error is retried), or ctx ends, backing off
 // from 100 ms to 10 s.
 func (c *Consumer) retry(ctx context.Context, what string, fn func() error, retryable func(error) bool) error {
-	attempts, err := backoff.Do(ctx, backoff.Exponential(100*time.Millisecond, 10*time.Second),
-		func(context.Context) error { return fn() }, retryable,
-		func(attempt int, wait time.Duration, err error) {
-			c.m.retries.WithLabelValues(what).Inc()
-			c.logger.Warn("transient failure; retrying the batch", "what", what, "attempt", attempt, "wait", wait.String(), "err", err)
-		})
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if attempts > 1 {
-		c.logger.Info("recovered", "what", what, "attempts", attempts)
-	}
-	return nil
+	return backoff.Batch(ctx, c.logger, what, fn, retryable, func() { c.m.retries.WithLabelValues(what).Inc() })
 }
 
 // decode returns the event of a record value in the Confluent wire format.

@@ -526,17 +526,5 @@ func (c *Consumer) ensureDLQTopic(ctx context.Context) {
 // retry runs fn until it succeeds or ctx ends, backing off from 100 ms to
 // 10 s, and counts and logs each failure.
 func (c *Consumer) retry(ctx context.Context, what string, fn func() error) error {
-	attempts, err := backoff.Do(ctx, backoff.Exponential(100*time.Millisecond, 10*time.Second),
-		func(context.Context) error { return fn() }, nil,
-		func(attempt int, wait time.Duration, err error) {
-			c.m.retries.WithLabelValues(what).Inc()
-			c.logger.Warn("transient failure; retrying the batch", "what", what, "attempt", attempt, "wait", wait.String(), "err", err)
-		})
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if attempts > 1 {
-		c.logger.Info("recovered", "what", what, "attempts", attempts)
-	}
-	return nil
+	return backoff.Batch(ctx, c.logger, what, fn, nil, func() { c.m.retries.WithLabelValues(what).Inc() })
 }
